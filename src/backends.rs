@@ -1,0 +1,255 @@
+//! Configured storage backends: the `storage_backends` rows of each profile, and turning a row
+//! into a live [`StorageBackend`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::db::{now_ms, Db};
+use crate::error::{is_unique_violation, Error, Result};
+use crate::storage::local::{LocalBackend, LocalConfig};
+use crate::storage::{BackendKind, StorageBackend};
+
+/// The settings of a backend, by type. Secret fields (none for `local`) are sealed in the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSettings {
+    Local(LocalConfig),
+}
+
+impl BackendSettings {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendSettings::Local(_) => BackendKind::Local,
+        }
+    }
+
+    fn to_json(&self) -> Result<String> {
+        match self {
+            BackendSettings::Local(config) => serde_json::to_string(config).map_err(|error| {
+                Error::Invalid(format!("cannot encode the backend settings: {error}"))
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackendRecord {
+    pub id: i64,
+    pub profile_id: i64,
+    pub name: String,
+    pub kind: BackendKind,
+    /// The stored configuration, secrets still sealed.
+    pub config: serde_json::Value,
+    pub is_default: bool,
+    pub created_at: i64,
+}
+
+impl BackendRecord {
+    /// A one-line description for listings, without secrets.
+    pub fn location(&self) -> String {
+        match self.kind {
+            BackendKind::Local => self
+                .config
+                .get("path")
+                .and_then(|path| path.as_str())
+                .unwrap_or("?")
+                .to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// Builds the live backend this row describes.
+    pub fn open(&self) -> Result<Arc<dyn StorageBackend>> {
+        match self.kind {
+            BackendKind::Local => {
+                let config: LocalConfig =
+                    serde_json::from_value(self.config.clone()).map_err(|error| {
+                        Error::Invalid(format!(
+                            "backend {:?} has damaged settings: {error}",
+                            self.name
+                        ))
+                    })?;
+                Ok(Arc::new(LocalBackend::new(&config)))
+            }
+            other => Err(Error::Invalid(format!(
+                "backend {:?} is of type {other}, which this build of Offload cannot use yet",
+                self.name
+            ))),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, profile_id, name, type, config, is_default, created_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<BackendRecord> {
+    let kind_text: String = row.get(3)?;
+    let kind = BackendKind::parse(&kind_text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("unknown backend type {kind_text}").into(),
+        )
+    })?;
+    let config: String = row.get(4)?;
+    Ok(BackendRecord {
+        id: row.get(0)?,
+        profile_id: row.get(1)?,
+        name: row.get(2)?,
+        kind,
+        config: serde_json::from_str(&config).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?,
+        is_default: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
+/// Adds a backend. The profile's first backend becomes its default.
+pub fn add(
+    db: &Db,
+    profile_id: i64,
+    name: &str,
+    settings: &BackendSettings,
+    make_default: bool,
+) -> Result<BackendRecord> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Invalid("a backend needs a name".into()));
+    }
+    let config = settings.to_json()?;
+    let id = db.transaction(|tx| {
+        let existing: i64 = tx.query_row("SELECT count(*) FROM storage_backends WHERE profile_id = ?1", [profile_id], |row| row.get(0))?;
+        let is_default = make_default || existing == 0;
+        if is_default {
+            tx.execute("UPDATE storage_backends SET is_default = 0 WHERE profile_id = ?1", [profile_id])?;
+        }
+        tx.execute(
+            "INSERT INTO storage_backends (profile_id, name, type, config, is_default, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![profile_id, name, settings.kind().as_str(), config, is_default, now_ms()],
+        )
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                Error::Invalid(format!("this profile already has a backend named {name:?}"))
+            } else {
+                error.into()
+            }
+        })?;
+        Ok::<_, Error>(tx.last_insert_rowid())
+    })?;
+    get(db, id)
+}
+
+pub fn get(db: &Db, id: i64) -> Result<BackendRecord> {
+    db.lock()
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM storage_backends WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no storage backend with id {id}")))
+}
+
+pub fn by_name(db: &Db, profile_id: i64, name: &str) -> Result<BackendRecord> {
+    db.lock()
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM storage_backends WHERE profile_id = ?1 AND name = ?2"),
+            params![profile_id, name],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "this profile has no backend named {name:?}; `offload backend list` shows them"
+            ))
+        })
+}
+
+pub fn default_for(db: &Db, profile_id: i64) -> Result<BackendRecord> {
+    db.lock()
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM storage_backends WHERE profile_id = ?1 AND is_default = 1"),
+            [profile_id],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| {
+            Error::NotFound(
+                "this profile has no storage backend yet; add one with `offload backend add NAME --profile P --type local`".into(),
+            )
+        })
+}
+
+pub fn list(db: &Db, profile_id: Option<i64>) -> Result<Vec<BackendRecord>> {
+    let conn = db.lock();
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM storage_backends WHERE ?1 IS NULL OR profile_id = ?1 ORDER BY profile_id, name"
+    ))?;
+    let rows = statement.query_map([profile_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set_default(db: &Db, profile_id: i64, name: &str) -> Result<()> {
+    let backend = by_name(db, profile_id, name)?;
+    db.transaction(|tx| {
+        // Clear first: the partial unique index allows one default at any instant.
+        tx.execute(
+            "UPDATE storage_backends SET is_default = 0 WHERE profile_id = ?1",
+            [profile_id],
+        )?;
+        tx.execute(
+            "UPDATE storage_backends SET is_default = 1 WHERE id = ?1",
+            [backend.id],
+        )?;
+        Ok(())
+    })
+}
+
+/// Removes a backend that holds no library items and has no upload in progress. Remote files
+/// are left where they are.
+pub fn remove(db: &Db, profile_id: i64, name: &str) -> Result<()> {
+    let backend = by_name(db, profile_id, name)?;
+    db.transaction(|tx| {
+        let live: i64 = tx.query_row(
+            "SELECT count(*) FROM upload_jobs WHERE backend_id = ?1 AND state IN ('running', 'verifying')",
+            [backend.id],
+            |row| row.get(0),
+        )?;
+        let items: i64 = tx.query_row(
+            "SELECT (SELECT count(*) FROM media WHERE storage_backend_id = ?1) + (SELECT count(*) FROM episodes WHERE storage_backend_id = ?1)",
+            [backend.id],
+            |row| row.get(0),
+        )?;
+        if live > 0 {
+            return Err(Error::Invalid(format!("backend {name:?} has {live} upload(s) in progress; pause or cancel them first")));
+        }
+        if items > 0 {
+            return Err(Error::Invalid(format!(
+                "backend {name:?} holds {items} library item(s); remove them from the library first (`offload media list`)"
+            )));
+        }
+        tx.execute("DELETE FROM storage_backends WHERE id = ?1", [backend.id])?;
+        if backend.is_default {
+            // Keep the profile usable: the oldest remaining backend becomes the default.
+            tx.execute(
+                "UPDATE storage_backends SET is_default = 1 WHERE id = (SELECT id FROM storage_backends WHERE profile_id = ?1 ORDER BY created_at, id LIMIT 1)",
+                [profile_id],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// The library folder a fresh install uploads into: `~/Videos/Offload`, or the data directory's
+/// `library` where the platform names no videos folder.
+pub fn default_library_dir(data_dir: &std::path::Path) -> PathBuf {
+    directories::UserDirs::new()
+        .and_then(|dirs| dirs.video_dir().map(|videos| videos.join("Offload")))
+        .unwrap_or_else(|| data_dir.join("library"))
+}

@@ -1,0 +1,840 @@
+//! `offload`: the headless daemon and the scripting interface of the engine.
+//!
+//! Exit codes: 0 done, 1 something failed, 2 the command was used wrongly.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use offload::backends::{self, BackendSettings};
+use offload::engine::{parse_duration, DaemonOptions};
+use offload::library;
+use offload::profiles::{self, AfterUpload, NewWatchFolder};
+use offload::queue::{self, ClaimMode, Enqueued, Event, JobState, QueueOptions};
+use offload::storage::local::LocalConfig;
+use offload::storage::BackendKind;
+use offload::{template, Engine, Error};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "offload",
+    version,
+    about = "Uploads finished downloads to the storage you chose, verified."
+)]
+struct Cli {
+    /// Where the database lives (default: the platform's data folder).
+    #[arg(long, global = true, env = "OFFLOAD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print listings as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: watch every profile's folders and upload what finishes arriving.
+    Run(RunArgs),
+    /// Create, list and remove profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Add, list, test and remove storage backends.
+    #[command(subcommand)]
+    Backend(BackendCommand),
+    /// Upload files now, showing progress; exits 0 only once every file is verified.
+    Upload(UploadArgs),
+    /// List upload jobs.
+    Jobs {
+        /// Only jobs in these states (queued, running, verifying, done, failed, paused, cancelled).
+        #[arg(long, value_parser = parse_state)]
+        state: Vec<JobState>,
+    },
+    /// Pause one job, or the whole queue.
+    Pause { job: Option<i64> },
+    /// Resume one paused job, or the whole queue.
+    Resume { job: Option<i64> },
+    /// Try a failed or cancelled job again.
+    Retry { job: i64 },
+    /// Cancel a job.
+    Cancel { job: i64 },
+    /// Limit upload bandwidth for all jobs, e.g. 10M (bytes per second); 0 removes the limit.
+    Limit {
+        #[arg(value_parser = parse_rate)]
+        rate: u64,
+    },
+    /// The library of uploaded media.
+    #[command(subcommand)]
+    Media(MediaCommand),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// How long a file must hold still before it counts as finished.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "OFFLOAD_QUIET_PERIOD")]
+    quiet_period: Duration,
+    /// How often every watched folder is scanned in full, for changes the OS did not report.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    rescan_interval: Duration,
+    /// Files uploaded at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// Attempts before an upload with temporary errors is marked failed.
+    #[arg(long, default_value_t = 8)]
+    max_attempts: u32,
+    /// Do not create the default profile (downloads folder → local library) on a fresh install.
+    #[arg(long)]
+    no_default_profile: bool,
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Create a profile.
+    Add {
+        name: String,
+        /// A folder to watch (repeatable).
+        #[arg(long, value_name = "DIR")]
+        watch: Vec<PathBuf>,
+        /// Where files go in storage; tokens: {profile} {relative_path} {filename} {stem} {ext}
+        /// {yyyy} {mm} {dd} {series} {season} {episode}.
+        #[arg(long, default_value = template::DEFAULT_TEMPLATE)]
+        template: String,
+        /// What to do with the local file once its remote copy is verified: keep, delete or move:DIR.
+        #[arg(long, default_value = "keep", value_parser = parse_after_upload)]
+        after_upload: AfterUpload,
+        /// Watch only the top level of each folder.
+        #[arg(long)]
+        no_recursive: bool,
+        /// Upload only files matching these globs (instead of all media files).
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Never upload files matching these globs.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+    },
+    /// List profiles with their folders.
+    List,
+    /// Remove a profile (uploaded files stay in storage).
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum BackendCommand {
+    /// Add a storage backend to a profile.
+    Add {
+        name: String,
+        #[arg(long)]
+        profile: String,
+        #[arg(long = "type", value_parser = parse_kind)]
+        kind: BackendKind,
+        /// For `local`: the library folder (default: ~/Videos/Offload).
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
+        /// Make it the profile's default backend.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List backends.
+    List {
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Check that a backend works, and say what to fix if not.
+    Test {
+        name: String,
+        #[arg(long)]
+        profile: String,
+    },
+    /// Make a backend the profile's default.
+    Default {
+        name: String,
+        #[arg(long)]
+        profile: String,
+    },
+    /// Remove a backend (its files stay where they are).
+    Remove {
+        name: String,
+        #[arg(long)]
+        profile: String,
+    },
+}
+
+#[derive(Args)]
+struct UploadArgs {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    profile: String,
+    /// Upload to this backend instead of the profile's default.
+    #[arg(long)]
+    backend: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum MediaCommand {
+    /// List uploaded media and episodes.
+    List {
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+fn parse_state(text: &str) -> Result<JobState, String> {
+    JobState::parse(text).ok_or_else(|| format!("{text:?} is not a job state (queued, running, verifying, done, failed, paused, cancelled)"))
+}
+
+fn parse_kind(text: &str) -> Result<BackendKind, String> {
+    BackendKind::parse(text).ok_or_else(|| {
+        format!("{text:?} is not a backend type (local, s3, google-drive, onedrive)")
+    })
+}
+
+fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
+    AfterUpload::parse(text).map_err(|error| error.to_string())
+}
+
+/// `10M` → 10 MiB/s. Suffixes K, M, G (powers of 1024), optionally followed by `B`, `iB`, `/s`.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a rate like 0, 500K, 10M or 1G (bytes per second)");
+    let trimmed = text
+        .trim()
+        .trim_end_matches("/s")
+        .trim_end_matches("iB")
+        .trim_end_matches('B');
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit.to_ascii_uppercase().as_str() {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    Ok((value * scale) as u64)
+}
+
+/// An error with the exit code it deserves.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Failure {
+        // Something the user named does not exist or cannot be done as asked: a usage error.
+        let code = match error.downcast_ref::<Error>() {
+            Some(Error::NotFound(_) | Error::Invalid(_) | Error::Template(_) | Error::Path(_)) => 2,
+            _ => 1,
+        };
+        Failure { code, error }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        anyhow::Error::from(error).into()
+    }
+}
+
+type CliResult<T = ()> = Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Run(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn init_logging(daemon: bool) {
+    let default = if daemon {
+        "offload=info"
+    } else {
+        "offload=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OFFLOAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(Engine::default_data_dir);
+    let engine = Engine::open(&data_dir)
+        .with_context(|| format!("cannot open Offload's data in {}", data_dir.display()))?;
+    let json = cli.json;
+    match cli.command {
+        Command::Run(args) => return run(engine, args).await,
+        Command::Profile(command) => profile(&engine, command, json)?,
+        Command::Backend(command) => return backend(&engine, command, json).await,
+        Command::Upload(args) => return upload(&engine, args, json).await,
+        Command::Jobs { state } => jobs(&engine, &state, json)?,
+        Command::Pause { job } => {
+            queue::pause(engine.db(), job)?;
+            engine.wake_daemon();
+            println!(
+                "{}",
+                job.map_or("paused the queue".to_owned(), |id| format!(
+                    "paused job {id}"
+                ))
+            );
+        }
+        Command::Resume { job } => {
+            let resumed = queue::resume(engine.db(), job)?;
+            engine.wake_daemon();
+            println!(
+                "{}",
+                job.map_or(
+                    format!("resumed the queue ({resumed} paused job(s) queued again)"),
+                    |id| format!("resumed job {id}")
+                )
+            );
+        }
+        Command::Retry { job } => {
+            queue::retry(engine.db(), job)?;
+            engine.wake_daemon();
+            println!("job {job} is queued again");
+        }
+        Command::Cancel { job } => {
+            queue::cancel(engine.db(), job)?;
+            engine.wake_daemon();
+            println!("cancelled job {job}");
+        }
+        Command::Limit { rate } => {
+            queue::set_bandwidth_limit(engine.db(), rate)?;
+            engine.wake_daemon();
+            if rate == 0 {
+                println!("no bandwidth limit");
+            } else {
+                println!("uploads limited to {}/s", human_bytes(rate));
+            }
+        }
+        Command::Media(MediaCommand::List { profile }) => media(&engine, profile.as_deref(), json)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(engine: Engine, args: RunArgs) -> CliResult<ExitCode> {
+    if !args.no_default_profile {
+        if let Some(profile) = engine.ensure_default_profile()? {
+            let folders = profiles::watch_folders(engine.db(), Some(profile.id))?;
+            let backend = backends::default_for(engine.db(), profile.id)?;
+            for folder in folders {
+                eprintln!(
+                    "First run: watching {} and uploading into {}",
+                    folder.path.display(),
+                    backend.location()
+                );
+            }
+        }
+    }
+    let options = DaemonOptions {
+        watch: offload::watch::WatchOptions {
+            quiet_period: args.quiet_period,
+            rescan_interval: args.rescan_interval,
+        },
+        queue: QueueOptions {
+            workers: args.workers.into(),
+            max_attempts: args.max_attempts,
+            settle: args.quiet_period,
+            ..QueueOptions::default()
+        },
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    engine.run(options, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    shutdown.cancel();
+}
+
+fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
+    let db = engine.db();
+    match command {
+        ProfileCommand::Add {
+            name,
+            watch,
+            template,
+            after_upload,
+            no_recursive,
+            include,
+            exclude,
+        } => {
+            let folders: Vec<NewWatchFolder> = watch
+                .into_iter()
+                .map(|path| NewWatchFolder {
+                    path,
+                    recursive: !no_recursive,
+                    include: include.clone(),
+                    exclude: exclude.clone(),
+                })
+                .collect();
+            for folder in &folders {
+                offload::watch::FileFilter::new(&folder.include, &folder.exclude)
+                    .map_err(|error| Error::Invalid(error.to_string()))?;
+            }
+            let profile = profiles::create(db, &name, &template, &after_upload, &folders)?;
+            engine.wake_daemon();
+            println!("created profile {:?}", profile.name);
+        }
+        ProfileCommand::List => {
+            #[derive(Serialize)]
+            struct Listed {
+                #[serde(flatten)]
+                profile: profiles::Profile,
+                folders: Vec<profiles::WatchFolder>,
+            }
+            let listed: Vec<Listed> = profiles::list(db)?
+                .into_iter()
+                .map(|profile| {
+                    Ok(Listed {
+                        folders: profiles::watch_folders(db, Some(profile.id))?,
+                        profile,
+                    })
+                })
+                .collect::<offload::Result<_>>()?;
+            if json {
+                print_json(&listed)?;
+            } else {
+                for entry in &listed {
+                    println!(
+                        "{}  template {}  after upload: {}",
+                        entry.profile.name,
+                        entry.profile.remote_template,
+                        entry.profile.after_upload
+                    );
+                    for folder in &entry.folders {
+                        let depth = if folder.recursive {
+                            ""
+                        } else {
+                            " (top level only)"
+                        };
+                        println!("    watches {}{depth}", folder.path.display());
+                    }
+                }
+            }
+        }
+        ProfileCommand::Remove { name } => {
+            profiles::remove(db, &name)?;
+            engine.wake_daemon();
+            println!("removed profile {name:?}");
+        }
+    }
+    Ok(())
+}
+
+async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliResult<ExitCode> {
+    let db = engine.db();
+    match command {
+        BackendCommand::Add {
+            name,
+            profile,
+            kind,
+            path,
+            default,
+        } => {
+            let profile = profiles::by_name(db, &profile)?;
+            let settings = match kind {
+                BackendKind::Local => {
+                    let path =
+                        path.unwrap_or_else(|| backends::default_library_dir(engine.data_dir()));
+                    let path = std::path::absolute(&path)
+                        .with_context(|| format!("cannot resolve {}", path.display()))?;
+                    BackendSettings::Local(LocalConfig { path })
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "backends of type {other} are not available in this build yet"
+                    ))
+                    .into())
+                }
+            };
+            let record = backends::add(db, profile.id, &name, &settings, default)?;
+            println!(
+                "added {} backend {:?} → {}{}",
+                record.kind,
+                record.name,
+                record.location(),
+                if record.is_default { " (default)" } else { "" }
+            );
+        }
+        BackendCommand::List { profile } => {
+            let profile_id = profile
+                .map(|name| profiles::by_name(db, &name))
+                .transpose()?
+                .map(|p| p.id);
+            let records = backends::list(db, profile_id)?;
+            if json {
+                print_json(&records)?;
+            } else {
+                let names: HashMap<i64, String> = profiles::list(db)?
+                    .into_iter()
+                    .map(|p| (p.id, p.name))
+                    .collect();
+                for record in records {
+                    let default = if record.is_default { "  (default)" } else { "" };
+                    let owner = names
+                        .get(&record.profile_id)
+                        .map(String::as_str)
+                        .unwrap_or("?");
+                    println!(
+                        "{owner}/{}  {}  {}{default}",
+                        record.name,
+                        record.kind,
+                        record.location()
+                    );
+                }
+            }
+        }
+        BackendCommand::Test { name, profile } => {
+            let profile = profiles::by_name(db, &profile)?;
+            let record = backends::by_name(db, profile.id, &name)?;
+            let report = record.open()?.test_connection().await;
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            return Ok(if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        BackendCommand::Default { name, profile } => {
+            let profile = profiles::by_name(db, &profile)?;
+            backends::set_default(db, profile.id, &name)?;
+            println!("{name:?} is now the default backend of {:?}", profile.name);
+        }
+        BackendCommand::Remove { name, profile } => {
+            let profile = profiles::by_name(db, &profile)?;
+            backends::remove(db, profile.id, &name)?;
+            println!("removed backend {name:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<ExitCode> {
+    let db = engine.db();
+    let profile = profiles::by_name(db, &args.profile)?;
+    let backend = match &args.backend {
+        Some(name) => backends::by_name(db, profile.id, name)?,
+        None => backends::default_for(db, profile.id)?,
+    };
+    backend.open()?;
+    let queue = engine.queue(ClaimMode::Reserved, QueueOptions::default())?;
+    let mut events = queue.subscribe();
+    let mut own: Vec<i64> = Vec::new();
+    let mut already_done: Vec<i64> = Vec::new();
+    for file in &args.files {
+        let path = std::path::absolute(file)
+            .with_context(|| format!("cannot resolve {}", file.display()))?;
+        let job = engine.job_for_file(&profile, &backend, None, &path)?;
+        match queue.enqueue(&job)? {
+            Enqueued::New(id) => own.push(id),
+            Enqueued::AlreadyHandled(id, JobState::Done) => {
+                eprintln!(
+                    "{} is already uploaded and verified (job {id})",
+                    path.display()
+                );
+                already_done.push(id);
+            }
+            Enqueued::AlreadyHandled(id, _) => {
+                queue::retry(db, id)?;
+                queue::reserve(db, id, queue.owner())?;
+                own.push(id);
+            }
+            Enqueued::AlreadyQueued(id) => {
+                if queue::reserve(db, id, queue.owner())? {
+                    own.push(id);
+                } else {
+                    return Err(Error::Invalid(format!(
+                        "{} is already being uploaded by a running `offload run` (job {id}); follow it with `offload jobs`",
+                        path.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+
+    let stop = CancellationToken::new();
+    let runner = {
+        let queue = queue.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { queue.run(stop).await })
+    };
+    queue.wake();
+    let bars = ProgressBars::new(engine, &own)?;
+    let mut pending: HashSet<i64> = own.iter().copied().collect();
+    // Jobs that finished between enqueueing and subscribing cannot be missed: they are read back.
+    pending.retain(|id| {
+        queue::get(db, *id)
+            .map(|job| !job.state.is_terminal())
+            .unwrap_or(false)
+    });
+    let interrupted = loop {
+        if pending.is_empty() {
+            break false;
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break true,
+            event = events.recv() => match event {
+                Ok(Event::Progress(progress)) => bars.progress(&progress),
+                Ok(Event::State { job_id, state, message }) => {
+                    bars.state(job_id, state, message.as_deref());
+                    if state.is_terminal() || state == JobState::Paused {
+                        pending.remove(&job_id);
+                    }
+                }
+                Ok(Event::Notice { message }) => bars.println(&format!("note: {message}")),
+                Ok(Event::Queued { .. }) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    pending.retain(|id| queue::get(db, *id).map(|job| !job.state.is_terminal()).unwrap_or(false));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break true,
+            },
+        }
+    };
+    stop.cancel();
+    let _ = runner.await;
+    bars.finish();
+
+    let mut jobs = Vec::new();
+    for id in own.iter().chain(&already_done) {
+        jobs.push(queue::get(db, *id)?);
+    }
+    let all_done = !interrupted && jobs.iter().all(|job| job.state == JobState::Done);
+    if json {
+        print_json(&jobs)?;
+    } else {
+        for job in &jobs {
+            match job.state {
+                JobState::Done => println!(
+                    "uploaded {} → {}:{} ({}, {})",
+                    job.local_path.display(),
+                    backend.name,
+                    job.remote_path,
+                    human_bytes(job.size),
+                    job.checksum.as_deref().unwrap_or("")
+                ),
+                state => println!(
+                    "NOT uploaded {}: {state}{}",
+                    job.local_path.display(),
+                    job.last_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
+            }
+        }
+    }
+    if interrupted {
+        eprintln!("interrupted: unfinished uploads stay queued; `offload run` continues them");
+        engine.wake_daemon();
+    }
+    Ok(if all_done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Progress bars on a terminal; plain lines otherwise.
+struct ProgressBars {
+    multi: MultiProgress,
+    bars: HashMap<i64, ProgressBar>,
+}
+
+impl ProgressBars {
+    fn new(engine: &Engine, jobs: &[i64]) -> offload::Result<ProgressBars> {
+        let multi = MultiProgress::new();
+        if !std::io::stderr().is_terminal() {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let style = ProgressStyle::with_template(
+            "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let mut bars = HashMap::new();
+        for id in jobs {
+            let job = queue::get(engine.db(), *id)?;
+            let bar = multi.add(ProgressBar::new(job.size));
+            bar.set_style(style.clone());
+            bar.set_message(
+                job.local_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            bars.insert(*id, bar);
+        }
+        Ok(ProgressBars { multi, bars })
+    }
+
+    fn progress(&self, progress: &queue::Progress) {
+        if let Some(bar) = self.bars.get(&progress.job_id) {
+            bar.set_position(progress.bytes_done);
+        }
+    }
+
+    fn state(&self, job_id: i64, state: JobState, message: Option<&str>) {
+        if let Some(message) = message {
+            self.println(&format!("job {job_id}: {state}: {message}"));
+        }
+        if let Some(bar) = self.bars.get(&job_id) {
+            if state == JobState::Done {
+                bar.set_position(bar.length().unwrap_or(0));
+                bar.finish();
+            } else if state.is_terminal() {
+                bar.abandon();
+            }
+        }
+    }
+
+    fn println(&self, line: &str) {
+        if self.multi.println(line).is_err() || self.multi.is_hidden() {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        for bar in self.bars.values() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+    }
+}
+
+fn jobs(engine: &Engine, states: &[JobState], json: bool) -> CliResult {
+    let jobs = queue::list(engine.db(), states)?;
+    if json {
+        return Ok(print_json(&jobs)?);
+    }
+    if queue::is_paused_globally(engine.db())? {
+        println!("The queue is paused (`offload resume` to continue).");
+    }
+    let mut out = std::io::stdout().lock();
+    for job in &jobs {
+        let percent = (job.bytes_done * 100).checked_div(job.size).unwrap_or(100);
+        let note = job
+            .last_error
+            .as_deref()
+            .map(|e| format!("  ({e})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<9} {:>3}%  {:>10}  {} → {}{note}",
+            job.id,
+            job.state,
+            percent,
+            human_bytes(job.size),
+            job.local_path.display(),
+            job.remote_path
+        );
+    }
+    if jobs.is_empty() {
+        let _ = writeln!(out, "no upload jobs");
+    }
+    Ok(())
+}
+
+fn media(engine: &Engine, profile: Option<&str>, json: bool) -> CliResult {
+    let profile_id = profile
+        .map(|name| profiles::by_name(engine.db(), name))
+        .transpose()?
+        .map(|p| p.id);
+    let entries = library::list(engine.db(), profile_id)?;
+    if json {
+        return Ok(print_json(&entries)?);
+    }
+    for entry in &entries {
+        let id = match entry.item {
+            library::LibraryItem::Media(id) => format!("media {id}"),
+            library::LibraryItem::Episode(id) => format!("episode {id}"),
+        };
+        println!(
+            "{id:>12}  {:<40}  {:>10}  {}",
+            entry.title,
+            human_bytes(entry.size.unwrap_or(0)),
+            entry.storage_path.as_deref().unwrap_or("")
+        );
+    }
+    if entries.is_empty() {
+        println!("the library is empty");
+    }
+    Ok(())
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    Ok(())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,386 @@
+//! The engine as one object: the data directory, the database, the vault, and the headless
+//! daemon that ties watched folders to the upload queue. The command line and the desktop shell
+//! are thin layers over this.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use notify::Watcher as _;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::{self, BackendRecord, BackendSettings};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::profiles::{self, AfterUpload, NewWatchFolder, Profile, WatchFolder};
+use crate::queue::{self, ClaimMode, Enqueued, Event, NewJob, Queue, QueueOptions};
+use crate::secrets::Vault;
+use crate::storage::local::LocalConfig;
+use crate::template::{self, TemplateInput};
+use crate::watch::{self, Arrival, FileFilter, WatchEvent, WatchOptions, WatchSpec};
+
+const DATABASE_FILE: &str = "offload.db";
+/// Touched by a command that changed the queue or the folders, so a running daemon looks again.
+const WAKE_FILE: &str = "wake";
+const OWNERS_DIR: &str = "owners";
+/// Name of the profile a fresh install starts with.
+pub const DEFAULT_PROFILE: &str = "Default";
+const DEFAULT_BACKEND: &str = "Library";
+/// Arrivals enqueued per database pass when a flood of files lands at once.
+const ARRIVAL_BATCH: usize = 512;
+
+/// What `offload run` can tune.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    pub watch: WatchOptions,
+    pub queue: QueueOptions,
+}
+
+pub struct Engine {
+    data_dir: PathBuf,
+    db: Db,
+    vault: Arc<Vault>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Engine {
+    /// The platform's data directory for Offload (`~/.local/share/offload` on Linux).
+    pub fn default_data_dir() -> PathBuf {
+        directories::ProjectDirs::from("app", "Offload", "offload")
+            .map(|dirs| dirs.data_dir().to_owned())
+            .unwrap_or_else(|| PathBuf::from(".offload"))
+    }
+
+    pub fn open(data_dir: &Path) -> Result<Engine> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            Error::io(
+                format!("cannot create the data folder {}", data_dir.display()),
+                error,
+            )
+        })?;
+        let db = Db::open(&data_dir.join(DATABASE_FILE))?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Engine {
+            data_dir: data_dir.to_owned(),
+            vault: Arc::new(Vault::new(db.clone())),
+            db,
+            events,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub fn owners_dir(&self) -> PathBuf {
+        self.data_dir.join(OWNERS_DIR)
+    }
+
+    /// A queue for this process: `Any` for the daemon, `Reserved` for one-off uploads.
+    pub fn queue(&self, mode: ClaimMode, options: QueueOptions) -> Result<Queue> {
+        Queue::new(
+            self.db.clone(),
+            &self.owners_dir(),
+            mode,
+            options,
+            self.events.clone(),
+        )
+    }
+
+    /// Tells a running daemon to look at the queue and the folders again.
+    pub fn wake_daemon(&self) {
+        let path = self.data_dir.join(WAKE_FILE);
+        if let Err(error) = std::fs::write(&path, crate::db::now_ms().to_string()) {
+            tracing::debug!(%error, "cannot touch {}", path.display());
+        }
+    }
+
+    /// With no profile at all, creates the default one: watching the user's downloads folder,
+    /// uploading into a local library folder. Returns it when it was created.
+    pub fn ensure_default_profile(&self) -> Result<Option<Profile>> {
+        if !profiles::list(&self.db)?.is_empty() {
+            return Ok(None);
+        }
+        let downloads = directories::UserDirs::new()
+            .and_then(|dirs| dirs.download_dir().map(Path::to_owned))
+            .or_else(|| directories::BaseDirs::new().map(|dirs| dirs.home_dir().join("Downloads")))
+            .ok_or_else(|| Error::Invalid("cannot find your downloads folder; add a profile with `offload profile add NAME --watch DIR`".into()))?;
+        let profile = profiles::create(
+            &self.db,
+            DEFAULT_PROFILE,
+            template::DEFAULT_TEMPLATE,
+            &AfterUpload::Keep,
+            &[NewWatchFolder::recursive(downloads)],
+        )?;
+        let library = backends::default_library_dir(&self.data_dir);
+        backends::add(
+            &self.db,
+            profile.id,
+            DEFAULT_BACKEND,
+            &BackendSettings::Local(LocalConfig { path: library }),
+            true,
+        )?;
+        Ok(Some(profile))
+    }
+
+    /// The upload job for one file of a profile: its remote path comes from the profile's
+    /// template, rendered against the file's path relative to its watched folder (given with the
+    /// folder), or its bare name for a one-off upload.
+    pub fn job_for_file(
+        &self,
+        profile: &Profile,
+        backend: &BackendRecord,
+        folder: Option<(&WatchFolder, &Path)>,
+        path: &Path,
+    ) -> Result<NewJob> {
+        let meta = std::fs::metadata(path)
+            .map_err(|error| Error::io(format!("cannot read {}", path.display()), error))?;
+        if !meta.is_file() {
+            return Err(Error::Invalid(format!("{} is not a file", path.display())));
+        }
+        let relative = folder
+            .map(|(_, relative)| relative.to_owned())
+            .or_else(|| path.file_name().map(PathBuf::from))
+            .ok_or_else(|| Error::Invalid(format!("{} has no file name", path.display())))?;
+        let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+        let remote_path = template::render(
+            &profile.remote_template,
+            &TemplateInput {
+                profile: &profile.name,
+                relative_path: &relative,
+                date: modified.into(),
+            },
+        )?;
+        Ok(NewJob {
+            profile_id: profile.id,
+            backend_id: backend.id,
+            watch_folder_id: folder.map(|(folder, _)| folder.id),
+            local_path: path.to_owned(),
+            size: meta.len(),
+            modified,
+            remote_path,
+        })
+    }
+
+    /// The headless daemon: returns interrupted uploads to the queue, watches every profile's
+    /// folders, and uploads what arrives until `shutdown` fires; then checkpoints and returns.
+    pub async fn run(&self, options: DaemonOptions, shutdown: CancellationToken) -> Result<()> {
+        queue::recover_orphans(&self.db, &self.owners_dir())?;
+        let queue = self.queue(ClaimMode::Any, options.queue.clone())?;
+        let queue_stop = CancellationToken::new();
+        let queue_task = {
+            let queue = queue.clone();
+            let stop = queue_stop.clone();
+            tokio::spawn(async move { queue.run(stop).await })
+        };
+
+        let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+        let _wake_watcher = self.watch_wake_file(wake_tx)?;
+        let (arrivals_tx, mut arrivals_rx) = mpsc::channel::<WatchEvent>(4096);
+        let mut folders = profiles::watch_folders(&self.db, None)?;
+        let mut watcher = self.start_watching(&folders, &options.watch, arrivals_tx.clone())?;
+        tracing::info!(folders = folders.len(), data_dir = %self.data_dir.display(), "offload is running");
+
+        let mut batch = Vec::with_capacity(ARRIVAL_BATCH);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(()) = wake_rx.recv() => {
+                    // A one-off `offload upload` that died leaves reservations behind.
+                    queue::recover_orphans(&self.db, &self.owners_dir())?;
+                    queue.wake();
+                    let current = profiles::watch_folders(&self.db, None)?;
+                    if current != folders {
+                        tracing::info!(folders = current.len(), "watched folders changed");
+                        watcher.stop().await;
+                        folders = current;
+                        watcher = self.start_watching(&folders, &options.watch, arrivals_tx.clone())?;
+                    }
+                }
+                count = arrivals_rx.recv_many(&mut batch, ARRIVAL_BATCH) => {
+                    if count == 0 { break; }
+                    self.handle_watch_events(&queue, &folders, batch.drain(..));
+                }
+            }
+        }
+        tracing::info!("stopping: checkpointing uploads in progress");
+        watcher.stop().await;
+        queue_stop.cancel();
+        let _ = queue_task.await;
+        Ok(())
+    }
+
+    fn start_watching(
+        &self,
+        folders: &[WatchFolder],
+        options: &WatchOptions,
+        events: mpsc::Sender<WatchEvent>,
+    ) -> Result<watch::WatchHandle> {
+        let mut specs = Vec::with_capacity(folders.len());
+        for folder in folders {
+            match FileFilter::new(&folder.include, &folder.exclude) {
+                Ok(filter) => specs.push(WatchSpec {
+                    folder_id: folder.id,
+                    profile_id: folder.profile_id,
+                    root: folder.path.clone(),
+                    recursive: folder.recursive,
+                    filter,
+                }),
+                Err(error) => {
+                    self.notice(format!("not watching {}: {error}", folder.path.display()))
+                }
+            }
+        }
+        watch::start(specs, options.clone(), events)
+            .map_err(|error| Error::Invalid(error.to_string()))
+    }
+
+    fn handle_watch_events(
+        &self,
+        queue: &Queue,
+        folders: &[WatchFolder],
+        events: impl Iterator<Item = WatchEvent>,
+    ) {
+        let mut targets: HashMap<i64, Option<(Profile, BackendRecord)>> = HashMap::new();
+        for event in events {
+            match event {
+                WatchEvent::Problem { folder_id, message } => {
+                    let folder = folders.iter().find(|folder| folder.id == folder_id);
+                    let name = folder
+                        .map(|folder| folder.path.display().to_string())
+                        .unwrap_or_default();
+                    self.notice(format!("{name}: {message}"));
+                }
+                WatchEvent::Arrived(arrival) => {
+                    let target = targets
+                        .entry(arrival.profile_id)
+                        .or_insert_with(|| self.upload_target(arrival.profile_id));
+                    if let Some((profile, backend)) = target {
+                        let folder = folders.iter().find(|folder| folder.id == arrival.folder_id);
+                        self.enqueue_arrival(
+                            queue,
+                            profile,
+                            backend,
+                            folder.map(|folder| (folder, arrival.relative.as_path())),
+                            &arrival,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn upload_target(&self, profile_id: i64) -> Option<(Profile, BackendRecord)> {
+        let found = profiles::get(&self.db, profile_id)
+            .and_then(|profile| Ok((backends::default_for(&self.db, profile.id)?, profile)));
+        match found {
+            Ok((backend, profile)) => Some((profile, backend)),
+            Err(error) => {
+                self.notice(format!(
+                    "files arrived for profile {profile_id} but cannot be queued: {error}"
+                ));
+                None
+            }
+        }
+    }
+
+    fn enqueue_arrival(
+        &self,
+        queue: &Queue,
+        profile: &Profile,
+        backend: &BackendRecord,
+        folder: Option<(&WatchFolder, &Path)>,
+        arrival: &Arrival,
+    ) {
+        let job = match self.job_for_file(profile, backend, folder, &arrival.path) {
+            Ok(job) => job,
+            Err(error) => {
+                self.notice(format!(
+                    "{} cannot be queued: {error}",
+                    arrival.path.display()
+                ));
+                return;
+            }
+        };
+        match queue.enqueue(&job) {
+            Ok(Enqueued::New(id)) => {
+                tracing::info!(job = id, path = %arrival.path.display(), remote = %job.remote_path, "queued")
+            }
+            Ok(other) => tracing::debug!(?other, path = %arrival.path.display(), "already known"),
+            Err(error) => self.notice(format!(
+                "{} cannot be queued: {error}",
+                arrival.path.display()
+            )),
+        }
+    }
+
+    fn notice(&self, message: String) {
+        tracing::warn!("{message}");
+        let _ = self.events.send(Event::Notice { message });
+    }
+
+    /// Watches the data folder for the wake file that other `offload` commands touch.
+    fn watch_wake_file(&self, wake: mpsc::Sender<()>) -> Result<notify::RecommendedWatcher> {
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event
+                        .paths
+                        .iter()
+                        .any(|path| path.file_name().is_some_and(|name| name == WAKE_FILE))
+                    {
+                        // A full channel already holds a wake-up; dropping this one loses nothing.
+                        let _ = wake.try_send(());
+                    }
+                }
+            })
+            .map_err(|error| Error::Invalid(format!("cannot watch the data folder: {error}")))?;
+        watcher
+            .watch(&self.data_dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|error| {
+                Error::Invalid(format!(
+                    "cannot watch the data folder {}: {error}",
+                    self.data_dir.display()
+                ))
+            })?;
+        Ok(watcher)
+    }
+}
+
+/// Parses durations like `300ms`, `5s`, `2m`, `1h` for command-line flags.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 300ms, 5s, 2m or 1h"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration like 300ms, 5s, 2m or 1h"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}

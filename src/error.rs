@@ -1,0 +1,59 @@
+//! The engine's error type: each module has its own `thiserror` enum; this one gathers them for
+//! callers that do many things (the engine, the command line, the desktop shell).
+
+use crate::db::DbError;
+use crate::secrets::SecretsError;
+use crate::storage::{PathError, StorageError};
+use crate::template::TemplateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// Something named by the user does not exist; the message says how to list what does.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be carried out as asked; the message says why and what to change.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Error {
+        Error::Db(DbError::Sql(error))
+    }
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// True when `error` is SQLite refusing a row because a UNIQUE constraint already holds it.
+pub(crate) fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(inner, _)
+            if inner.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || inner.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! Offload's engine: everything that is not a window. It watches download folders, queues each
+//! finished media file for upload to the storage a profile chose, verifies the remote copy, and
+//! keeps the library of what was uploaded. The `offload` command and the desktop app both drive it.
+
+pub mod accounts;
+pub mod backends;
+pub mod db;
+pub mod engine;
+mod error;
+pub mod library;
+pub mod profiles;
+pub mod queue;
+pub mod secrets;
+pub mod storage;
+pub mod template;
+pub mod watch;
+
+pub use engine::Engine;
+pub use error::{Error, Result};

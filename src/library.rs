@@ -1,0 +1,248 @@
+//! The library: what has been uploaded and where it lives. Files are `media` rows; series are
+//! `media` rows of kind `series` whose files are `episodes`.
+
+use std::path::Path;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::db::{now_ms, path_text, Db};
+use crate::error::Result;
+use crate::storage::{Checksum, RemotePath};
+use crate::template::{parse_episode, tidy_title};
+
+/// Where a verified upload was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum LibraryItem {
+    Media(i64),
+    Episode(i64),
+}
+
+/// A verified upload, as the queue reports it.
+#[derive(Debug, Clone)]
+pub struct UploadedFile<'a> {
+    pub profile_id: i64,
+    pub backend_id: i64,
+    pub local_path: &'a Path,
+    pub remote_path: &'a RemotePath,
+    pub size: u64,
+    pub checksum: &'a Checksum,
+}
+
+/// Records a verified upload inside the queue's finishing transaction. Uploading to a remote
+/// path that already has a row updates that row, so a re-upload never duplicates an item.
+pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<LibraryItem> {
+    let now = now_ms();
+    let file_name = file
+        .local_path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let content_type = content_type_of(file.local_path);
+    let local = path_text(file.local_path);
+    let size = file.size as i64;
+    if let Some(episode) = parse_episode(&file_name) {
+        tx.execute(
+            "INSERT INTO media (profile_id, kind, title, status, created_at) VALUES (?1, 'series', ?2, 'uploaded', ?3)
+             ON CONFLICT (profile_id, title) WHERE kind = 'series' DO NOTHING",
+            params![file.profile_id, episode.series, now],
+        )?;
+        let series_id: i64 = tx.query_row(
+            "SELECT id FROM media WHERE profile_id = ?1 AND kind = 'series' AND title = ?2",
+            params![file.profile_id, episode.series],
+            |row| row.get(0),
+        )?;
+        let title = format!(
+            "{} S{:02}E{:02}",
+            episode.series, episode.season, episode.episode
+        );
+        let id: i64 = tx.query_row(
+            "INSERT INTO episodes (series_id, season, episode, title, file_path, storage_backend_id, storage_path, size,
+                                   content_type, checksum, status, uploaded_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?11)
+             ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
+                 series_id = excluded.series_id, season = excluded.season, episode = excluded.episode,
+                 title = excluded.title, file_path = excluded.file_path, size = excluded.size,
+                 content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
+                 uploaded_at = excluded.uploaded_at
+             RETURNING id",
+            params![
+                series_id,
+                episode.season,
+                episode.episode,
+                title,
+                local,
+                file.backend_id,
+                file.remote_path.as_str(),
+                size,
+                content_type,
+                file.checksum.as_str(),
+                now
+            ],
+            |row| row.get(0),
+        )?;
+        return Ok(LibraryItem::Episode(id));
+    }
+    let title = tidy_title(
+        Path::new(&file_name)
+            .file_stem()
+            .map(|stem| stem.to_string_lossy())
+            .unwrap_or_default()
+            .as_ref(),
+    );
+    let id: i64 = tx.query_row(
+        "INSERT INTO media (profile_id, kind, title, file_path, storage_backend_id, storage_path, size, content_type,
+                            checksum, status, uploaded_at, created_at)
+         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?9)
+         ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
+             title = excluded.title, file_path = excluded.file_path, size = excluded.size,
+             content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
+             uploaded_at = excluded.uploaded_at
+         RETURNING id",
+        params![
+            file.profile_id,
+            title,
+            local,
+            file.backend_id,
+            file.remote_path.as_str(),
+            size,
+            content_type,
+            file.checksum.as_str(),
+            now
+        ],
+        |row| row.get(0),
+    )?;
+    Ok(LibraryItem::Media(id))
+}
+
+pub fn content_type_of(path: &Path) -> String {
+    let ext = path
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // Formats mime_guess does not know or names unhelpfully for players.
+    let known = match ext.as_str() {
+        "mkv" => Some("video/x-matroska"),
+        "mka" => Some("audio/x-matroska"),
+        "ts" | "m2ts" | "mts" => Some("video/mp2t"),
+        "srt" => Some("application/x-subrip"),
+        "ass" | "ssa" => Some("text/x-ssa"),
+        "vtt" => Some("text/vtt"),
+        "flac" => Some("audio/flac"),
+        "opus" => Some("audio/opus"),
+        _ => None,
+    };
+    known.map(str::to_owned).unwrap_or_else(|| {
+        mime_guess::from_ext(&ext)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_owned()
+    })
+}
+
+/// One entry of the library listing: a file, or an episode with its series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LibraryEntry {
+    pub item: LibraryItem,
+    pub profile_id: i64,
+    pub title: String,
+    pub series: Option<String>,
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+    pub file_path: Option<String>,
+    pub storage_backend_id: Option<i64>,
+    pub storage_path: Option<String>,
+    pub size: Option<u64>,
+    pub content_type: Option<String>,
+    pub checksum: Option<String>,
+    pub status: String,
+    pub uploaded_at: Option<i64>,
+}
+
+/// The library of one profile (or all), files first, then series with their episodes in order.
+pub fn list(db: &Db, profile_id: Option<i64>) -> Result<Vec<LibraryEntry>> {
+    let conn = db.lock();
+    let mut entries = Vec::new();
+    let mut files = conn.prepare(
+        "SELECT id, profile_id, title, file_path, storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at
+         FROM media WHERE kind = 'file' AND (?1 IS NULL OR profile_id = ?1) ORDER BY title, id",
+    )?;
+    let rows = files.query_map([profile_id], |row| {
+        Ok(LibraryEntry {
+            item: LibraryItem::Media(row.get(0)?),
+            profile_id: row.get(1)?,
+            title: row.get(2)?,
+            series: None,
+            season: None,
+            episode: None,
+            file_path: row.get(3)?,
+            storage_backend_id: row.get(4)?,
+            storage_path: row.get(5)?,
+            size: row.get::<_, Option<i64>>(6)?.map(|size| size as u64),
+            content_type: row.get(7)?,
+            checksum: row.get(8)?,
+            status: row.get(9)?,
+            uploaded_at: row.get(10)?,
+        })
+    })?;
+    for row in rows {
+        entries.push(row?);
+    }
+    let mut episodes = conn.prepare(
+        "SELECT e.id, m.profile_id, e.title, m.title, e.season, e.episode, e.file_path, e.storage_backend_id,
+                e.storage_path, e.size, e.content_type, e.checksum, e.status, e.uploaded_at
+         FROM episodes e JOIN media m ON m.id = e.series_id
+         WHERE ?1 IS NULL OR m.profile_id = ?1 ORDER BY m.title, e.season, e.episode, e.id",
+    )?;
+    let rows = episodes.query_map([profile_id], |row| {
+        Ok(LibraryEntry {
+            item: LibraryItem::Episode(row.get(0)?),
+            profile_id: row.get(1)?,
+            title: row.get(2)?,
+            series: Some(row.get(3)?),
+            season: Some(row.get(4)?),
+            episode: Some(row.get(5)?),
+            file_path: row.get(6)?,
+            storage_backend_id: row.get(7)?,
+            storage_path: row.get(8)?,
+            size: row.get::<_, Option<i64>>(9)?.map(|size| size as u64),
+            content_type: row.get(10)?,
+            checksum: row.get(11)?,
+            status: row.get(12)?,
+            uploaded_at: row.get(13)?,
+        })
+    })?;
+    for row in rows {
+        entries.push(row?);
+    }
+    Ok(entries)
+}
+
+/// The library row recorded for a remote object, if any (used to check for duplicates).
+pub fn find_by_object(
+    db: &Db,
+    backend_id: i64,
+    remote: &RemotePath,
+) -> Result<Option<LibraryItem>> {
+    let conn = db.lock();
+    let media: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM media WHERE storage_backend_id = ?1 AND storage_path = ?2",
+            params![backend_id, remote.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = media {
+        return Ok(Some(LibraryItem::Media(id)));
+    }
+    let episode: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM episodes WHERE storage_backend_id = ?1 AND storage_path = ?2",
+            params![backend_id, remote.as_str()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(episode.map(LibraryItem::Episode))
+}

@@ -1,0 +1,275 @@
+//! Profiles (the product plan's "organization"): each has its own storage backends, its own
+//! watched folders and its own upload policy.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use crate::db::{now_ms, path_text, Db};
+use crate::error::{is_unique_violation, Error, Result};
+use crate::template;
+
+/// What happens to the local file once its remote copy is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "policy", content = "dir", rename_all = "lowercase")]
+pub enum AfterUpload {
+    Keep,
+    Delete,
+    Move(PathBuf),
+}
+
+impl AfterUpload {
+    /// Parses `keep`, `delete` or `move:DIR`.
+    pub fn parse(text: &str) -> Result<AfterUpload> {
+        match text {
+            "keep" => Ok(AfterUpload::Keep),
+            "delete" => Ok(AfterUpload::Delete),
+            _ => match text.strip_prefix("move:") {
+                Some(dir) if !dir.is_empty() => Ok(AfterUpload::Move(PathBuf::from(dir))),
+                _ => Err(Error::Invalid(format!(
+                    "after-upload policy {text:?} is not one of keep, delete, move:DIR"
+                ))),
+            },
+        }
+    }
+
+    fn columns(&self) -> (&'static str, Option<String>) {
+        match self {
+            AfterUpload::Keep => ("keep", None),
+            AfterUpload::Delete => ("delete", None),
+            AfterUpload::Move(dir) => ("move", Some(path_text(dir))),
+        }
+    }
+}
+
+impl std::fmt::Display for AfterUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AfterUpload::Keep => f.write_str("keep"),
+            AfterUpload::Delete => f.write_str("delete"),
+            AfterUpload::Move(dir) => write!(f, "move:{}", dir.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub id: i64,
+    pub name: String,
+    pub remote_template: String,
+    pub after_upload: AfterUpload,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WatchFolder {
+    pub id: i64,
+    pub profile_id: i64,
+    pub path: PathBuf,
+    pub recursive: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// A new watched folder, before it has an id.
+#[derive(Debug, Clone)]
+pub struct NewWatchFolder {
+    pub path: PathBuf,
+    pub recursive: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl NewWatchFolder {
+    pub fn recursive(path: PathBuf) -> NewWatchFolder {
+        NewWatchFolder {
+            path,
+            recursive: true,
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+const PROFILE_COLUMNS: &str =
+    "id, name, remote_template, after_upload, after_upload_dir, created_at";
+
+fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
+    let policy: String = row.get(3)?;
+    let dir: Option<String> = row.get(4)?;
+    let after_upload = match (policy.as_str(), dir) {
+        ("delete", _) => AfterUpload::Delete,
+        ("move", Some(dir)) => AfterUpload::Move(PathBuf::from(dir)),
+        _ => AfterUpload::Keep,
+    };
+    Ok(Profile {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        remote_template: row.get(2)?,
+        after_upload,
+        created_at: row.get(5)?,
+    })
+}
+
+fn folder_from_row(row: &Row<'_>) -> rusqlite::Result<WatchFolder> {
+    let patterns = |index| -> rusqlite::Result<Vec<String>> {
+        let text: String = row.get(index)?;
+        serde_json::from_str(&text).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                index,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })
+    };
+    Ok(WatchFolder {
+        id: row.get(0)?,
+        profile_id: row.get(1)?,
+        path: PathBuf::from(row.get::<_, String>(2)?),
+        recursive: row.get(3)?,
+        include: patterns(4)?,
+        exclude: patterns(5)?,
+    })
+}
+
+pub fn create(
+    db: &Db,
+    name: &str,
+    remote_template: &str,
+    after_upload: &AfterUpload,
+    folders: &[NewWatchFolder],
+) -> Result<Profile> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Invalid("a profile needs a name".into()));
+    }
+    template::validate(remote_template)?;
+    let (policy, dir) = after_upload.columns();
+    let id = db.transaction(|tx| {
+        tx.execute(
+            "INSERT INTO profiles (name, remote_template, after_upload, after_upload_dir, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, remote_template, policy, dir, now_ms()],
+        )
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                Error::Invalid(format!("a profile named {name:?} already exists"))
+            } else {
+                error.into()
+            }
+        })?;
+        let id = tx.last_insert_rowid();
+        for folder in folders {
+            insert_folder(tx, id, folder)?;
+        }
+        Ok::<_, Error>(id)
+    })?;
+    get(db, id)
+}
+
+fn insert_folder(
+    tx: &rusqlite::Transaction<'_>,
+    profile_id: i64,
+    folder: &NewWatchFolder,
+) -> Result<i64> {
+    let path = absolute(&folder.path)?;
+    tx.execute(
+        "INSERT INTO watch_folders (profile_id, path, recursive, include_patterns, exclude_patterns, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            profile_id,
+            path_text(&path),
+            folder.recursive,
+            serde_json::to_string(&folder.include).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&folder.exclude).unwrap_or_else(|_| "[]".into()),
+            now_ms()
+        ],
+    )
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            Error::Invalid(format!("{} is already watched by this profile", path.display()))
+        } else {
+            error.into()
+        }
+    })?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Makes a folder path absolute against the current directory, so the daemon (started elsewhere)
+/// finds the same folder.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path)
+        .map_err(|error| Error::io(format!("cannot resolve {}", path.display()), error))
+}
+
+pub fn add_watch_folder(db: &Db, profile_id: i64, folder: &NewWatchFolder) -> Result<i64> {
+    db.transaction(|tx| insert_folder(tx, profile_id, folder))
+}
+
+pub fn get(db: &Db, id: i64) -> Result<Profile> {
+    db.lock()
+        .query_row(
+            &format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE id = ?1"),
+            [id],
+            profile_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no profile with id {id}")))
+}
+
+pub fn by_name(db: &Db, name: &str) -> Result<Profile> {
+    db.lock()
+        .query_row(
+            &format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE name = ?1"),
+            [name],
+            profile_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no profile named {name:?}; `offload profile list` shows the profiles"
+            ))
+        })
+}
+
+pub fn list(db: &Db) -> Result<Vec<Profile>> {
+    let conn = db.lock();
+    let mut statement = conn.prepare(&format!(
+        "SELECT {PROFILE_COLUMNS} FROM profiles ORDER BY name"
+    ))?;
+    let rows = statement.query_map([], profile_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn remove(db: &Db, name: &str) -> Result<()> {
+    let profile = by_name(db, name)?;
+    db.transaction(|tx| {
+        let live: i64 = tx.query_row(
+            "SELECT count(*) FROM upload_jobs WHERE profile_id = ?1 AND state IN ('running', 'verifying')",
+            [profile.id],
+            |row| row.get(0),
+        )?;
+        if live > 0 {
+            return Err(Error::Invalid(format!(
+                "profile {name:?} has {live} upload(s) in progress; pause or cancel them first (`offload jobs`)"
+            )));
+        }
+        // Uploaded media keep their remote copies; only Offload's records of them go.
+        tx.execute("DELETE FROM upload_jobs WHERE profile_id = ?1", [profile.id])?;
+        tx.execute("DELETE FROM episodes WHERE series_id IN (SELECT id FROM media WHERE profile_id = ?1)", [profile.id])?;
+        tx.execute("DELETE FROM media WHERE profile_id = ?1", [profile.id])?;
+        tx.execute("DELETE FROM profiles WHERE id = ?1", [profile.id])?;
+        Ok(())
+    })
+}
+
+pub fn watch_folders(db: &Db, profile_id: Option<i64>) -> Result<Vec<WatchFolder>> {
+    let conn = db.lock();
+    let mut statement = conn.prepare(
+        "SELECT id, profile_id, path, recursive, include_patterns, exclude_patterns FROM watch_folders
+         WHERE ?1 IS NULL OR profile_id = ?1 ORDER BY profile_id, path",
+    )?;
+    let rows = statement.query_map([profile_id], folder_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,356 @@
+//! The local-folder backend: the embedded default, and a plain folder on a NAS mount or a second
+//! disk. An upload is copied under a temporary name beside its target, flushed to disk, read back
+//! and checked, and only then renamed into place, so a crash never leaves half a file under the
+//! final name.
+//!
+//! Limits: a name segment may be at most 255 bytes (the common limit of ext4, APFS, NTFS).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    BackendKind, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath,
+    StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+};
+
+/// Bytes per read while copying: large enough to keep a disk busy, small enough that progress,
+/// pause and the bandwidth limit react within a fraction of a second.
+const COPY_CHUNK: usize = 1024 * 1024;
+/// The longest name segment most filesystems hold.
+const MAX_SEGMENT_BYTES: usize = 255;
+const TEMP_PREFIX: &str = ".offload-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalConfig {
+    /// The library folder every remote path is relative to.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+/// The resume record: the temporary file an interrupted attempt may have left behind.
+#[derive(Debug, Serialize, Deserialize)]
+struct LocalResume {
+    temp: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(config: &LocalConfig) -> LocalBackend {
+        LocalBackend {
+            root: config.path.clone(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn error(
+        &self,
+        operation: Operation,
+        kind: ErrorKind,
+        target: &RemotePath,
+        message: impl Into<String>,
+    ) -> StorageError {
+        StorageError::new(BackendKind::Local, operation, kind, target, message)
+    }
+
+    fn io_error(
+        &self,
+        operation: Operation,
+        target: &RemotePath,
+        error: &std::io::Error,
+    ) -> StorageError {
+        StorageError::from_io(BackendKind::Local, operation, target, error)
+    }
+
+    /// Where `remote` lives on disk, after checking the name fits the filesystem.
+    fn resolve(&self, operation: Operation, remote: &RemotePath) -> Result<PathBuf, StorageError> {
+        let mut path = self.root.clone();
+        for segment in remote.segments() {
+            if segment.len() > MAX_SEGMENT_BYTES {
+                return Err(self.error(
+                    operation,
+                    ErrorKind::InvalidName,
+                    remote,
+                    format!(
+                        "the name {segment:?} is {} bytes long; folders hold names up to \
+                         {MAX_SEGMENT_BYTES} bytes, so shorten it or change the profile's remote path template",
+                        segment.len()
+                    ),
+                ));
+            }
+            path.push(segment);
+        }
+        Ok(path)
+    }
+
+    async fn remove_stale_temp(&self, previous: &LocalResume) {
+        let is_ours = previous.temp.starts_with(&self.root)
+            && previous
+                .temp
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(TEMP_PREFIX));
+        if is_ours {
+            let _ = fs::remove_file(&previous.temp).await;
+        }
+    }
+
+    async fn copy_verified(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+        target: &Path,
+        temp: &Path,
+    ) -> Result<StoredObject, StorageError> {
+        let remote = &request.remote_path;
+        let io = |error: std::io::Error| self.io_error(Operation::Upload, remote, &error);
+        let mut source = fs::File::open(&request.local_path).await.map_err(io)?;
+        let mut sink = fs::File::create(temp).await.map_err(io)?;
+        let mut hasher = ChecksumHasher::default();
+        let mut buffer = vec![0u8; COPY_CHUNK];
+        let mut copied = 0u64;
+        loop {
+            let read = source.read(&mut buffer).await.map_err(io)?;
+            if read == 0 {
+                break;
+            }
+            let chunk = &buffer[..read];
+            hasher.update(chunk);
+            sink.write_all(chunk).await.map_err(io)?;
+            copied += read as u64;
+            transfer.advance(read as u64).await?;
+        }
+        if copied != request.size {
+            return Err(self.error(
+                Operation::Upload,
+                ErrorKind::SourceChanged,
+                remote,
+                format!(
+                    "the file changed while it was copied ({} bytes expected, {copied} read)",
+                    request.size
+                ),
+            ));
+        }
+        sink.flush().await.map_err(io)?;
+        sink.sync_all().await.map_err(io)?;
+        drop(sink);
+        let sent = hasher.finish();
+
+        // Read the copy back: what is under the temporary name must be what we read.
+        let written = checksum_of(temp)
+            .await
+            .map_err(|error| self.io_error(Operation::Verify, remote, &error))?;
+        if written.size != copied || written.checksum != sent {
+            return Err(self.error(
+                Operation::Verify,
+                ErrorKind::Integrity,
+                remote,
+                "the copy on disk differs from what was written; the disk may be failing",
+            ));
+        }
+        fs::rename(temp, target).await.map_err(io)?;
+        sync_parent(target).await;
+        Ok(StoredObject {
+            size: copied,
+            checksum: sent,
+        })
+    }
+}
+
+/// Size and checksum of a file, read from start to end.
+pub async fn checksum_of(path: &Path) -> std::io::Result<StoredObject> {
+    let mut file = fs::File::open(path).await?;
+    let mut hasher = ChecksumHasher::default();
+    let mut buffer = vec![0u8; COPY_CHUNK];
+    let mut size = 0u64;
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok(StoredObject {
+        size,
+        checksum: hasher.finish(),
+    })
+}
+
+/// Makes a rename durable: on Unix the directory entry lives in the parent, which needs its own
+/// fsync. Elsewhere the rename is as durable as the platform makes it.
+async fn sync_parent(path: &Path) {
+    #[cfg(unix)]
+    if let Some(parent) = path.parent() {
+        if let Ok(dir) = fs::File::open(parent).await {
+            if let Err(error) = dir.sync_all().await {
+                tracing::debug!(%error, "fsync of the library folder failed");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[async_trait]
+impl StorageBackend for LocalBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Local
+    }
+
+    async fn upload(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<StoredObject, StorageError> {
+        let remote = &request.remote_path;
+        let target = self.resolve(Operation::Upload, remote)?;
+        if let Some(previous) = request
+            .resume
+            .clone()
+            .and_then(|value| serde_json::from_value::<LocalResume>(value).ok())
+        {
+            // A temporary file of an attempt that was killed; a copy is cheap to redo.
+            self.remove_stale_temp(&previous).await;
+        }
+        let parent = target.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent)
+            .await
+            .map_err(|error| self.io_error(Operation::Upload, remote, &error))?;
+        let temp = parent.join(format!(
+            "{TEMP_PREFIX}{}{TEMP_SUFFIX}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let record = serde_json::to_value(LocalResume { temp: temp.clone() }).map_err(|error| {
+            self.error(
+                Operation::Upload,
+                ErrorKind::Other,
+                remote,
+                error.to_string(),
+            )
+        })?;
+        transfer.save_resume(record).await?;
+        let result = self.copy_verified(request, transfer, &target, &temp).await;
+        if result.is_err() {
+            let _ = fs::remove_file(&temp).await;
+        }
+        result
+    }
+
+    async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
+        if let Ok(previous) = serde_json::from_value::<LocalResume>(resume.clone()) {
+            self.remove_stale_temp(&previous).await;
+        }
+        Ok(())
+    }
+
+    async fn stat(&self, remote: &RemotePath) -> Result<Option<ObjectMeta>, StorageError> {
+        let path = self.resolve(Operation::Stat, remote)?;
+        match fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(ObjectMeta {
+                size: meta.len(),
+                checksum: None,
+                modified: meta.modified().ok(),
+            })),
+            Ok(_) => Ok(None),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(self.io_error(Operation::Stat, remote, &error)),
+        }
+    }
+
+    async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
+        let path = self.resolve(Operation::Delete, remote)?;
+        match fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(self.io_error(Operation::Delete, remote, &error)),
+        }
+        // Tidy folders the upload created, stopping at the first that still holds something.
+        let mut dir = path.parent();
+        while let Some(current) = dir {
+            if current == self.root
+                || !current.starts_with(&self.root)
+                || fs::remove_dir(current).await.is_err()
+            {
+                break;
+            }
+            dir = current.parent();
+        }
+        Ok(())
+    }
+
+    async fn stream_target(
+        &self,
+        remote: &RemotePath,
+        _lifetime: Duration,
+    ) -> Result<StreamTarget, StorageError> {
+        let path = self.resolve(Operation::StreamTarget, remote)?;
+        match fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(StreamTarget::LocalFile(path)),
+            Ok(_) => Err(self.error(
+                Operation::StreamTarget,
+                ErrorKind::NotFound,
+                remote,
+                "not a file",
+            )),
+            Err(error) => Err(self.io_error(Operation::StreamTarget, remote, &error)),
+        }
+    }
+
+    async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {
+        let source = self.resolve(Operation::Download, remote)?;
+        let io = |error: std::io::Error| self.io_error(Operation::Download, remote, &error);
+        let parent = local.parent().unwrap_or(Path::new("."));
+        let temp = parent.join(format!(
+            "{TEMP_PREFIX}{}{TEMP_SUFFIX}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let copied = match fs::copy(&source, &temp).await {
+            Ok(copied) => copied,
+            Err(error) => {
+                let _ = fs::remove_file(&temp).await;
+                return Err(io(error));
+            }
+        };
+        fs::rename(&temp, local).await.map_err(io)?;
+        Ok(copied)
+    }
+
+    async fn test_connection(&self) -> ConnectionReport {
+        let mut report = ConnectionReport::default();
+        let root = self.root.display();
+        match fs::create_dir_all(&self.root).await {
+            Ok(()) => report.pass("folder", format!("{root} exists")),
+            Err(error) => {
+                report.fail("folder", format!("cannot create {root}: {error}"));
+                return report;
+            }
+        }
+        let probe = self.root.join(format!(
+            "{TEMP_PREFIX}probe-{}{TEMP_SUFFIX}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        match fs::write(&probe, b"offload").await {
+            Ok(()) => {
+                let _ = fs::remove_file(&probe).await;
+                report.pass("write", format!("Offload can write to {root}"));
+            }
+            Err(error) => report.fail(
+                "write",
+                format!("Offload cannot write to {root} ({error}); fix the folder's permissions or pick another with --path"),
+            ),
+        }
+        report
+    }
+}

@@ -1,0 +1,374 @@
+//! The storage abstraction: one trait, [`StorageBackend`], and one module per provider.
+//!
+//! A backend moves whole files between this machine and one place in remote storage. The queue
+//! owns everything around a transfer (retries, pausing, bandwidth, progress, verification
+//! policy); a backend only moves bytes, reports progress through [`Transfer`], and says in a
+//! typed [`StorageError`] what failed and whether trying again can help.
+
+pub mod local;
+mod path;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use path::{PathError, RemotePath};
+
+/// The kinds of storage Offload knows, as stored in `storage_backends.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    Local,
+    S3,
+    GoogleDrive,
+    Onedrive,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::S3 => "s3",
+            BackendKind::GoogleDrive => "google-drive",
+            BackendKind::Onedrive => "onedrive",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BackendKind> {
+        [
+            BackendKind::Local,
+            BackendKind::S3,
+            BackendKind::GoogleDrive,
+            BackendKind::Onedrive,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a backend was doing when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Upload,
+    Verify,
+    Delete,
+    Exists,
+    Stat,
+    StreamTarget,
+    Download,
+    TestConnection,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Upload => "upload",
+            Operation::Verify => "verify",
+            Operation::Delete => "delete",
+            Operation::Exists => "exists",
+            Operation::Stat => "stat",
+            Operation::StreamTarget => "stream",
+            Operation::Download => "download",
+            Operation::TestConnection => "connection test",
+        })
+    }
+}
+
+/// The kind of failure, which decides what the queue does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The object or local file does not exist.
+    NotFound,
+    /// Credentials were refused or have expired; the user must act (sign in, fix the key).
+    Unauthenticated,
+    /// The credentials are valid but may not do this.
+    PermissionDenied,
+    /// The target cannot hold this name (too long, reserved, invalid characters).
+    InvalidName,
+    /// The target is full or over quota.
+    NoSpace,
+    /// The provider asked us to slow down.
+    RateLimited,
+    /// A network failure, timeout or server error: trying again may succeed.
+    Temporary,
+    /// What arrived is not what was sent.
+    Integrity,
+    /// The transfer was stopped on purpose by [`Transfer::advance`] (pause, cancel, file changed).
+    Interrupted,
+    /// The local file changed while it was being read; the upload must start again.
+    SourceChanged,
+    /// The configuration is wrong (missing bucket, bad endpoint, bad folder).
+    Config,
+    /// Anything else; not retried.
+    Other,
+}
+
+/// A failure of one operation on one backend.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} {operation} of {target}: {message}")]
+pub struct StorageError {
+    pub service: BackendKind,
+    pub operation: Operation,
+    pub kind: ErrorKind,
+    /// The path or object the operation was about.
+    pub target: String,
+    /// What went wrong and, where we know, what to do about it.
+    pub message: String,
+    /// How long the provider asked us to wait before trying again.
+    pub retry_after: Option<Duration>,
+}
+
+impl StorageError {
+    pub fn new(
+        service: BackendKind,
+        operation: Operation,
+        kind: ErrorKind,
+        target: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> StorageError {
+        StorageError {
+            service,
+            operation,
+            kind,
+            target: target.to_string(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Whether the same operation may succeed if tried again later without the user acting.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self.kind, ErrorKind::Temporary | ErrorKind::RateLimited)
+    }
+
+    /// The error a [`Transfer`] returns to stop a transfer on purpose.
+    pub fn interrupted(service: BackendKind, target: impl fmt::Display) -> StorageError {
+        StorageError::new(
+            service,
+            Operation::Upload,
+            ErrorKind::Interrupted,
+            target,
+            "stopped on request",
+        )
+    }
+
+    /// Classifies a local I/O error from reading or writing files on this machine.
+    pub fn from_io(
+        service: BackendKind,
+        operation: Operation,
+        target: impl fmt::Display,
+        error: &std::io::Error,
+    ) -> StorageError {
+        use std::io::ErrorKind as Io;
+        let (kind, hint) = match error.kind() {
+            Io::NotFound => (ErrorKind::NotFound, ""),
+            Io::PermissionDenied | Io::ReadOnlyFilesystem => (
+                ErrorKind::PermissionDenied,
+                "; check that Offload may write there",
+            ),
+            Io::StorageFull | Io::QuotaExceeded => (
+                ErrorKind::NoSpace,
+                "; free some space on that disk, then retry the job",
+            ),
+            Io::InvalidFilename => (ErrorKind::InvalidName, ""),
+            Io::Interrupted | Io::TimedOut | Io::WouldBlock => (ErrorKind::Temporary, ""),
+            _ => (ErrorKind::Other, ""),
+        };
+        StorageError::new(service, operation, kind, target, format!("{error}{hint}"))
+    }
+}
+
+/// The checksum Offload computes for every upload: SHA-256 of the bytes sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum(String);
+
+impl Checksum {
+    pub fn sha256(digest: &[u8]) -> Checksum {
+        Checksum(format!("sha256:{}", hex::encode(digest)))
+    }
+
+    pub fn parse(text: &str) -> Option<Checksum> {
+        text.strip_prefix("sha256:")
+            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|_| Checksum(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A running SHA-256 that ends as a [`Checksum`].
+#[derive(Default, Clone)]
+pub struct ChecksumHasher(Sha256);
+
+impl ChecksumHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> Checksum {
+        Checksum::sha256(&self.0.finalize())
+    }
+}
+
+/// What the queue hands a backend to upload.
+#[derive(Debug, Clone)]
+pub struct UploadRequest {
+    pub local_path: PathBuf,
+    pub remote_path: RemotePath,
+    /// The size the queue expects; a backend that reads a different amount reports `Interrupted`
+    /// through [`Transfer::advance`]'s change check rather than uploading a torn file.
+    pub size: u64,
+    pub content_type: String,
+    /// What the backend saved with [`Transfer::save_resume`] in an earlier attempt, if anything.
+    pub resume: Option<serde_json::Value>,
+}
+
+/// The uploaded object, as the backend saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub size: u64,
+    pub checksum: Checksum,
+}
+
+/// What the backend reports about an existing object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Present when the provider can give Offload's own checksum back.
+    pub checksum: Option<Checksum>,
+    pub modified: Option<SystemTime>,
+}
+
+/// The queue's side of a transfer: progress, bandwidth, pause and cancel, resume records.
+#[async_trait]
+pub trait Transfer: Send + Sync {
+    /// Called after `bytes` more bytes were read and handed on. Waits while the bandwidth limit
+    /// requires it. An error means "stop now" (pause, cancel, the file changed): the backend
+    /// returns it as it is, leaving any resume record in place.
+    async fn advance(&self, bytes: u64) -> Result<(), StorageError>;
+
+    /// Persists what the backend needs to continue this upload after a restart. Called as soon as
+    /// the provider acknowledged something worth keeping (an upload id, a finished part).
+    async fn save_resume(&self, record: serde_json::Value) -> Result<(), StorageError>;
+}
+
+/// How a media player reaches an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamTarget {
+    /// Redirect the player to this URL (presigned or public); it handles Range itself.
+    Redirect { url: String, expires_in: Duration },
+    /// Serve this local file, with Range support.
+    LocalFile(PathBuf),
+    /// Fetch from this URL with these headers added server-side, passing Range through.
+    Proxy {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// One line of a connection test: what was checked, and what was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// A connection test's findings, in words a person can act on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionReport {
+    pub checks: Vec<Check>,
+}
+
+impl ConnectionReport {
+    pub fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            ok: true,
+            detail: detail.into(),
+        });
+    }
+
+    pub fn fail(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            ok: false,
+            detail: detail.into(),
+        });
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.checks.iter().all(|check| check.ok)
+    }
+}
+
+impl fmt::Display for ConnectionReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            let mark = if check.ok { "ok  " } else { "FAIL" };
+            writeln!(f, "{mark} {}: {}", check.name, check.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// One place in remote storage. Implementations live one per module beside this file.
+#[async_trait]
+pub trait StorageBackend: Send + Sync + fmt::Debug {
+    fn kind(&self) -> BackendKind;
+
+    /// Uploads `request.local_path` to `request.remote_path`, reporting progress through
+    /// `transfer`. Returns only after the provider has the whole object under its final name.
+    async fn upload(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<StoredObject, StorageError>;
+
+    /// The object's size (and checksum where the provider keeps it), or `None` if absent.
+    async fn stat(&self, remote: &RemotePath) -> Result<Option<ObjectMeta>, StorageError>;
+
+    async fn exists(&self, remote: &RemotePath) -> Result<bool, StorageError> {
+        Ok(self.stat(remote).await?.is_some())
+    }
+
+    /// Cleans up what an upload that will never finish left behind, given its resume record
+    /// (a temporary file, an unfinished multipart upload). Nothing to clean up is not an error.
+    async fn abandon(&self, _resume: &serde_json::Value) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Deletes the object. Deleting an object that is already gone is not an error.
+    async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError>;
+
+    /// How a player should fetch the object, valid for at least `lifetime` where that applies.
+    async fn stream_target(
+        &self,
+        remote: &RemotePath,
+        lifetime: Duration,
+    ) -> Result<StreamTarget, StorageError>;
+
+    /// Copies the object to `local`, replacing it only once the copy is complete.
+    async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError>;
+
+    /// Checks that the configuration works, without changing anything the user keeps.
+    async fn test_connection(&self) -> ConnectionReport;
+}

@@ -1,0 +1,140 @@
+//! Remote paths: the relative, `/`-separated, NFC-normalised names objects get in storage.
+//! Every path from a template or the command line passes through [`RemotePath::parse`] before a
+//! backend sees it, so no backend has to defend against `..`, absolute paths or NUL bytes.
+
+use std::fmt;
+
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the remote path is empty")]
+    Empty,
+    #[error(
+        "the remote path {0:?} is absolute; remote paths are relative to the backend's folder"
+    )]
+    Absolute(String),
+    #[error("the remote path {0:?} climbs out of its folder with \"..\"")]
+    ParentSegment(String),
+    #[error("the remote path {0:?} contains a NUL byte")]
+    Nul(String),
+    #[error("the remote path {0:?} contains a control character")]
+    Control(String),
+}
+
+/// A validated remote path: relative, `/`-separated, no empty, `.` or `..` segments, NFC.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemotePath(String);
+
+impl RemotePath {
+    pub fn parse(raw: &str) -> Result<RemotePath, PathError> {
+        if raw.contains('\0') {
+            return Err(PathError::Nul(raw.replace('\0', "\\0")));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(PathError::Control(raw.to_owned()));
+        }
+        let normalized: String = raw.nfc().collect();
+        let unified = normalized.replace('\\', "/");
+        if unified.starts_with('/') || has_drive_prefix(&unified) {
+            return Err(PathError::Absolute(raw.to_owned()));
+        }
+        let mut segments = Vec::new();
+        for segment in unified.split('/') {
+            match segment {
+                "" | "." => continue,
+                ".." => return Err(PathError::ParentSegment(raw.to_owned())),
+                _ => segments.push(segment),
+            }
+        }
+        if segments.is_empty() {
+            return Err(PathError::Empty);
+        }
+        Ok(RemotePath(segments.join("/")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for RemotePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn has_drive_prefix(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_tidies_relative_paths() {
+        assert_eq!(
+            RemotePath::parse("Movies/a.mkv").unwrap().as_str(),
+            "Movies/a.mkv"
+        );
+        assert_eq!(
+            RemotePath::parse("./Movies//a.mkv").unwrap().as_str(),
+            "Movies/a.mkv"
+        );
+        assert_eq!(
+            RemotePath::parse("Movies\\a.mkv").unwrap().as_str(),
+            "Movies/a.mkv"
+        );
+        assert_eq!(RemotePath::parse("a..b.mkv").unwrap().as_str(), "a..b.mkv");
+    }
+
+    #[test]
+    fn normalises_to_nfc() {
+        let decomposed = "Cafe\u{301}.mkv";
+        assert_eq!(
+            RemotePath::parse(decomposed).unwrap().as_str(),
+            "Caf\u{e9}.mkv"
+        );
+    }
+
+    #[test]
+    fn rejects_escapes_and_absolute_paths() {
+        assert!(matches!(
+            RemotePath::parse("../etc/passwd"),
+            Err(PathError::ParentSegment(_))
+        ));
+        assert!(matches!(
+            RemotePath::parse("a/../../b"),
+            Err(PathError::ParentSegment(_))
+        ));
+        assert!(matches!(
+            RemotePath::parse("/etc/passwd"),
+            Err(PathError::Absolute(_))
+        ));
+        assert!(matches!(
+            RemotePath::parse("\\\\server\\share"),
+            Err(PathError::Absolute(_))
+        ));
+        assert!(matches!(
+            RemotePath::parse("C:/x"),
+            Err(PathError::Absolute(_))
+        ));
+        assert!(matches!(RemotePath::parse("a\0b"), Err(PathError::Nul(_))));
+        assert!(matches!(
+            RemotePath::parse("a\nb"),
+            Err(PathError::Control(_))
+        ));
+        assert!(matches!(RemotePath::parse(""), Err(PathError::Empty)));
+        assert!(matches!(RemotePath::parse("./"), Err(PathError::Empty)));
+    }
+}

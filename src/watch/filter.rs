@@ -1,0 +1,153 @@
+//! Which files in a watched folder are wanted.
+
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::WatchError;
+
+const MEDIA_EXTENSIONS: &[&str] = &[
+    // video
+    "mkv", "mp4", "m4v", "avi", "mov", "wmv", "flv", "webm", "ts", "m2ts", "mts", "mpg", "mpeg",
+    "ogv", "3gp", "vob", // audio
+    "mp3", "flac", "m4a", "aac", "ogg", "oga", "opus", "wav", "wma", "aiff", "alac",
+    // subtitles
+    "srt", "ass", "ssa", "vtt", "sub", "idx", "sup",
+];
+
+/// Whether the extension is one of the video, audio or subtitle formats
+/// uploaded by default (case-insensitive).
+pub fn is_media_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|ext| MEDIA_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(ext)))
+}
+
+/// Include/exclude patterns for one watched folder.
+#[derive(Debug, Clone)]
+pub struct FileFilter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+}
+
+impl Default for FileFilter {
+    /// Media files only, nothing excluded.
+    fn default() -> Self {
+        FileFilter {
+            include: None,
+            exclude: None,
+        }
+    }
+}
+
+impl FileFilter {
+    /// Non-empty `include` replaces the media-only default; `exclude` always
+    /// applies. Patterns are matched case-insensitively against the path
+    /// relative to the watched folder (`*` does not cross `/`) and against the
+    /// bare file name.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<FileFilter, WatchError> {
+        Ok(FileFilter {
+            include: build_set(include)?,
+            exclude: build_set(exclude)?,
+        })
+    }
+
+    pub fn accepts(&self, relative: &Path) -> bool {
+        let name = relative.file_name().map(Path::new);
+        let matches =
+            |set: &GlobSet| set.is_match(relative) || name.is_some_and(|n| set.is_match(n));
+        if self.exclude.as_ref().is_some_and(matches) {
+            return false;
+        }
+        match &self.include {
+            Some(set) => matches(set),
+            None => is_media_file(relative),
+        }
+    }
+}
+
+fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, WatchError> {
+    let patterns: Vec<&String> = patterns.iter().filter(|p| !p.trim().is_empty()).collect();
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern.trim())
+            .literal_separator(true)
+            .case_insensitive(true)
+            .build()
+            .map_err(|source| WatchError::BadPattern {
+                pattern: pattern.clone(),
+                source,
+            })?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|source| WatchError::BadPattern {
+            pattern: String::from("(combined patterns)"),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn media_extensions_case_insensitive() {
+        for name in [
+            "a.mkv", "b.MP4", "c.Flac", "d.srt", "e/f.m2ts", "g.3gp", "h.opus",
+        ] {
+            assert!(is_media_file(Path::new(name)), "{name}");
+        }
+        for name in ["notes.txt", "a.mkv.part", "archive.zip", "noext", "mkv"] {
+            assert!(!is_media_file(Path::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn default_filter_is_media_only() -> Result<(), WatchError> {
+        let f = FileFilter::new(&[], &[])?;
+        assert!(f.accepts(Path::new("show/s01e01.mkv")));
+        assert!(!f.accepts(Path::new("show/readme.txt")));
+        Ok(())
+    }
+
+    #[test]
+    fn include_replaces_default_and_exclude_wins() -> Result<(), WatchError> {
+        let f = FileFilter::new(&strings(&["*.mkv", "docs/*.txt"]), &strings(&["*sample*"]))?;
+        assert!(f.accepts(Path::new("movie.mkv")));
+        // bare file name matches even in a subfolder
+        assert!(f.accepts(Path::new("deep/dir/movie.MKV")));
+        assert!(f.accepts(Path::new("docs/readme.txt")));
+        // `*` does not cross `/`
+        assert!(!f.accepts(Path::new("docs/more/readme.txt")));
+        assert!(!f.accepts(Path::new("notes.txt")));
+        assert!(!f.accepts(Path::new("movie.mp4")));
+        assert!(!f.accepts(Path::new("movie-sample.mkv")));
+        // `*sample*` cannot cross `/`, so only names are excluded, not folders
+        assert!(f.accepts(Path::new("sample/x.mkv")));
+        Ok(())
+    }
+
+    #[test]
+    fn exclude_applies_to_media_default() -> Result<(), WatchError> {
+        let f = FileFilter::new(&[], &strings(&["extras/**"]))?;
+        assert!(f.accepts(Path::new("movie.mkv")));
+        assert!(!f.accepts(Path::new("extras/behind.mkv")));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_pattern_is_reported() {
+        let err = FileFilter::new(&strings(&["a[b"]), &[]);
+        assert!(matches!(err, Err(WatchError::BadPattern { .. })));
+    }
+}
