@@ -119,6 +119,8 @@ impl Engine {
             .and_then(|dirs| dirs.download_dir().map(Path::to_owned))
             .or_else(|| directories::BaseDirs::new().map(|dirs| dirs.home_dir().join("Downloads")))
             .ok_or_else(|| Error::Invalid("cannot find your downloads folder; add a profile with `offload profile add NAME --watch DIR`".into()))?;
+        std::fs::create_dir_all(&downloads)
+            .map_err(|error| Error::io(format!("cannot create {}", downloads.display()), error))?;
         let profile = profiles::create(
             &self.db,
             DEFAULT_PROFILE,

@@ -24,10 +24,12 @@ pub enum Error {
     /// The request cannot be carried out as asked; the message says why and what to change.
     #[error("{0}")]
     Invalid(String),
-    #[error("{context}: {source}")]
+    // The I/O error is part of the message rather than a `source`, so that error chains do not
+    // print it twice.
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -38,10 +40,10 @@ impl From<rusqlite::Error> for Error {
 }
 
 impl Error {
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+    pub fn io(context: impl Into<String>, error: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 }

@@ -772,6 +772,10 @@ impl Queue {
     /// Starts jobs while workers are free; returns when the next waiting job becomes due.
     fn dispatch(&self, workers: &mut JoinSet<()>) -> Option<Instant> {
         let inner = &self.inner;
+        // A wake-up may come from `offload limit`: new transfers start under the new limit.
+        if let Ok(limit) = bandwidth_limit(&inner.db) {
+            inner.bandwidth.set_limit(limit);
+        }
         match is_paused_globally(&inner.db) {
             Ok(true) => return None,
             Ok(false) => {}

@@ -17,6 +17,8 @@ use zeroize::Zeroizing;
 
 /// The environment variable that opts out of the keychain (headless servers).
 pub const MASTER_KEY_ENV: &str = "OFFLOAD_MASTER_KEY";
+/// Names the keychain entry's service; lets two installs (or tests) keep separate keys.
+pub const KEYCHAIN_SERVICE_ENV: &str = "OFFLOAD_KEYCHAIN_SERVICE";
 const KEYCHAIN_SERVICE: &str = "offload";
 const KEYCHAIN_ACCOUNT: &str = "master-key";
 const SEALED_PREFIX: &str = "v1:";
@@ -84,6 +86,16 @@ impl MasterKey {
 
     pub fn source(&self) -> KeySource {
         self.source
+    }
+
+    /// A short public name for the key, to tell two keys apart without revealing either.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"offload-key-fingerprint:")
+            .chain_update(self.bytes.as_slice())
+            .finalize();
+        hex::encode(&digest[..6])
     }
 
     /// The key from `OFFLOAD_MASTER_KEY` when set; otherwise the keychain's, created there on

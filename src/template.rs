@@ -106,9 +106,20 @@ pub struct TemplateInput<'a> {
     pub date: DateTime<Local>,
 }
 
-/// Checks a template's syntax and tokens before it is saved.
+/// Checks a template before it is saved: its tokens, and that it gives a film and an episode
+/// an allowed remote path.
 pub fn validate(template: &str) -> Result<(), TemplateError> {
-    render_tokens(template, |_| Some(String::new())).map(|_| ())
+    for sample in ["Films/Film.2019.mkv", "Show.Name.S01E02.mkv"] {
+        render(
+            template,
+            &TemplateInput {
+                profile: "Profile",
+                relative_path: Path::new(sample),
+                date: Local::now(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Renders `template` for one file into a remote path.
@@ -157,6 +168,12 @@ pub fn render(template: &str, input: &TemplateInput<'_>) -> Result<RemotePath, T
             _ => return None,
         })
     })?;
+    // An empty token at the start ("{series}/…" for a film) must not make the path absolute.
+    let rendered = if template.starts_with(['/', '\\']) {
+        rendered
+    } else {
+        rendered.trim_start_matches(['/', '\\']).to_owned()
+    };
     RemotePath::parse(&rendered).map_err(|reason| TemplateError::BadPath {
         template: template.to_owned(),
         file: relative.clone(),
@@ -266,6 +283,12 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "TV/Film.mkv"
+        );
+        assert_eq!(
+            render("{series}/{filename}", &input("Film.mkv"))
+                .unwrap()
+                .as_str(),
+            "Film.mkv"
         );
     }
 

@@ -73,6 +73,8 @@ enum Command {
     /// The library of uploaded media.
     #[command(subcommand)]
     Media(MediaCommand),
+    /// Show where the master key that seals secrets lives (creating it on first use).
+    Key,
 }
 
 #[derive(Args)]
@@ -281,6 +283,7 @@ fn init_logging(daemon: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }
@@ -340,6 +343,7 @@ async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
             }
         }
         Command::Media(MediaCommand::List { profile }) => media(&engine, profile.as_deref(), json)?,
+        Command::Key => key(&engine, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -814,6 +818,21 @@ fn media(engine: &Engine, profile: Option<&str>, json: bool) -> CliResult {
     }
     if entries.is_empty() {
         println!("the library is empty");
+    }
+    Ok(())
+}
+
+fn key(engine: &Engine, json: bool) -> CliResult {
+    let sealer = engine.vault().sealer()?;
+    let key = sealer.key();
+    let source = match key.source() {
+        offload::secrets::KeySource::Keychain => "OS keychain",
+        offload::secrets::KeySource::Environment => "OFFLOAD_MASTER_KEY",
+    };
+    if json {
+        print_json(&serde_json::json!({ "source": source, "fingerprint": key.fingerprint() }))?;
+    } else {
+        println!("master key: {source}, fingerprint {}", key.fingerprint());
     }
     Ok(())
 }

@@ -1,0 +1,344 @@
+//! The `offload` command as a person or a script uses it: output, exit codes, error messages.
+
+mod common;
+
+use common::Sandbox;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs a command that must fail with `code`, and returns what it said on stderr.
+fn fails(sandbox: &Sandbox, args: &[&str], code: i32) -> String {
+    let output = sandbox.run(args);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "offload {args:?}: {}",
+        stderr(&output)
+    );
+    stderr(&output)
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let sandbox = Sandbox::new();
+    sandbox.home_profile(&[]);
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "Usage"),
+        (&["frobnicate"], "unrecognized subcommand"),
+        (
+            &["profile", "add", "X", "--after-upload", "shred"],
+            "not one of keep, delete, move:DIR",
+        ),
+        (
+            &["profile", "add", "X", "--template", "{nope}/{filename}"],
+            "{nope}, which is not a token",
+        ),
+        (
+            &["profile", "add", "X", "--template", "../{filename}"],
+            "climbs out of its folder",
+        ),
+        (&["profile", "add", "Home"], "already exists"),
+        (
+            &["profile", "remove", "Nobody"],
+            "no profile named \"Nobody\"",
+        ),
+        (
+            &[
+                "backend",
+                "add",
+                "B",
+                "--profile",
+                "Nobody",
+                "--type",
+                "local",
+            ],
+            "no profile named",
+        ),
+        (
+            &["backend", "add", "B", "--profile", "Home", "--type", "ftp"],
+            "not a backend type",
+        ),
+        (
+            &[
+                "backend",
+                "add",
+                "Lib",
+                "--profile",
+                "Home",
+                "--type",
+                "local",
+            ],
+            "already has a backend named",
+        ),
+        (
+            &["backend", "test", "Nope", "--profile", "Home"],
+            "has no backend named",
+        ),
+        (&["upload", "a.mkv"], "--profile"),
+        (
+            &["upload", "a.mkv", "--profile", "Home", "--backend", "Nope"],
+            "has no backend named",
+        ),
+        (&["jobs", "--state", "sleeping"], "not a job state"),
+        (&["retry", "999"], "no upload job 999"),
+        (&["pause", "999"], "no upload job 999"),
+        (&["limit", "fast"], "not a rate"),
+        (&["run", "--quiet-period", "soon"], "not a duration"),
+    ];
+    for (args, expected) in cases {
+        let said = fails(&sandbox, args, 2);
+        assert!(
+            said.contains(expected),
+            "offload {args:?} should say {expected:?}, said:\n{said}"
+        );
+    }
+}
+
+#[test]
+fn upload_verifies_and_reports_each_file() {
+    let sandbox = Sandbox::new();
+    let (_, library) = sandbox.home_profile(&[]);
+    let empty = common::write_random(&sandbox.path("in/empty.mkv"), 0);
+    let one = common::write_random(&sandbox.path("in/one.mkv"), 1);
+    let mid = common::write_random(
+        &sandbox.path("in/Show.Name.S02E03.mkv"),
+        3 * 1024 * 1024 + 17,
+    );
+    let out = sandbox.ok(&[
+        "upload",
+        sandbox.path("in/empty.mkv").to_str().unwrap(),
+        sandbox.path("in/one.mkv").to_str().unwrap(),
+        sandbox.path("in/Show.Name.S02E03.mkv").to_str().unwrap(),
+        "--profile",
+        "Home",
+    ]);
+    assert_eq!(out.matches("uploaded ").count(), 3, "{out}");
+    assert!(out.contains("sha256:"), "{out}");
+    assert_eq!(std::fs::read(library.join("empty.mkv")).unwrap(), empty);
+    assert_eq!(std::fs::read(library.join("one.mkv")).unwrap(), one);
+    assert_eq!(
+        std::fs::read(library.join("Show.Name.S02E03.mkv")).unwrap(),
+        mid
+    );
+
+    let jobs = sandbox.jobs();
+    assert_eq!(common::job_states(&jobs), vec!["done"; 3]);
+    let media = sandbox.media();
+    assert_eq!(media.len(), 3);
+    let episode = media
+        .iter()
+        .find(|item| item["series"] == "Show Name")
+        .expect("an episode row");
+    assert_eq!(
+        (episode["season"].as_u64(), episode["episode"].as_u64()),
+        (Some(2), Some(3))
+    );
+
+    // The same unchanged file again: nothing is uploaded twice, and that is still a success.
+    let output = sandbox.run(&[
+        "upload",
+        sandbox.path("in/one.mkv").to_str().unwrap(),
+        "--profile",
+        "Home",
+    ]);
+    assert!(output.status.success());
+    assert!(
+        stderr(&output).contains("already uploaded"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(sandbox.jobs().len(), 3);
+}
+
+#[test]
+fn upload_that_cannot_be_verified_exits_1_and_keeps_the_file() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path("not-a-folder"), b"x").unwrap();
+    sandbox.ok(&["profile", "add", "Home"]);
+    sandbox.ok(&[
+        "backend",
+        "add",
+        "Lib",
+        "--profile",
+        "Home",
+        "--type",
+        "local",
+        "--path",
+        sandbox.path("not-a-folder/lib").to_str().unwrap(),
+    ]);
+    common::write_random(&sandbox.path("in/a.mkv"), 100);
+    let output = sandbox.run(&[
+        "upload",
+        sandbox.path("in/a.mkv").to_str().unwrap(),
+        "--profile",
+        "Home",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("NOT uploaded"));
+    assert!(sandbox.path("in/a.mkv").exists());
+    assert_eq!(common::job_states(&sandbox.jobs()), vec!["failed"]);
+
+    let missing = sandbox.run(&[
+        "upload",
+        sandbox.path("in/missing.mkv").to_str().unwrap(),
+        "--profile",
+        "Home",
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("cannot read"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn profiles_and_backends_are_managed_and_listed() {
+    let sandbox = Sandbox::new();
+    let watch = sandbox.path("w");
+    std::fs::create_dir_all(&watch).unwrap();
+    sandbox.ok(&[
+        "profile",
+        "add",
+        "Films",
+        "--watch",
+        watch.to_str().unwrap(),
+        "--no-recursive",
+        "--exclude",
+        "*sample*",
+        "--after-upload",
+        "move:/tmp/done",
+    ]);
+    let profiles = sandbox.json(&["profile", "list"]);
+    let films = &profiles[0];
+    assert_eq!(films["name"], "Films");
+    assert_eq!(films["after_upload"]["policy"], "move");
+    assert_eq!(films["folders"][0]["recursive"], false);
+    assert_eq!(films["folders"][0]["exclude"][0], "*sample*");
+
+    sandbox.ok(&[
+        "backend",
+        "add",
+        "A",
+        "--profile",
+        "Films",
+        "--type",
+        "local",
+        "--path",
+        sandbox.path("a").to_str().unwrap(),
+    ]);
+    sandbox.ok(&[
+        "backend",
+        "add",
+        "B",
+        "--profile",
+        "Films",
+        "--type",
+        "local",
+        "--path",
+        sandbox.path("b").to_str().unwrap(),
+    ]);
+    let defaults = |sandbox: &Sandbox| -> Vec<(String, bool)> {
+        sandbox
+            .json(&["backend", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["name"].as_str().unwrap().to_owned(),
+                    b["is_default"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        defaults(&sandbox),
+        vec![("A".into(), true), ("B".into(), false)],
+        "the first backend becomes the default"
+    );
+    sandbox.ok(&["backend", "default", "B", "--profile", "Films"]);
+    assert_eq!(
+        defaults(&sandbox),
+        vec![("A".into(), false), ("B".into(), true)]
+    );
+    let test = sandbox.ok(&["backend", "test", "B", "--profile", "Films"]);
+    assert!(test.contains("ok   write"), "{test}");
+    sandbox.ok(&["backend", "remove", "B", "--profile", "Films"]);
+    assert_eq!(
+        defaults(&sandbox),
+        vec![("A".into(), true)],
+        "removing the default promotes another"
+    );
+    sandbox.ok(&["profile", "remove", "Films"]);
+    assert!(sandbox
+        .json(&["profile", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn backend_test_failure_exits_1_with_the_reason() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path("file"), b"x").unwrap();
+    sandbox.ok(&["profile", "add", "Home"]);
+    sandbox.ok(&[
+        "backend",
+        "add",
+        "Lib",
+        "--profile",
+        "Home",
+        "--type",
+        "local",
+        "--path",
+        sandbox.path("file/lib").to_str().unwrap(),
+    ]);
+    let output = sandbox.run(&["backend", "test", "Lib", "--profile", "Home"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL folder: cannot create"));
+}
+
+#[test]
+fn first_run_creates_the_default_profile_watching_downloads() {
+    let sandbox = Sandbox::new();
+    let child = sandbox
+        .offload()
+        .args(["run", "--quiet-period", "300ms"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut daemon = common::Daemon {
+        child,
+        log: sandbox.path("unused.log"),
+    };
+    common::wait_for("the default profile", || {
+        sandbox
+            .json(&["backend", "list"])
+            .as_array()
+            .is_some_and(|list| !list.is_empty())
+    });
+    let profiles = sandbox.json(&["profile", "list"]);
+    assert_eq!(profiles[0]["name"], "Default");
+    let downloads = profiles[0]["folders"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(downloads.ends_with("Downloads"), "{downloads}");
+    let bytes = common::write_random(&std::path::Path::new(&downloads).join("film.mp4"), 1234);
+    common::wait_for("the download to land in the library", || {
+        common::job_states(&sandbox.jobs()) == vec!["done"]
+    });
+    let library = sandbox.json(&["backend", "list"])[0]["config"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        std::fs::read(std::path::Path::new(&library).join("film.mp4")).unwrap(),
+        bytes
+    );
+    let _ = daemon.child.kill();
+    let _ = daemon.child.wait();
+}

@@ -1,0 +1,211 @@
+//! Shared harness for the engine's integration tests: a throwaway data folder, the real
+//! `offload` binary, and waiting on conditions (never on the clock alone).
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+
+/// How long any single condition may take before the test fails. Generous: CI machines are slow,
+/// and waiting longer costs nothing when the condition holds early.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path("data")
+    }
+
+    /// `offload` with this sandbox's data folder, and a home that is not the user's.
+    pub fn offload(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_offload"));
+        command
+            .env("OFFLOAD_DATA_DIR", self.data_dir())
+            .env("HOME", self.path("home"))
+            .env("XDG_DATA_HOME", self.path("home/.local/share"))
+            .env("XDG_CONFIG_HOME", self.path("home/.config"))
+            .env("OFFLOAD_LOG", "offload=debug")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `offload ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.offload().args(args).output().expect("run offload")
+    }
+
+    /// Runs `offload ARGS` and insists it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "offload {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&full)).expect("offload printed JSON")
+    }
+
+    /// Starts `offload run` with a short quiet period; its log goes to `daemon-N.log`.
+    pub fn daemon(&self, extra: &[&str]) -> Daemon {
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        let log = self.path(&format!("daemon-{n}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut args = vec!["run", "--quiet-period", "300ms", "--no-default-profile"];
+        args.extend_from_slice(extra);
+        let child = self
+            .offload()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start offload run");
+        let daemon = Daemon { child, log };
+        wait_for("the daemon to start", || {
+            daemon.log().contains("offload is running")
+        });
+        daemon
+    }
+
+    pub fn jobs(&self) -> Vec<serde_json::Value> {
+        self.json(&["jobs"]).as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn media(&self) -> Vec<serde_json::Value> {
+        self.json(&["media", "list"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A profile "Home" watching `watch/` and uploading into `library/`.
+    pub fn home_profile(&self, extra: &[&str]) -> (PathBuf, PathBuf) {
+        let watch = self.path("watch");
+        let library = self.path("library");
+        std::fs::create_dir_all(&watch).expect("watch dir");
+        let watch_text = watch.to_str().expect("utf-8");
+        let mut args = vec!["profile", "add", "Home", "--watch", watch_text];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        self.ok(&[
+            "backend",
+            "add",
+            "Lib",
+            "--profile",
+            "Home",
+            "--type",
+            "local",
+            "--path",
+            library.to_str().expect("utf-8"),
+        ]);
+        (watch, library)
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        #[cfg(unix)]
+        {
+            let pid = self.child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+        let status = self.child.wait().expect("wait for daemon");
+        assert!(
+            status.success(),
+            "daemon exited with {status:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// SIGKILL: the process gets no chance to tidy up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` until it holds; fails the test with `what` after [`PATIENCE`].
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+pub fn write_random(path: &Path, len: usize) -> Vec<u8> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("parent dir");
+    }
+    let bytes = random_bytes(len);
+    std::fs::write(path, &bytes).expect("write file");
+    bytes
+}
+
+pub fn job_states(jobs: &[serde_json::Value]) -> Vec<String> {
+    jobs.iter()
+        .map(|job| job["state"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .map(|entry| entry.into_path())
+        .collect()
+}
