@@ -46,7 +46,7 @@ pub enum DbError {
 
 /// A shared handle to one connection. SQLite work here is short and synchronous, so callers take
 /// the lock for one statement or one transaction and never hold it across an `.await`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,

@@ -278,6 +278,7 @@ pub fn is_sealed(text: &str) -> bool {
 /// The master key as the rest of the engine meets it: loaded the first time a secret is sealed
 /// or opened (so a local-only setup never needs a keychain), and checked against the database so
 /// that a different key is reported as such rather than as a damaged value.
+#[derive(Debug)]
 pub struct Vault {
     db: crate::db::Db,
     sealer: std::sync::Mutex<Option<Sealer>>,

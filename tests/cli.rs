@@ -1,5 +1,7 @@
 //! The `offload` command as a person or a script uses it: output, exit codes, error messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Sandbox;

@@ -1,5 +1,7 @@
 //! `offload run` end to end: watched folders, the persistent queue, crashes and policies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,7 @@
 //! The schema and sealed secrets at rest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use offload::accounts::{self, Provider, Tokens};
 use offload::db::{Db, DbError, MIGRATIONS};
 use offload::profiles::{self, AfterUpload};
@@ -85,9 +87,7 @@ fn database_from_a_newer_version_is_refused_with_a_clear_message() {
     let db = Db::open(&path).unwrap();
     db.lock().pragma_update(None, "user_version", 999).unwrap();
     drop(db);
-    let error = Db::open(&path)
-        .err()
-        .expect("a newer schema must be refused");
+    let error = Db::open(&path).expect_err("a newer schema must be refused");
     assert!(
         matches!(error, DbError::TooNew { found: 999, .. }),
         "{error}"
@@ -193,9 +193,7 @@ fn a_different_master_key_is_reported_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("offload.db")).unwrap();
     Vault::with_key(db.clone(), key(1)).unwrap();
-    let error = Vault::with_key(db.clone(), key(2))
-        .err()
-        .expect("another key must be refused");
+    let error = Vault::with_key(db.clone(), key(2)).expect_err("another key must be refused");
     assert!(
         matches!(error, Error::Secrets(SecretsError::WrongKey)),
         "{error}"
@@ -247,9 +245,7 @@ fn a_sealed_token_moved_to_another_row_does_not_open() {
             [first, second],
         )
         .unwrap();
-    let error = accounts::tokens(&db, &vault, second)
-        .err()
-        .expect("a moved value must not open");
+    let error = accounts::tokens(&db, &vault, second).expect_err("a moved value must not open");
     assert!(
         matches!(error, Error::Secrets(SecretsError::Tampered { .. })),
         "{error}"

@@ -1,6 +1,8 @@
 //! The master key in the real OS keychain (Secret Service on Linux). The README's test command
 //! runs the tests inside a D-Bus session with an unlocked gnome-keyring.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Sandbox;

@@ -1,5 +1,7 @@
 //! The local-folder backend against the real filesystem.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};

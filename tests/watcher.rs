@@ -1,6 +1,8 @@
 //! Real-filesystem tests of the folder watcher: real notify, a short quiet
 //! period, and the event channel as the only synchronisation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;

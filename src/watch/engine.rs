@@ -480,8 +480,17 @@ impl Engine {
 
         let root = self.folders[i].root.clone();
         let depth = (!self.folders[i].spec.recursive).then_some(1);
+        let started = Instant::now();
         match blocking(move || walk(&root, depth)).await {
-            Some(Ok(found)) => self.offer_all(found).await,
+            Some(Ok(found)) => {
+                tracing::info!(
+                    folder_id = self.folders[i].spec.folder_id,
+                    files = found.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "folder scanned"
+                );
+                self.offer_all(found).await
+            }
             Some(Err(err)) => {
                 let message = format!(
                     "Offload could not read the folder {}: {err}. Check its permissions.",

@@ -1,7 +1,7 @@
 //! Shared harness for the engine's integration tests: a throwaway data folder, the real
 //! `offload` binary, and waiting on conditions (never on the clock alone).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
