@@ -25,6 +25,7 @@ const DATABASE_FILE: &str = "offload.db";
 /// Touched by a command that changed the queue or the folders, so a running daemon looks again.
 const WAKE_FILE: &str = "wake";
 const OWNERS_DIR: &str = "owners";
+const DAEMON_LOCK: &str = "daemon.lock";
 /// Name of the profile a fresh install starts with.
 pub const DEFAULT_PROFILE: &str = "Default";
 const DEFAULT_BACKEND: &str = "Library";
@@ -181,6 +182,7 @@ impl Engine {
     /// The headless daemon: returns interrupted uploads to the queue, watches every profile's
     /// folders, and uploads what arrives until `shutdown` fires; then checkpoints and returns.
     pub async fn run(&self, options: DaemonOptions, shutdown: CancellationToken) -> Result<()> {
+        let _daemon_lock = self.lock_daemon()?;
         queue::recover_orphans(&self.db, &self.owners_dir())?;
         let queue = self.queue(ClaimMode::Any, options.queue.clone())?;
         let queue_stop = CancellationToken::new();
@@ -224,6 +226,21 @@ impl Engine {
         queue_stop.cancel();
         let _ = queue_task.await;
         Ok(())
+    }
+
+    /// One daemon per data folder: a second would watch the same folders twice.
+    fn lock_daemon(&self) -> Result<std::fs::File> {
+        let path = self.data_dir.join(DAEMON_LOCK);
+        let file = std::fs::File::create(&path)
+            .map_err(|error| Error::io(format!("cannot create {}", path.display()), error))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Invalid(format!(
+                "Offload is already running for {} (the tray app or another `offload run`); stop it first, or use another --data-dir",
+                self.data_dir.display()
+            ))),
+            Err(std::fs::TryLockError::Error(error)) => Err(Error::io(format!("cannot lock {}", path.display()), error)),
+        }
     }
 
     fn start_watching(

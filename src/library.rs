@@ -164,60 +164,40 @@ pub struct LibraryEntry {
 /// The library of one profile (or all), files first, then series with their episodes in order.
 pub fn list(db: &Db, profile_id: Option<i64>) -> Result<Vec<LibraryEntry>> {
     let conn = db.lock();
-    let mut entries = Vec::new();
-    let mut files = conn.prepare(
-        "SELECT id, profile_id, title, file_path, storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at
-         FROM media WHERE kind = 'file' AND (?1 IS NULL OR profile_id = ?1) ORDER BY title, id",
+    let mut statement = conn.prepare(
+        "SELECT 0 AS is_episode, id, profile_id, title, NULL AS series, NULL AS season, NULL AS episode, file_path,
+                storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at
+         FROM media WHERE kind = 'file' AND (?1 IS NULL OR profile_id = ?1)
+         UNION ALL
+         SELECT 1, e.id, m.profile_id, e.title, m.title, e.season, e.episode, e.file_path,
+                e.storage_backend_id, e.storage_path, e.size, e.content_type, e.checksum, e.status, e.uploaded_at
+         FROM episodes e JOIN media m ON m.id = e.series_id WHERE ?1 IS NULL OR m.profile_id = ?1
+         ORDER BY is_episode, series, season, episode, title, id",
     )?;
-    let rows = files.query_map([profile_id], |row| {
+    let rows = statement.query_map([profile_id], |row| {
+        let id = row.get(1)?;
         Ok(LibraryEntry {
-            item: LibraryItem::Media(row.get(0)?),
-            profile_id: row.get(1)?,
-            title: row.get(2)?,
-            series: None,
-            season: None,
-            episode: None,
-            file_path: row.get(3)?,
-            storage_backend_id: row.get(4)?,
-            storage_path: row.get(5)?,
-            size: row.get::<_, Option<i64>>(6)?.map(|size| size as u64),
-            content_type: row.get(7)?,
-            checksum: row.get(8)?,
-            status: row.get(9)?,
-            uploaded_at: row.get(10)?,
+            item: if row.get(0)? {
+                LibraryItem::Episode(id)
+            } else {
+                LibraryItem::Media(id)
+            },
+            profile_id: row.get(2)?,
+            title: row.get(3)?,
+            series: row.get(4)?,
+            season: row.get(5)?,
+            episode: row.get(6)?,
+            file_path: row.get(7)?,
+            storage_backend_id: row.get(8)?,
+            storage_path: row.get(9)?,
+            size: row.get::<_, Option<i64>>(10)?.map(|size| size as u64),
+            content_type: row.get(11)?,
+            checksum: row.get(12)?,
+            status: row.get(13)?,
+            uploaded_at: row.get(14)?,
         })
     })?;
-    for row in rows {
-        entries.push(row?);
-    }
-    let mut episodes = conn.prepare(
-        "SELECT e.id, m.profile_id, e.title, m.title, e.season, e.episode, e.file_path, e.storage_backend_id,
-                e.storage_path, e.size, e.content_type, e.checksum, e.status, e.uploaded_at
-         FROM episodes e JOIN media m ON m.id = e.series_id
-         WHERE ?1 IS NULL OR m.profile_id = ?1 ORDER BY m.title, e.season, e.episode, e.id",
-    )?;
-    let rows = episodes.query_map([profile_id], |row| {
-        Ok(LibraryEntry {
-            item: LibraryItem::Episode(row.get(0)?),
-            profile_id: row.get(1)?,
-            title: row.get(2)?,
-            series: Some(row.get(3)?),
-            season: Some(row.get(4)?),
-            episode: Some(row.get(5)?),
-            file_path: row.get(6)?,
-            storage_backend_id: row.get(7)?,
-            storage_path: row.get(8)?,
-            size: row.get::<_, Option<i64>>(9)?.map(|size| size as u64),
-            content_type: row.get(10)?,
-            checksum: row.get(11)?,
-            status: row.get(12)?,
-            uploaded_at: row.get(13)?,
-        })
-    })?;
-    for row in rows {
-        entries.push(row?);
-    }
-    Ok(entries)
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The library row recorded for a remote object, if any (used to check for duplicates).

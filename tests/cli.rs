@@ -157,19 +157,7 @@ fn upload_verifies_and_reports_each_file() {
 #[test]
 fn upload_that_cannot_be_verified_exits_1_and_keeps_the_file() {
     let sandbox = Sandbox::new();
-    std::fs::write(sandbox.path("not-a-folder"), b"x").unwrap();
-    sandbox.ok(&["profile", "add", "Home"]);
-    sandbox.ok(&[
-        "backend",
-        "add",
-        "Lib",
-        "--profile",
-        "Home",
-        "--type",
-        "local",
-        "--path",
-        sandbox.path("not-a-folder/lib").to_str().unwrap(),
-    ]);
+    sandbox.broken_profile();
     common::write_random(&sandbox.path("in/a.mkv"), 100);
     let output = sandbox.run(&[
         "upload",
@@ -220,28 +208,8 @@ fn profiles_and_backends_are_managed_and_listed() {
     assert_eq!(films["folders"][0]["recursive"], false);
     assert_eq!(films["folders"][0]["exclude"][0], "*sample*");
 
-    sandbox.ok(&[
-        "backend",
-        "add",
-        "A",
-        "--profile",
-        "Films",
-        "--type",
-        "local",
-        "--path",
-        sandbox.path("a").to_str().unwrap(),
-    ]);
-    sandbox.ok(&[
-        "backend",
-        "add",
-        "B",
-        "--profile",
-        "Films",
-        "--type",
-        "local",
-        "--path",
-        sandbox.path("b").to_str().unwrap(),
-    ]);
+    sandbox.local_backend("Films", "A", &sandbox.path("a"));
+    sandbox.local_backend("Films", "B", &sandbox.path("b"));
     let defaults = |sandbox: &Sandbox| -> Vec<(String, bool)> {
         sandbox
             .json(&["backend", "list"])
@@ -285,19 +253,7 @@ fn profiles_and_backends_are_managed_and_listed() {
 #[test]
 fn backend_test_failure_exits_1_with_the_reason() {
     let sandbox = Sandbox::new();
-    std::fs::write(sandbox.path("file"), b"x").unwrap();
-    sandbox.ok(&["profile", "add", "Home"]);
-    sandbox.ok(&[
-        "backend",
-        "add",
-        "Lib",
-        "--profile",
-        "Home",
-        "--type",
-        "local",
-        "--path",
-        sandbox.path("file/lib").to_str().unwrap(),
-    ]);
+    sandbox.broken_profile();
     let output = sandbox.run(&["backend", "test", "Lib", "--profile", "Home"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("FAIL folder: cannot create"));
@@ -343,4 +299,14 @@ fn first_run_creates_the_default_profile_watching_downloads() {
     );
     let _ = daemon.child.kill();
     let _ = daemon.child.wait();
+}
+
+#[test]
+fn a_second_daemon_for_the_same_data_is_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.home_profile(&[]);
+    let daemon = sandbox.daemon(&[]);
+    let said = fails(&sandbox, &["run", "--no-default-profile"], 2);
+    assert!(said.contains("already running"), "{said}");
+    daemon.stop();
 }

@@ -237,17 +237,7 @@ fn after_upload_delete_only_removes_verified_files() {
         "delete",
     ]);
     let broken_library = sandbox.path("not-a-folder/library");
-    sandbox.ok(&[
-        "backend",
-        "add",
-        "Lib",
-        "--profile",
-        "Broken",
-        "--type",
-        "local",
-        "--path",
-        broken_library.to_str().unwrap(),
-    ]);
+    sandbox.local_backend("Broken", "Lib", &broken_library);
 
     let daemon = sandbox.daemon(&[]);
     let bytes = common::write_random(&watch.join("a.mkv"), 70_000);

@@ -104,6 +104,21 @@ impl Sandbox {
             .unwrap_or_default()
     }
 
+    /// Adds a local backend `name` at `path` to `profile`.
+    pub fn local_backend(&self, profile: &str, name: &str, path: &Path) {
+        self.ok(&[
+            "backend",
+            "add",
+            name,
+            "--profile",
+            profile,
+            "--type",
+            "local",
+            "--path",
+            path.to_str().expect("utf-8"),
+        ]);
+    }
+
     /// A profile "Home" watching `watch/` and uploading into `library/`.
     pub fn home_profile(&self, extra: &[&str]) -> (PathBuf, PathBuf) {
         let watch = self.path("watch");
@@ -113,18 +128,15 @@ impl Sandbox {
         let mut args = vec!["profile", "add", "Home", "--watch", watch_text];
         args.extend_from_slice(extra);
         self.ok(&args);
-        self.ok(&[
-            "backend",
-            "add",
-            "Lib",
-            "--profile",
-            "Home",
-            "--type",
-            "local",
-            "--path",
-            library.to_str().expect("utf-8"),
-        ]);
+        self.local_backend("Home", "Lib", &library);
         (watch, library)
+    }
+
+    /// A profile "Home" whose only backend is under a regular file, so every upload fails.
+    pub fn broken_profile(&self) {
+        std::fs::write(self.path("not-a-folder"), b"x").expect("write");
+        self.ok(&["profile", "add", "Home"]);
+        self.local_backend("Home", "Lib", &self.path("not-a-folder/lib"));
     }
 }
 
