@@ -44,6 +44,21 @@ pub enum DbError {
     Corrupt(String),
 }
 
+impl DbError {
+    fn is_busy(&self) -> bool {
+        let source = match self {
+            DbError::Open { source, .. }
+            | DbError::Migration { source, .. }
+            | DbError::Sql(source) => source,
+            _ => return false,
+        };
+        matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
 /// A shared handle to one connection. SQLite work here is short and synchronous, so callers take
 /// the lock for one statement or one transaction and never hold it across an `.await`.
 #[derive(Clone, Debug)]
@@ -55,6 +70,21 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        // Switching a new file to WAL, or migrating it, can answer "busy" without consulting the
+        // busy handler while another process does the same (the daemon and a command started
+        // together): retry for as long as any other statement would wait.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::try_open(path) {
+                Err(error) if error.is_busy() && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Db, DbError> {
         let open_err = |source| DbError::Open {
             path: path.to_owned(),
             source,

@@ -314,3 +314,34 @@ fn pause_resume_and_cancel_from_another_process() {
     assert!(watch.join("second.mkv").exists());
     daemon.stop();
 }
+
+#[test]
+fn a_file_deleted_before_its_upload_is_dropped_with_the_reason() {
+    let sandbox = Sandbox::new();
+    let (watch, library) = sandbox.home_profile(&[]);
+    sandbox.ok(&["pause"]);
+    let daemon = sandbox.daemon(&[]);
+    common::write_random(&watch.join("gone.mkv"), 1000);
+    wait_for("the file to be queued", || {
+        job_states(&sandbox.jobs()) == vec!["queued"]
+    });
+    std::fs::remove_file(watch.join("gone.mkv")).unwrap();
+    sandbox.ok(&["resume"]);
+    wait_for("the job to be dropped", || {
+        job_states(&sandbox.jobs()) == vec!["cancelled"]
+    });
+    let job = &sandbox.jobs()[0];
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("deleted before it was uploaded"),
+        "{job:#?}"
+    );
+    assert!(common::files_under(&library).is_empty());
+    assert!(
+        daemon.log().contains("deleted before it was uploaded"),
+        "the reason is logged"
+    );
+    daemon.stop();
+}

@@ -258,3 +258,24 @@ fn a_sealed_token_moved_to_another_row_does_not_open() {
         "first"
     );
 }
+
+#[test]
+fn many_processes_opening_a_new_database_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("offload.db");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                Db::open(&path).map(|db| user_version(&db))
+            })
+        })
+        .collect();
+    for handle in handles {
+        let version = handle.join().unwrap().unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+}
