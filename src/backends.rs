@@ -9,28 +9,80 @@ use serde::Serialize;
 
 use crate::db::{now_ms, Db};
 use crate::error::{is_unique_violation, Error, Result};
+use crate::secrets::{SealContext, Sealer, Vault};
 use crate::storage::local::{LocalBackend, LocalConfig};
+use crate::storage::s3::{S3Backend, S3Config};
 use crate::storage::{BackendKind, StorageBackend};
+use zeroize::Zeroizing;
 
-/// The settings of a backend, by type. Secret fields (none for `local`) are sealed in the row.
+/// The settings of a backend, by type, secrets in the clear (they are sealed when stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendSettings {
     Local(LocalConfig),
+    S3 {
+        config: Box<S3Config>,
+        secret_access_key: Zeroizing<String>,
+    },
 }
 
 impl BackendSettings {
     pub fn kind(&self) -> BackendKind {
         match self {
             BackendSettings::Local(_) => BackendKind::Local,
+            BackendSettings::S3 { .. } => BackendKind::S3,
         }
     }
 
-    fn to_json(&self) -> Result<String> {
+    /// The configuration as stored in row `id`: every secret field sealed to that row.
+    /// The sealer the stored form needs, if any; taken before a transaction, because the vault
+    /// itself may read the database the first time.
+    fn sealer(&self, vault: &Vault) -> Result<Option<Sealer>> {
         match self {
-            BackendSettings::Local(config) => serde_json::to_string(config).map_err(|error| {
-                Error::Invalid(format!("cannot encode the backend settings: {error}"))
-            }),
+            BackendSettings::Local(_) => Ok(None),
+            BackendSettings::S3 { .. } => vault.sealer().map(Some),
         }
+    }
+
+    fn to_stored_json(&self, id: i64, sealer: Option<&Sealer>) -> Result<String> {
+        let encoded = match self {
+            BackendSettings::Local(config) => serde_json::to_string(config),
+            BackendSettings::S3 {
+                config,
+                secret_access_key,
+            } => {
+                let sealer =
+                    sealer.ok_or_else(|| Error::Invalid("sealing needs the master key".into()))?;
+                let sealed =
+                    sealer.seal_str(secret_access_key, secret_context(id, S3_SECRET_FIELD));
+                serde_json::to_string(&S3Config {
+                    secret_access_key: sealed,
+                    ..(**config).clone()
+                })
+            }
+        };
+        encoded
+            .map_err(|error| Error::Invalid(format!("cannot encode the backend settings: {error}")))
+    }
+
+    /// Builds the live backend without storing anything, for "test before saving".
+    pub fn open_unsaved(&self) -> Arc<dyn StorageBackend> {
+        match self {
+            BackendSettings::Local(config) => Arc::new(LocalBackend::new(config)),
+            BackendSettings::S3 {
+                config,
+                secret_access_key,
+            } => Arc::new(S3Backend::new(config, secret_access_key)),
+        }
+    }
+}
+
+const S3_SECRET_FIELD: &str = "config.secret_access_key";
+
+fn secret_context(id: i64, field: &str) -> SealContext<'_> {
+    SealContext {
+        table: "storage_backends",
+        record: id,
+        field,
     }
 }
 
@@ -56,22 +108,35 @@ impl BackendRecord {
                 .and_then(|path| path.as_str())
                 .unwrap_or("?")
                 .to_owned(),
+            BackendKind::S3 => serde_json::from_value::<S3Config>(self.config.clone())
+                .map(|config| config.location())
+                .unwrap_or_default(),
             _ => String::new(),
         }
     }
 
-    /// Builds the live backend this row describes.
-    pub fn open(&self) -> Result<Arc<dyn StorageBackend>> {
+    /// Builds the live backend this row describes, opening its secrets with the vault.
+    pub fn open(&self, vault: &Vault) -> Result<Arc<dyn StorageBackend>> {
+        let damaged = |error: serde_json::Error| {
+            Error::Invalid(format!(
+                "backend {:?} has damaged settings: {error}",
+                self.name
+            ))
+        };
         match self.kind {
             BackendKind::Local => {
                 let config: LocalConfig =
-                    serde_json::from_value(self.config.clone()).map_err(|error| {
-                        Error::Invalid(format!(
-                            "backend {:?} has damaged settings: {error}",
-                            self.name
-                        ))
-                    })?;
+                    serde_json::from_value(self.config.clone()).map_err(damaged)?;
                 Ok(Arc::new(LocalBackend::new(&config)))
+            }
+            BackendKind::S3 => {
+                let config: S3Config =
+                    serde_json::from_value(self.config.clone()).map_err(damaged)?;
+                let secret = vault.sealer()?.open_string(
+                    &config.secret_access_key,
+                    secret_context(self.id, S3_SECRET_FIELD),
+                )?;
+                Ok(Arc::new(S3Backend::new(&config, &secret)))
             }
             other => Err(Error::Invalid(format!(
                 "backend {:?} is of type {other}, which this build of Offload cannot use yet",
@@ -110,9 +175,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<BackendRecord> {
     })
 }
 
-/// Adds a backend. The profile's first backend becomes its default.
+/// Adds a backend. The profile's first backend becomes its default. Secret settings are sealed
+/// to the new row, which is why the row is inserted first and filled in the same transaction.
 pub fn add(
     db: &Db,
+    vault: &Vault,
     profile_id: i64,
     name: &str,
     settings: &BackendSettings,
@@ -122,7 +189,7 @@ pub fn add(
     if name.is_empty() {
         return Err(Error::Invalid("a backend needs a name".into()));
     }
-    let config = settings.to_json()?;
+    let sealer = settings.sealer(vault)?;
     let id = db.transaction(|tx| {
         let existing: i64 = tx.query_row("SELECT count(*) FROM storage_backends WHERE profile_id = ?1", [profile_id], |row| row.get(0))?;
         let is_default = make_default || existing == 0;
@@ -130,8 +197,8 @@ pub fn add(
             tx.execute("UPDATE storage_backends SET is_default = 0 WHERE profile_id = ?1", [profile_id])?;
         }
         tx.execute(
-            "INSERT INTO storage_backends (profile_id, name, type, config, is_default, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![profile_id, name, settings.kind().as_str(), config, is_default, now_ms()],
+            "INSERT INTO storage_backends (profile_id, name, type, is_default, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![profile_id, name, settings.kind().as_str(), is_default, now_ms()],
         )
         .map_err(|error| {
             if is_unique_violation(&error) {
@@ -140,7 +207,9 @@ pub fn add(
                 error.into()
             }
         })?;
-        Ok::<_, Error>(tx.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        tx.execute("UPDATE storage_backends SET config = ?2 WHERE id = ?1", params![id, settings.to_stored_json(id, sealer.as_ref())?])?;
+        Ok::<_, Error>(id)
     })?;
     get(db, id)
 }

@@ -95,6 +95,7 @@ impl Engine {
     pub fn queue(&self, mode: ClaimMode, options: QueueOptions) -> Result<Queue> {
         Queue::new(
             self.db.clone(),
+            self.vault.clone(),
             &self.owners_dir(),
             mode,
             options,
@@ -132,6 +133,7 @@ impl Engine {
         let library = backends::default_library_dir(&self.data_dir);
         backends::add(
             &self.db,
+            &self.vault,
             profile.id,
             DEFAULT_BACKEND,
             &BackendSettings::Local(LocalConfig { path: library }),

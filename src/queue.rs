@@ -26,6 +26,7 @@ use crate::db::{now_ms, to_ns, Db};
 use crate::error::{is_unique_violation, Error, Result};
 use crate::library::{self, LibraryItem, UploadedFile};
 use crate::profiles::{self, AfterUpload};
+use crate::secrets::Vault;
 use crate::storage::{
     BackendKind, ErrorKind, RemotePath, StorageBackend, StorageError, StoredObject, Transfer,
     UploadRequest,
@@ -664,6 +665,7 @@ pub struct Queue {
 
 struct Inner {
     db: Db,
+    vault: Arc<Vault>,
     owner: OwnerLock,
     mode: ClaimMode,
     options: QueueOptions,
@@ -677,6 +679,7 @@ struct Inner {
 impl Queue {
     pub fn new(
         db: Db,
+        vault: Arc<Vault>,
         owners_dir: &Path,
         mode: ClaimMode,
         options: QueueOptions,
@@ -688,6 +691,7 @@ impl Queue {
         Ok(Queue {
             inner: Arc::new(Inner {
                 db,
+                vault,
                 owner,
                 mode,
                 options,
@@ -893,7 +897,7 @@ impl Inner {
         {
             return Ok(backend.clone());
         }
-        let backend = backends::get(&self.db, backend_id)?.open()?;
+        let backend = backends::get(&self.db, backend_id)?.open(&self.vault)?;
         self.backends
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1410,6 +1414,10 @@ impl Transfer for JobTransfer {
                 self.local_path.display(),
             )),
         }
+    }
+
+    async fn resumed(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
     }
 
     async fn save_resume(&self, record: serde_json::Value) -> Result<(), StorageError> {

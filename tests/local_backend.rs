@@ -4,52 +4,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use common::conformance::{request, Recorder};
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use offload::storage::local::{LocalBackend, LocalConfig};
-use offload::storage::{
-    BackendKind, ErrorKind, RemotePath, StorageBackend, StorageError, StreamTarget, Transfer,
-    UploadRequest,
-};
-
-/// A transfer that records progress and can stop the upload after a number of bytes.
-#[derive(Default)]
-struct Recorder {
-    seen: AtomicU64,
-    stop_after: Option<u64>,
-    resume: Mutex<Option<serde_json::Value>>,
-}
-
-#[async_trait]
-impl Transfer for Recorder {
-    async fn advance(&self, bytes: u64) -> Result<(), StorageError> {
-        let seen = self.seen.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        match self.stop_after {
-            Some(limit) if seen >= limit => {
-                Err(StorageError::interrupted(BackendKind::Local, "test"))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn save_resume(&self, record: serde_json::Value) -> Result<(), StorageError> {
-        *self.resume.lock().unwrap() = Some(record);
-        Ok(())
-    }
-}
-
-fn request(local: &std::path::Path, remote: &str, size: u64) -> UploadRequest {
-    UploadRequest {
-        local_path: local.to_owned(),
-        remote_path: RemotePath::parse(remote).unwrap(),
-        size,
-        content_type: "video/x-matroska".into(),
-        resume: None,
-    }
-}
+use offload::storage::{ErrorKind, RemotePath, StorageBackend, StreamTarget};
 
 #[tokio::test]
 async fn files_of_every_size_arrive_byte_identical() {
@@ -67,14 +28,14 @@ async fn files_of_every_size_arrive_byte_identical() {
         let recorder = Recorder::default();
         let stored = backend
             .upload(
-                &request(&source, &format!("Films/{name}"), len as u64),
+                &request(&source, &format!("Films/{name}"), len as u64, None),
                 &recorder,
             )
             .await
             .unwrap();
         assert_eq!(stored.size, len as u64);
         assert_eq!(
-            recorder.seen.load(Ordering::SeqCst),
+            recorder.sent.load(Ordering::SeqCst),
             len as u64,
             "progress must add up to the size"
         );
@@ -107,7 +68,10 @@ async fn an_interrupted_copy_leaves_nothing_under_the_final_name() {
         ..Recorder::default()
     };
     let error = backend
-        .upload(&request(&source, "movie.mkv", 8 * 1024 * 1024), &recorder)
+        .upload(
+            &request(&source, "movie.mkv", 8 * 1024 * 1024, None),
+            &recorder,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::Interrupted);
@@ -136,7 +100,7 @@ async fn a_temporary_file_left_by_a_killed_attempt_is_removed_on_the_next() {
     let stale = sandbox.path("library/.offload-deadbeef.tmp");
     std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
     std::fs::write(&stale, b"half a file").unwrap();
-    let mut first = request(&source, "movie.mkv", 4096);
+    let mut first = request(&source, "movie.mkv", 4096, None);
     first.resume = Some(serde_json::json!({ "temp": stale }));
     backend.upload(&first, &Recorder::default()).await.unwrap();
     assert!(!stale.exists());
@@ -155,7 +119,10 @@ async fn a_file_that_changes_size_while_copied_is_refused() {
     let source = sandbox.path("src/movie.mkv");
     common::write_random(&source, 2048);
     let error = backend
-        .upload(&request(&source, "movie.mkv", 1024), &Recorder::default())
+        .upload(
+            &request(&source, "movie.mkv", 1024, None),
+            &Recorder::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::SourceChanged);
@@ -172,7 +139,7 @@ async fn names_the_folder_cannot_hold_are_a_clear_error() {
     common::write_random(&source, 10);
     let long = format!("{}.mkv", "x".repeat(300));
     let error = backend
-        .upload(&request(&source, &long, 10), &Recorder::default())
+        .upload(&request(&source, &long, 10, None), &Recorder::default())
         .await
         .unwrap_err();
     assert_eq!(error.kind, ErrorKind::InvalidName);
@@ -199,7 +166,7 @@ async fn delete_exists_download_and_stream() {
     let remote = RemotePath::parse("Show/Season 1/a.mkv").unwrap();
     backend
         .upload(
-            &request(&source, remote.as_str(), 5000),
+            &request(&source, remote.as_str(), 5000, None),
             &Recorder::default(),
         )
         .await
@@ -240,4 +207,14 @@ async fn connection_test_says_what_is_wrong() {
     let report = bad.test_connection().await;
     assert!(!report.is_ok());
     assert!(report.to_string().contains("cannot create"), "{report}");
+}
+
+#[tokio::test]
+async fn the_local_backend_passes_the_conformance_suite() {
+    let sandbox = common::Sandbox::new();
+    let backend = LocalBackend::new(&LocalConfig {
+        path: sandbox.path("library"),
+    });
+    std::fs::create_dir_all(sandbox.path("scratch")).unwrap();
+    common::conformance::run(&backend, 8 * 1024 * 1024, &sandbox.path("scratch")).await;
 }

@@ -17,6 +17,7 @@ use offload::library;
 use offload::profiles::{self, AfterUpload, NewWatchFolder};
 use offload::queue::{self, ClaimMode, Enqueued, Event, JobState, QueueOptions};
 use offload::storage::local::LocalConfig;
+use offload::storage::s3::{Provider, S3Config};
 use offload::storage::BackendKind;
 use offload::{template, Engine, Error};
 use serde::Serialize;
@@ -129,20 +130,8 @@ enum ProfileCommand {
 
 #[derive(Subcommand)]
 enum BackendCommand {
-    /// Add a storage backend to a profile.
-    Add {
-        name: String,
-        #[arg(long)]
-        profile: String,
-        #[arg(long = "type", value_parser = parse_kind)]
-        kind: BackendKind,
-        /// For `local`: the library folder (default: ~/Videos/Offload).
-        #[arg(long, value_name = "DIR")]
-        path: Option<PathBuf>,
-        /// Make it the profile's default backend.
-        #[arg(long)]
-        default: bool,
-    },
+    /// Add a storage backend to a profile (an S3 backend is tested before it is saved).
+    Add(Box<BackendAddArgs>),
     /// List backends.
     List {
         #[arg(long)]
@@ -166,6 +155,51 @@ enum BackendCommand {
         #[arg(long)]
         profile: String,
     },
+}
+
+#[derive(Args)]
+struct BackendAddArgs {
+    name: String,
+    #[arg(long)]
+    profile: String,
+    #[arg(long = "type", value_parser = parse_kind)]
+    kind: BackendKind,
+    /// Make it the profile's default backend.
+    #[arg(long)]
+    default: bool,
+    /// local: the library folder (default: ~/Videos/Offload).
+    #[arg(long, value_name = "DIR")]
+    path: Option<PathBuf>,
+    /// s3: whose S3 it is; fills in the endpoint pattern, region and quirks.
+    #[arg(long, value_parser = parse_provider, default_value = "other")]
+    provider: Provider,
+    /// s3: the service URL, e.g. https://<account>.r2.cloudflarestorage.com.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// s3: the region to sign for (the provider's default when left out).
+    #[arg(long)]
+    region: Option<String>,
+    /// s3: the bucket.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// s3: the access key id. The secret comes from stdin or OFFLOAD_S3_SECRET_ACCESS_KEY, never argv.
+    #[arg(long)]
+    access_key_id: Option<String>,
+    /// s3: read the secret access key from the first line of standard input.
+    #[arg(long)]
+    secret_access_key_stdin: bool,
+    /// s3: a folder inside the bucket that every upload goes under.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// s3: a public URL (custom domain) that serves the bucket, used for streaming.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// s3: address buckets as endpoint/bucket/key (MinIO, Garage and most self-hosted servers).
+    #[arg(long)]
+    path_style: bool,
+    /// Save without testing the connection first.
+    #[arg(long)]
+    skip_test: bool,
 }
 
 #[derive(Args)]
@@ -195,6 +229,12 @@ fn parse_state(text: &str) -> Result<JobState, String> {
 fn parse_kind(text: &str) -> Result<BackendKind, String> {
     BackendKind::parse(text).ok_or_else(|| {
         format!("{text:?} is not a backend type (local, s3, google-drive, onedrive)")
+    })
+}
+
+fn parse_provider(text: &str) -> Result<Provider, String> {
+    Provider::parse(text).ok_or_else(|| {
+        format!("{text:?} is not a provider (aws, r2, b2, wasabi, minio, garage, other)")
     })
 }
 
@@ -479,30 +519,27 @@ fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
 async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliResult<ExitCode> {
     let db = engine.db();
     match command {
-        BackendCommand::Add {
-            name,
-            profile,
-            kind,
-            path,
-            default,
-        } => {
-            let profile = profiles::by_name(db, &profile)?;
-            let settings = match kind {
-                BackendKind::Local => {
-                    let path =
-                        path.unwrap_or_else(|| backends::default_library_dir(engine.data_dir()));
-                    let path = std::path::absolute(&path)
-                        .with_context(|| format!("cannot resolve {}", path.display()))?;
-                    BackendSettings::Local(LocalConfig { path })
+        BackendCommand::Add(args) => {
+            let profile = profiles::by_name(db, &args.profile)?;
+            let settings = backend_settings(engine, &args)?;
+            if settings.kind() == BackendKind::S3 && !args.skip_test {
+                let report = settings.open_unsaved().test_connection().await;
+                print!("{report}");
+                if !report.is_ok() {
+                    eprintln!(
+                        "not saved: fix what failed above (or add --skip-test to save anyway)"
+                    );
+                    return Ok(ExitCode::from(1));
                 }
-                other => {
-                    return Err(Error::Invalid(format!(
-                        "backends of type {other} are not available in this build yet"
-                    ))
-                    .into())
-                }
-            };
-            let record = backends::add(db, profile.id, &name, &settings, default)?;
+            }
+            let record = backends::add(
+                db,
+                engine.vault(),
+                profile.id,
+                &args.name,
+                &settings,
+                args.default,
+            )?;
             println!(
                 "added {} backend {:?} → {}{}",
                 record.kind,
@@ -542,7 +579,7 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
         BackendCommand::Test { name, profile } => {
             let profile = profiles::by_name(db, &profile)?;
             let record = backends::by_name(db, profile.id, &name)?;
-            let report = record.open()?.test_connection().await;
+            let report = record.open(engine.vault())?.test_connection().await;
             if json {
                 print_json(&report)?;
             } else {
@@ -568,6 +605,70 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
     Ok(ExitCode::SUCCESS)
 }
 
+/// The settings `backend add` was given, with the secret read from stdin or the environment.
+fn backend_settings(engine: &Engine, args: &BackendAddArgs) -> CliResult<BackendSettings> {
+    match args.kind {
+        BackendKind::Local => {
+            let path = args
+                .path
+                .clone()
+                .unwrap_or_else(|| backends::default_library_dir(engine.data_dir()));
+            let path = std::path::absolute(&path)
+                .with_context(|| format!("cannot resolve {}", path.display()))?;
+            Ok(BackendSettings::Local(LocalConfig { path }))
+        }
+        BackendKind::S3 => {
+            let usage = |message: String| Failure::from(Error::Invalid(message));
+            let bucket = args
+                .bucket
+                .clone()
+                .ok_or_else(|| usage("--bucket is required for an s3 backend".into()))?;
+            let access_key_id = args
+                .access_key_id
+                .clone()
+                .ok_or_else(|| usage("--access-key-id is required for an s3 backend".into()))?;
+            let config = S3Config::new(
+                args.provider,
+                args.endpoint.clone(),
+                args.region.clone(),
+                bucket,
+                access_key_id,
+                args.prefix.clone(),
+                args.public_url.clone(),
+                args.path_style,
+            )
+            .map_err(usage)?;
+            let secret_access_key = if args.secret_access_key_stdin {
+                let mut line = zeroize::Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the secret access key from stdin")?;
+                zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                match std::env::var("OFFLOAD_S3_SECRET_ACCESS_KEY") {
+                    Ok(secret) => zeroize::Zeroizing::new(secret),
+                    Err(_) => {
+                        return Err(usage(
+                            "give the secret access key on standard input with --secret-access-key-stdin, or in OFFLOAD_S3_SECRET_ACCESS_KEY (never as an argument)".into(),
+                        ))
+                    }
+                }
+            };
+            if secret_access_key.is_empty() {
+                return Err(usage("the secret access key is empty".into()));
+            }
+            Ok(BackendSettings::S3 {
+                config: Box::new(config),
+                secret_access_key,
+            })
+        }
+        other => Err(Error::Invalid(format!(
+            "backends of type {other} are not available in this build yet"
+        ))
+        .into()),
+    }
+}
+
 async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<ExitCode> {
     let db = engine.db();
     let profile = profiles::by_name(db, &args.profile)?;
@@ -575,7 +676,7 @@ async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<Exit
         Some(name) => backends::by_name(db, profile.id, name)?,
         None => backends::default_for(db, profile.id)?,
     };
-    backend.open()?;
+    backend.open(engine.vault())?;
     let queue = engine.queue(ClaimMode::Reserved, QueueOptions::default())?;
     let mut events = queue.subscribe();
     let mut own: Vec<i64> = Vec::new();

@@ -7,6 +7,7 @@
 
 pub mod local;
 mod path;
+pub mod s3;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -264,6 +265,10 @@ pub trait Transfer: Send + Sync {
     /// requires it. An error means "stop now" (pause, cancel, the file changed): the backend
     /// returns it as it is, leaving any resume record in place.
     async fn advance(&self, bytes: u64) -> Result<(), StorageError>;
+
+    /// Counts `bytes` the provider already holds from an earlier attempt: progress, but no
+    /// bandwidth spent.
+    async fn resumed(&self, bytes: u64);
 
     /// Persists what the backend needs to continue this upload after a restart. Called as soon as
     /// the provider acknowledged something worth keeping (an upload id, a finished part).

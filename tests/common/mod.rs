@@ -3,6 +3,10 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod conformance;
+pub mod proxy;
+pub mod s3;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -42,6 +46,11 @@ impl Sandbox {
             .env("XDG_DATA_HOME", self.path("home/.local/share"))
             .env("XDG_CONFIG_HOME", self.path("home/.config"))
             .env("OFFLOAD_LOG", "offload=debug")
+            // Sealing S3 secrets needs a master key; the keychain has its own tests.
+            .env(
+                "OFFLOAD_MASTER_KEY",
+                "b2ZmbG9hZC10ZXN0cy1tYXN0ZXIta2V5LTMyLWJ5dGU=",
+            )
             .stdin(Stdio::null());
         command
     }

@@ -1,0 +1,1138 @@
+//! S3-compatible storage (AWS S3, Cloudflare R2, Backblaze B2, Wasabi, MinIO, Garage) on
+//! `aws-sdk-s3`.
+//!
+//! Uploads below the multipart threshold go up in one PUT carrying Content-MD5 and Offload's
+//! SHA-256 as metadata. Larger files go up in parts, a few at a time, with memory bounded by the
+//! parts in flight; the upload id and each acknowledged part are kept in the job's resume record,
+//! so an interrupted upload continues with the same upload id and sends only what the server
+//! lacks (ListParts, checked against the MD5 of the local bytes). Every part carries Content-MD5,
+//! and the finished object's multipart ETag is checked against the one computed locally.
+
+mod plan;
+pub mod providers;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+pub use plan::{
+    PartPlan, TooLarge, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
+    MAX_PARTS, MIN_PART_SIZE,
+};
+pub use providers::Provider;
+
+use super::{
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
+    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+};
+
+/// Presigned URLs live at most 7 days (SigV4's limit).
+pub const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_URL_LIFETIME: Duration = Duration::from_secs(3600);
+/// The metadata key that carries Offload's SHA-256 of a single-PUT object.
+const SHA256_METADATA: &str = "offload-sha256";
+/// Tries of one part before the whole attempt fails (the SDK retries each request too).
+const PART_TRIES: u32 = 3;
+
+fn default_part_size() -> u64 {
+    DEFAULT_PART_SIZE
+}
+fn default_threshold() -> u64 {
+    DEFAULT_MULTIPART_THRESHOLD
+}
+fn default_concurrency() -> usize {
+    DEFAULT_CONCURRENCY
+}
+fn default_url_lifetime() -> u64 {
+    DEFAULT_URL_LIFETIME.as_secs()
+}
+
+/// A backend's settings as stored, the secret access key sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Config {
+    pub provider: Provider,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    /// Sealed (`v1:…`) in the database; see `backends`.
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub public_url: Option<String>,
+    pub path_style: bool,
+    #[serde(default = "default_part_size")]
+    pub part_size: u64,
+    #[serde(default = "default_threshold")]
+    pub multipart_threshold: u64,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_url_lifetime")]
+    pub url_lifetime_secs: u64,
+}
+
+impl S3Config {
+    /// A configuration from what a person typed, with the provider's defaults filled in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        provider: Provider,
+        endpoint: Option<String>,
+        region: Option<String>,
+        bucket: String,
+        access_key_id: String,
+        prefix: Option<String>,
+        public_url: Option<String>,
+        path_style: bool,
+    ) -> Result<S3Config, String> {
+        let quirks = provider.quirks();
+        let region = region
+            .or_else(|| quirks.default_region.map(str::to_owned))
+            .ok_or_else(|| format!("{provider} needs --region (for example us-west-004)"))?;
+        let endpoint = match endpoint {
+            Some(endpoint) => Some(endpoint.trim_end_matches('/').to_owned()),
+            None => match quirks.endpoint_template {
+                Some(template) if !template.contains("{account}") => {
+                    Some(template.replace("{region}", &region))
+                }
+                _ => {
+                    return Err(format!(
+                        "{provider} needs --endpoint (the URL of your S3 service)"
+                    ))
+                }
+            },
+        };
+        if let Some(endpoint) = &endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(format!("--endpoint {endpoint:?} must start with https:// (or http:// for a local server)"));
+            }
+        }
+        if bucket.is_empty() {
+            return Err("--bucket is required".into());
+        }
+        Ok(S3Config {
+            provider,
+            endpoint,
+            region,
+            bucket,
+            access_key_id,
+            secret_access_key: String::new(),
+            prefix: prefix.unwrap_or_default().trim_matches('/').to_owned(),
+            public_url: public_url.map(|url| url.trim_end_matches('/').to_owned()),
+            path_style: path_style || quirks.path_style,
+            part_size: DEFAULT_PART_SIZE,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            concurrency: DEFAULT_CONCURRENCY,
+            url_lifetime_secs: DEFAULT_URL_LIFETIME.as_secs(),
+        })
+    }
+
+    pub fn location(&self) -> String {
+        let endpoint = self.endpoint.as_deref().unwrap_or("aws");
+        if self.prefix.is_empty() {
+            format!("{endpoint}/{}", self.bucket)
+        } else {
+            format!("{endpoint}/{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// The resume record of a multipart upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct S3Resume {
+    upload_id: String,
+    key: String,
+    size: u64,
+    part_size: u64,
+    /// Parts the server acknowledged: number, size, ETag and the MD5 of the bytes sent.
+    parts: Vec<DonePart>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DonePart {
+    number: u64,
+    size: u64,
+    etag: String,
+    md5: String,
+}
+
+#[derive(Clone)]
+pub struct S3Backend {
+    client: Client,
+    config: Arc<S3Config>,
+}
+
+impl std::fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Backend")
+            .field("location", &self.config.location())
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Backend {
+    /// `secret_access_key` is the opened secret; `config.secret_access_key` (sealed) is ignored.
+    pub fn new(config: &S3Config, secret_access_key: &Zeroizing<String>) -> S3Backend {
+        let credentials = Credentials::new(
+            &config.access_key_id,
+            secret_access_key.as_str(),
+            None,
+            None,
+            "offload",
+        );
+        let quirks = config.provider.quirks();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(config.path_style)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if quirks.checksums_when_required {
+            builder = builder
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        S3Backend {
+            client: Client::from_conf(builder.build()),
+            config: Arc::new(config.clone()),
+        }
+    }
+
+    fn key(&self, remote: &RemotePath) -> String {
+        if self.config.prefix.is_empty() {
+            remote.as_str().to_owned()
+        } else {
+            format!("{}/{}", self.config.prefix, remote)
+        }
+    }
+
+    fn plan(&self, size: u64) -> Result<PartPlan, TooLarge> {
+        PartPlan::new(size, self.config.part_size)
+    }
+
+    async fn put_single(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+        key: &str,
+    ) -> Result<StoredObject, StorageError> {
+        let remote = &request.remote_path;
+        let io = |error: std::io::Error| {
+            StorageError::from_io(BackendKind::S3, Operation::Upload, remote, &error)
+        };
+        let mut body = Vec::with_capacity(request.size as usize);
+        tokio::fs::File::open(&request.local_path)
+            .await
+            .map_err(io)?
+            .read_to_end(&mut body)
+            .await
+            .map_err(io)?;
+        if body.len() as u64 != request.size {
+            return Err(source_changed(remote, request.size, body.len() as u64));
+        }
+        let mut hasher = ChecksumHasher::default();
+        hasher.update(&body);
+        let checksum = hasher.finish();
+        let md5 = Md5::digest(&body);
+        let sha_hex = checksum.as_str().trim_start_matches("sha256:").to_owned();
+        self.client
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .content_type(&request.content_type)
+            .content_md5(BASE64.encode(md5))
+            .metadata(SHA256_METADATA, sha_hex)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|error| classify(error, Operation::Upload, remote))?;
+        transfer.advance(request.size).await?;
+        Ok(StoredObject {
+            size: request.size,
+            checksum,
+        })
+    }
+
+    /// The parts the server holds for an upload, or `None` when the upload is gone.
+    async fn server_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        remote: &RemotePath,
+    ) -> Result<Option<HashMap<u64, (String, u64)>>, StorageError> {
+        let mut parts = HashMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let answer = self
+                .client
+                .list_parts()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await;
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(error)
+                    if error.code() == Some("NoSuchUpload")
+                        || error
+                            .raw_response()
+                            .is_some_and(|raw| raw.status().as_u16() == 404) =>
+                {
+                    return Ok(None)
+                }
+                Err(error) => return Err(classify(error, Operation::Upload, remote)),
+            };
+            for part in answer.parts() {
+                if let (Some(number), Some(etag)) = (part.part_number(), part.e_tag()) {
+                    parts.insert(
+                        number as u64,
+                        (unquote(etag), part.size().unwrap_or(0) as u64),
+                    );
+                }
+            }
+            match (answer.is_truncated(), answer.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_owned()),
+                _ => return Ok(Some(parts)),
+            }
+        }
+    }
+
+    /// The resume record to continue with: the previous one if the server still has its upload
+    /// and it matches this file, with its parts narrowed to those the server confirms.
+    async fn resumable(
+        &self,
+        request: &UploadRequest,
+        key: &str,
+        plan: &PartPlan,
+    ) -> Result<Option<(S3Resume, HashMap<u64, (String, u64)>)>, StorageError> {
+        let Some(previous) = request
+            .resume
+            .clone()
+            .and_then(|value| serde_json::from_value::<S3Resume>(value).ok())
+        else {
+            return Ok(None);
+        };
+        if previous.key != key || previous.size != plan.size || previous.part_size != plan.part_size
+        {
+            let _ = self.abort(&previous).await;
+            return Ok(None);
+        }
+        match self
+            .server_parts(key, &previous.upload_id, &request.remote_path)
+            .await?
+        {
+            Some(server) => {
+                let mut record = previous;
+                record.parts.retain(|part| {
+                    server
+                        .get(&part.number)
+                        .is_some_and(|(etag, size)| *etag == part.etag && *size == part.size)
+                });
+                tracing::info!(key, upload_id = %record.upload_id, parts = server.len(), "resuming a multipart upload");
+                Ok(Some((record, server)))
+            }
+            None => {
+                tracing::info!(
+                    key,
+                    "the unfinished multipart upload is gone on the server; starting over"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    async fn abort(&self, record: &S3Resume) -> Result<(), StorageError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(&record.key)
+            .upload_id(&record.upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some("NoSuchUpload") => Ok(()),
+            Err(error) => Err(classify(error, Operation::Upload, &record.key)),
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+        key: &str,
+    ) -> Result<StoredObject, StorageError> {
+        let remote = &request.remote_path;
+        let plan = self.plan(request.size).map_err(|error| {
+            StorageError::new(
+                BackendKind::S3,
+                Operation::Upload,
+                ErrorKind::Config,
+                remote,
+                error.to_string(),
+            )
+        })?;
+        let (mut record, server) = match self.resumable(request, key, &plan).await? {
+            Some(found) => found,
+            None => {
+                let created = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.config.bucket)
+                    .key(key)
+                    .content_type(&request.content_type)
+                    .send()
+                    .await
+                    .map_err(|error| classify(error, Operation::Upload, remote))?;
+                let upload_id = created.upload_id().ok_or_else(|| {
+                    StorageError::new(
+                        BackendKind::S3,
+                        Operation::Upload,
+                        ErrorKind::Other,
+                        remote,
+                        "the server started a multipart upload without an id",
+                    )
+                })?;
+                (
+                    S3Resume {
+                        upload_id: upload_id.to_owned(),
+                        key: key.to_owned(),
+                        size: plan.size,
+                        part_size: plan.part_size,
+                        parts: Vec::new(),
+                    },
+                    HashMap::new(),
+                )
+            }
+        };
+        save(transfer, &record).await?;
+
+        let io = |error: std::io::Error| {
+            StorageError::from_io(BackendKind::S3, Operation::Upload, remote, &error)
+        };
+        let mut file = tokio::fs::File::open(&request.local_path)
+            .await
+            .map_err(io)?;
+        let mut hasher = ChecksumHasher::default();
+        let mut part_md5s: Vec<[u8; 16]> = Vec::with_capacity(plan.parts as usize);
+        let mut in_flight: JoinSet<Result<DonePart, StorageError>> = JoinSet::new();
+        let concurrency = self.config.concurrency.max(1);
+        for number in 1..=plan.parts {
+            let (_, len) = plan.range(number);
+            let mut buffer = vec![0u8; len as usize];
+            file.read_exact(&mut buffer)
+                .await
+                .map_err(|error| match error.kind() {
+                    std::io::ErrorKind::UnexpectedEof => source_changed(remote, plan.size, 0),
+                    _ => io(error),
+                })?;
+            hasher.update(&buffer);
+            let md5: [u8; 16] = Md5::digest(&buffer).into();
+            part_md5s.push(md5);
+            let md5_hex = hex::encode(md5);
+            // A part the server already holds with exactly these bytes is not sent again.
+            if server
+                .get(&number)
+                .is_some_and(|(etag, size)| *etag == md5_hex && *size == len)
+            {
+                if !record.parts.iter().any(|part| part.number == number) {
+                    record.parts.push(DonePart {
+                        number,
+                        size: len,
+                        etag: md5_hex.clone(),
+                        md5: md5_hex,
+                    });
+                }
+                transfer.resumed(len).await;
+                continue;
+            }
+            while in_flight.len() >= concurrency {
+                self.part_finished(&mut in_flight, &mut record, transfer, remote)
+                    .await?;
+            }
+            let client = self.client.clone();
+            let bucket = self.config.bucket.clone();
+            let key = key.to_owned();
+            let upload_id = record.upload_id.clone();
+            let remote = remote.clone();
+            let body = Bytes::from(buffer);
+            in_flight.spawn(async move {
+                upload_part(
+                    &client, &bucket, &key, &upload_id, number, body, md5, &remote,
+                )
+                .await
+            });
+        }
+        let mut rest = [0u8; 1];
+        if file.read(&mut rest).await.map_err(io)? != 0 {
+            return Err(source_changed(remote, plan.size, plan.size + 1));
+        }
+        while !in_flight.is_empty() {
+            self.part_finished(&mut in_flight, &mut record, transfer, remote)
+                .await?;
+        }
+
+        record.parts.sort_by_key(|part| part.number);
+        let completed: Vec<CompletedPart> = record
+            .parts
+            .iter()
+            .map(|part| {
+                CompletedPart::builder()
+                    .part_number(part.number as i32)
+                    .e_tag(quote(&part.etag))
+                    .build()
+            })
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .upload_id(&record.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|error| classify(error, Operation::Upload, remote))?;
+
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|error| classify(error, Operation::Verify, remote))?;
+        let size = head.content_length().unwrap_or(-1);
+        if size != plan.size as i64 {
+            return Err(StorageError::new(
+                BackendKind::S3,
+                Operation::Verify,
+                ErrorKind::Integrity,
+                remote,
+                format!("the server assembled {size} bytes of {}", plan.size),
+            ));
+        }
+        let expected = multipart_etag(&part_md5s);
+        if let Some(etag) = head.e_tag().map(unquote) {
+            // Providers that follow S3 report MD5-of-MD5s; anything else cannot be compared.
+            if etag.contains('-') && etag != expected {
+                return Err(StorageError::new(
+                    BackendKind::S3,
+                    Operation::Verify,
+                    ErrorKind::Integrity,
+                    remote,
+                    format!("the server's ETag {etag} does not match the parts sent ({expected})"),
+                ));
+            }
+        }
+        Ok(StoredObject {
+            size: plan.size,
+            checksum: hasher.finish(),
+        })
+    }
+
+    async fn part_finished(
+        &self,
+        in_flight: &mut JoinSet<Result<DonePart, StorageError>>,
+        record: &mut S3Resume,
+        transfer: &dyn Transfer,
+        remote: &RemotePath,
+    ) -> Result<(), StorageError> {
+        let Some(joined) = in_flight.join_next().await else {
+            return Ok(());
+        };
+        let part = joined.map_err(|error| {
+            StorageError::new(
+                BackendKind::S3,
+                Operation::Upload,
+                ErrorKind::Other,
+                remote,
+                format!("a part upload task failed: {error}"),
+            )
+        })??;
+        let size = part.size;
+        record.parts.push(part);
+        save(transfer, record).await?;
+        transfer.advance(size).await
+    }
+}
+
+async fn save(transfer: &dyn Transfer, record: &S3Resume) -> Result<(), StorageError> {
+    transfer
+        .save_resume(serde_json::to_value(record).unwrap_or_default())
+        .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_part(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    number: u64,
+    body: Bytes,
+    md5: [u8; 16],
+    remote: &RemotePath,
+) -> Result<DonePart, StorageError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number as i32)
+            .content_length(body.len() as i64)
+            .content_md5(BASE64.encode(md5))
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await;
+        match answer {
+            Ok(answer) => {
+                let etag = answer
+                    .e_tag()
+                    .map(unquote)
+                    .unwrap_or_else(|| hex::encode(md5));
+                return Ok(DonePart {
+                    number,
+                    size: body.len() as u64,
+                    etag,
+                    md5: hex::encode(md5),
+                });
+            }
+            Err(error) => {
+                let error = classify(error, Operation::Upload, remote);
+                if !error.is_temporary() || tries >= PART_TRIES {
+                    return Err(error);
+                }
+                tracing::debug!(part = number, tries, %error, "retrying a part");
+                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(tries))).await;
+            }
+        }
+    }
+}
+
+/// The ETag S3 gives a multipart object: MD5 of the parts' MD5s, a dash, the part count.
+fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
+    let mut outer = Md5::new();
+    for md5 in part_md5s {
+        outer.update(md5);
+    }
+    format!("{}-{}", hex::encode(outer.finalize()), part_md5s.len())
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+fn quote(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+fn source_changed(remote: &RemotePath, expected: u64, found: u64) -> StorageError {
+    StorageError::new(
+        BackendKind::S3,
+        Operation::Upload,
+        ErrorKind::SourceChanged,
+        remote,
+        format!("the file changed while it was read ({expected} bytes expected, {found} found)"),
+    )
+}
+
+/// Turns an SDK failure into a typed error that says what to fix.
+fn classify<E>(
+    error: SdkError<E, HttpResponse>,
+    operation: Operation,
+    target: &impl std::fmt::Display,
+) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = match &error {
+        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+        SdkError::ResponseError(response) => Some(response.raw().status().as_u16()),
+        _ => None,
+    };
+    let code = error.code().map(str::to_owned);
+    let server_message = error.message().unwrap_or_default().to_owned();
+    let detail = DisplayErrorContext(&error).to_string();
+    let (kind, message) = describe(code.as_deref(), &server_message, status, &error, &detail);
+    let mut storage = StorageError::new(BackendKind::S3, operation, kind, target, message);
+    if kind == ErrorKind::RateLimited {
+        storage.retry_after = Some(Duration::from_secs(5));
+    }
+    storage
+}
+
+fn describe<E, R>(
+    code: Option<&str>,
+    server_message: &str,
+    status: Option<u16>,
+    error: &SdkError<E, R>,
+    detail: &str,
+) -> (ErrorKind, String) {
+    const WRONG_SECRET: &str =
+        "the secret access key is wrong (the server rejected the signature): enter it again";
+    const UNKNOWN_KEY: &str = "the access key id is not known to the server: check --access-key-id";
+    let said = server_message.to_ascii_lowercase();
+    match code {
+        Some("NoSuchBucket") => return (ErrorKind::Config, "the bucket does not exist: check --bucket, or create it first".into()),
+        Some("InvalidAccessKeyId") => return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into()),
+        Some("SignatureDoesNotMatch") => return (ErrorKind::Unauthenticated, WRONG_SECRET.into()),
+        Some("RequestTimeTooSkewed") => {
+            return (ErrorKind::Unauthenticated, "this computer's clock is too far from the server's: set the clock (enable NTP) and retry".into())
+        }
+        // Some servers (Garage among them) answer every credential problem with AccessDenied and
+        // say which in the message.
+        Some("AccessDenied") if said.contains("signature") => return (ErrorKind::Unauthenticated, WRONG_SECRET.into()),
+        Some("AccessDenied") if said.contains("no such key") || said.contains("access key") => {
+            return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into())
+        }
+        Some("AccessDenied") => {
+            return (ErrorKind::PermissionDenied, format!("access denied: the key may not do this in this bucket; check its permissions ({server_message})"))
+        }
+        Some("NoSuchKey") | Some("NotFound") => return (ErrorKind::NotFound, "no such object".into()),
+        Some("SlowDown") | Some("TooManyRequests") => return (ErrorKind::RateLimited, "the server asked to slow down".into()),
+        Some("EntityTooLarge") | Some("QuotaExceeded") => return (ErrorKind::NoSpace, "the bucket is full or over its quota".into()),
+        Some("BadDigest") | Some("InvalidDigest") => return (ErrorKind::Integrity, "the bytes arrived damaged (Content-MD5 mismatch)".into()),
+        _ => {}
+    }
+    match status {
+        Some(401) | Some(403) => {
+            return (
+                ErrorKind::Unauthenticated,
+                format!("the server refused the credentials ({detail})"),
+            )
+        }
+        Some(404) => return (ErrorKind::NotFound, "not found".into()),
+        Some(429) | Some(503) => {
+            return (
+                ErrorKind::RateLimited,
+                format!("the server is busy ({detail})"),
+            )
+        }
+        Some(500..=599) => return (ErrorKind::Temporary, format!("server error ({detail})")),
+        _ => {}
+    }
+    match error {
+        SdkError::TimeoutError(_) => (
+            ErrorKind::Temporary,
+            "the server did not answer in time".into(),
+        ),
+        SdkError::DispatchFailure(failure) => {
+            let lower = detail.to_ascii_lowercase();
+            let what = if lower.contains("dns")
+                || lower.contains("failed to lookup")
+                || lower.contains("name or service not known")
+            {
+                "the endpoint's host name does not resolve: check --endpoint"
+            } else if lower.contains("certificate")
+                || lower.contains("tls")
+                || lower.contains("handshake")
+            {
+                "the TLS connection failed (certificate or protocol): check --endpoint and the server's certificate"
+            } else if lower.contains("refused") {
+                "the endpoint refused the connection: is the server running, and is --endpoint right?"
+            } else if failure.is_timeout() {
+                "connecting to the endpoint timed out: check the network and --endpoint"
+            } else {
+                "the endpoint cannot be reached: check the network and --endpoint"
+            };
+            (ErrorKind::Temporary, format!("{what} ({detail})"))
+        }
+        SdkError::ResponseError(_) => (
+            ErrorKind::Temporary,
+            format!("the server's answer was cut off or garbled ({detail})"),
+        ),
+        _ => (ErrorKind::Other, detail.to_owned()),
+    }
+}
+
+#[async_trait]
+impl StorageBackend for S3Backend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::S3
+    }
+
+    async fn upload(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<StoredObject, StorageError> {
+        let key = self.key(&request.remote_path);
+        if request.size < self.config.multipart_threshold.max(MIN_PART_SIZE) {
+            if let Some(previous) = request
+                .resume
+                .clone()
+                .and_then(|value| serde_json::from_value::<S3Resume>(value).ok())
+            {
+                let _ = self.abort(&previous).await;
+            }
+            self.put_single(request, transfer, &key).await
+        } else {
+            self.put_multipart(request, transfer, &key).await
+        }
+    }
+
+    async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
+        match serde_json::from_value::<S3Resume>(resume.clone()) {
+            Ok(record) => self.abort(&record).await,
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn stat(&self, remote: &RemotePath) -> Result<Option<ObjectMeta>, StorageError> {
+        let answer = self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(self.key(remote))
+            .send()
+            .await;
+        match answer {
+            Ok(head) => Ok(Some(ObjectMeta {
+                size: head.content_length().unwrap_or(0).max(0) as u64,
+                checksum: head
+                    .metadata()
+                    .and_then(|metadata| metadata.get(SHA256_METADATA))
+                    .and_then(|hex| Checksum::parse(&format!("sha256:{hex}"))),
+                modified: head
+                    .last_modified()
+                    .and_then(|time| std::time::SystemTime::try_from(*time).ok()),
+            })),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(error) => Err(classify(error, Operation::Stat, remote)),
+        }
+    }
+
+    async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.config.bucket)
+            .key(self.key(remote))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| classify(error, Operation::Delete, remote))
+    }
+
+    async fn stream_target(
+        &self,
+        remote: &RemotePath,
+        lifetime: Duration,
+    ) -> Result<StreamTarget, StorageError> {
+        let lifetime = lifetime.clamp(Duration::from_secs(1), MAX_URL_LIFETIME);
+        let key = self.key(remote);
+        if let Some(public) = &self.config.public_url {
+            let encoded: Vec<String> = key.split('/').map(urlencoding_segment).collect();
+            return Ok(StreamTarget::Redirect {
+                url: format!("{public}/{}", encoded.join("/")),
+                expires_in: MAX_URL_LIFETIME,
+            });
+        }
+        let presigning = PresigningConfig::expires_in(lifetime).map_err(|error| {
+            StorageError::new(
+                BackendKind::S3,
+                Operation::StreamTarget,
+                ErrorKind::Config,
+                remote,
+                error.to_string(),
+            )
+        })?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .presigned(presigning)
+            .await
+            .map_err(|error| classify(error, Operation::StreamTarget, remote))?;
+        Ok(StreamTarget::Redirect {
+            url: request.uri().to_owned(),
+            expires_in: lifetime,
+        })
+    }
+
+    async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {
+        let answer = self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(self.key(remote))
+            .send()
+            .await
+            .map_err(|error| classify(error, Operation::Download, remote))?;
+        let io = |error: std::io::Error| {
+            StorageError::from_io(BackendKind::S3, Operation::Download, remote, &error)
+        };
+        let parent = local.parent().unwrap_or(Path::new("."));
+        let temp = parent.join(format!(".offload-{}.tmp", uuid::Uuid::new_v4().simple()));
+        let result = async {
+            let mut file = tokio::fs::File::create(&temp).await.map_err(io)?;
+            let mut body = answer.body;
+            let mut written = 0u64;
+            while let Some(chunk) = body.try_next().await.map_err(|error| {
+                StorageError::new(
+                    BackendKind::S3,
+                    Operation::Download,
+                    ErrorKind::Temporary,
+                    remote,
+                    format!("the download was cut off: {error}"),
+                )
+            })? {
+                file.write_all(&chunk).await.map_err(io)?;
+                written += chunk.len() as u64;
+            }
+            file.sync_all().await.map_err(io)?;
+            tokio::fs::rename(&temp, local).await.map_err(io)?;
+            Ok(written)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&temp).await;
+        }
+        result
+    }
+
+    async fn test_connection(&self) -> ConnectionReport {
+        let mut report = ConnectionReport::default();
+        let bucket = &self.config.bucket;
+        let probe = format!(".offload-probe-{}", uuid::Uuid::new_v4().simple());
+        // A listing rather than HeadBucket: a HEAD answer has no body, so it cannot say whether
+        // the key, the secret, the clock or the bucket is wrong.
+        match self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(1)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                report.pass(
+                    "bucket",
+                    format!(
+                        "{} is reachable and the bucket {bucket} exists",
+                        self.config.endpoint.as_deref().unwrap_or("AWS")
+                    ),
+                );
+                report.pass("list", "Offload may list the bucket");
+            }
+            Err(error) => {
+                let error = classify(error, Operation::TestConnection, bucket);
+                let permission_only = error.kind == ErrorKind::PermissionDenied;
+                report.fail(
+                    if permission_only { "list" } else { "bucket" },
+                    error.message,
+                );
+                if !permission_only {
+                    return report;
+                }
+            }
+        }
+        let key = if self.config.prefix.is_empty() {
+            probe.clone()
+        } else {
+            format!("{}/{probe}", self.config.prefix)
+        };
+        let put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .body(ByteStream::from_static(b"offload"))
+            .send()
+            .await;
+        match put {
+            Ok(_) => {
+                report.pass("write", "Offload may write to the bucket");
+                if let Err(error) = self
+                    .client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                {
+                    report.fail(
+                        "delete",
+                        classify(error, Operation::TestConnection, &probe).message,
+                    );
+                } else {
+                    report.pass("delete", "Offload may delete what it wrote");
+                }
+            }
+            Err(error) => report.fail(
+                "write",
+                classify(error, Operation::TestConnection, &probe).message,
+            ),
+        }
+        report
+    }
+}
+
+fn urlencoding_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_etag_matches_s3s_rule() {
+        // Two parts whose MD5s are known: the ETag is MD5 of their concatenation, then "-2".
+        let a: [u8; 16] = Md5::digest(b"a").into();
+        let b: [u8; 16] = Md5::digest(b"b").into();
+        let mut both = Vec::new();
+        both.extend_from_slice(&a);
+        both.extend_from_slice(&b);
+        assert_eq!(
+            multipart_etag(&[a, b]),
+            format!("{}-2", hex::encode(Md5::digest(&both)))
+        );
+    }
+
+    #[test]
+    fn presets_fill_in_endpoint_and_region() {
+        let aws = S3Config::new(
+            Provider::Aws,
+            None,
+            Some("eu-west-1".into()),
+            "b".into(),
+            "id".into(),
+            None,
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            aws.endpoint.as_deref(),
+            Some("https://s3.eu-west-1.amazonaws.com")
+        );
+        assert!(!aws.path_style);
+        let r2 = S3Config::new(
+            Provider::R2,
+            Some("https://acct.r2.cloudflarestorage.com".into()),
+            None,
+            "b".into(),
+            "id".into(),
+            None,
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(r2.region, "auto");
+        assert!(
+            S3Config::new(
+                Provider::R2,
+                None,
+                None,
+                "b".into(),
+                "id".into(),
+                None,
+                None,
+                false
+            )
+            .is_err(),
+            "R2 needs its account endpoint"
+        );
+        assert!(S3Config::new(
+            Provider::B2,
+            None,
+            None,
+            "b".into(),
+            "id".into(),
+            None,
+            None,
+            false
+        )
+        .unwrap_err()
+        .contains("--region"));
+        let garage = S3Config::new(
+            Provider::Garage,
+            Some("http://127.0.0.1:3900/".into()),
+            None,
+            "b".into(),
+            "id".into(),
+            Some("/media/".into()),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                garage.endpoint.as_deref(),
+                garage.region.as_str(),
+                garage.path_style,
+                garage.prefix.as_str()
+            ),
+            (Some("http://127.0.0.1:3900"), "garage", true, "media")
+        );
+        assert!(S3Config::new(
+            Provider::Minio,
+            Some("minio:9000".into()),
+            None,
+            "b".into(),
+            "id".into(),
+            None,
+            None,
+            false
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn public_url_segments_are_encoded() {
+        assert_eq!(
+            urlencoding_segment("Show Name S01E02 (1).mkv"),
+            "Show%20Name%20S01E02%20%281%29.mkv"
+        );
+    }
+}

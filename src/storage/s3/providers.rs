@@ -1,0 +1,130 @@
+//! What differs between S3-compatible services, as data rather than `if endpoint contains …`
+//! branches. Each entry names the document its rules come from.
+
+use serde::{Deserialize, Serialize};
+
+/// The S3-compatible services Offload knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Aws,
+    R2,
+    B2,
+    Wasabi,
+    Minio,
+    Garage,
+    Other,
+}
+
+/// One provider's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quirks {
+    /// The endpoint when none is given; `{region}` and `{account}` are filled in.
+    pub endpoint_template: Option<&'static str>,
+    /// The region to sign with when none is given.
+    pub default_region: Option<&'static str>,
+    /// Buckets addressed as `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+    /// Send the SDK's CRC checksums and `aws-chunked` bodies only where an operation requires
+    /// them: several S3-compatible services reject them. Offload then sends its own Content-MD5.
+    pub checksums_when_required: bool,
+    /// Every part but the last must have the same size (R2).
+    pub equal_parts: bool,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 7] = [
+        Provider::Aws,
+        Provider::R2,
+        Provider::B2,
+        Provider::Wasabi,
+        Provider::Minio,
+        Provider::Garage,
+        Provider::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+            Provider::R2 => "r2",
+            Provider::B2 => "b2",
+            Provider::Wasabi => "wasabi",
+            Provider::Minio => "minio",
+            Provider::Garage => "garage",
+            Provider::Other => "other",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Provider> {
+        Provider::ALL
+            .into_iter()
+            .find(|provider| provider.as_str() == text)
+    }
+
+    pub fn quirks(self) -> Quirks {
+        match self {
+            // https://docs.aws.amazon.com/general/latest/gr/s3.html: regional virtual-hosted endpoints.
+            Provider::Aws => Quirks {
+                endpoint_template: Some("https://s3.{region}.amazonaws.com"),
+                default_region: Some("us-east-1"),
+                path_style: false,
+                checksums_when_required: false,
+                equal_parts: false,
+            },
+            // https://developers.cloudflare.com/r2/api/s3/api/: region "auto", account endpoint,
+            // parts of equal size except the last, no aws-chunked uploads.
+            Provider::R2 => Quirks {
+                endpoint_template: Some("https://{account}.r2.cloudflarestorage.com"),
+                default_region: Some("auto"),
+                path_style: true,
+                checksums_when_required: true,
+                equal_parts: true,
+            },
+            // https://www.backblaze.com/docs/cloud-storage-s3-compatible-api: s3.<region>.backblazeb2.com.
+            Provider::B2 => Quirks {
+                endpoint_template: Some("https://s3.{region}.backblazeb2.com"),
+                default_region: None,
+                path_style: false,
+                checksums_when_required: true,
+                equal_parts: false,
+            },
+            // https://docs.wasabi.com/docs/what-are-the-service-urls-for-wasabi-s-different-storage-regions
+            Provider::Wasabi => Quirks {
+                endpoint_template: Some("https://s3.{region}.wasabisys.com"),
+                default_region: Some("us-east-1"),
+                path_style: false,
+                checksums_when_required: true,
+                equal_parts: false,
+            },
+            // MinIO and Garage are self-hosted: the user names the endpoint; both want path style.
+            Provider::Minio => Quirks {
+                endpoint_template: None,
+                default_region: Some("us-east-1"),
+                path_style: true,
+                checksums_when_required: true,
+                equal_parts: false,
+            },
+            // https://garagehq.deuxfleurs.fr/documentation/reference-manual/s3-compatibility/
+            Provider::Garage => Quirks {
+                endpoint_template: None,
+                default_region: Some("garage"),
+                path_style: true,
+                checksums_when_required: true,
+                equal_parts: false,
+            },
+            Provider::Other => Quirks {
+                endpoint_template: None,
+                default_region: Some("us-east-1"),
+                path_style: true,
+                checksums_when_required: true,
+                equal_parts: false,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
