@@ -186,6 +186,7 @@ impl Engine {
     pub async fn run(&self, options: DaemonOptions, shutdown: CancellationToken) -> Result<()> {
         let _daemon_lock = self.lock_daemon()?;
         queue::recover_orphans(&self.db, &self.owners_dir())?;
+        self.sweep_abandoned_uploads().await;
         let queue = self.queue(ClaimMode::Any, options.queue.clone())?;
         let queue_stop = CancellationToken::new();
         let queue_task = {
@@ -228,6 +229,33 @@ impl Engine {
         queue_stop.cancel();
         let _ = queue_task.await;
         Ok(())
+    }
+
+    /// Aborts unfinished multipart uploads that Offload started and no job can continue any more
+    /// (storage providers keep, and often bill, their parts until they are aborted).
+    async fn sweep_abandoned_uploads(&self) {
+        let Ok(records) = backends::list(&self.db, None) else {
+            return;
+        };
+        for record in records
+            .iter()
+            .filter(|record| record.kind == crate::storage::BackendKind::S3)
+        {
+            let swept = async {
+                let backend = record.open(&self.vault)?;
+                let (keep, ours) = queue::uploads_of_backend(&self.db, record.id)?;
+                Ok::<_, Error>(backend.sweep_abandoned(&keep, &ours).await?)
+            };
+            match swept.await {
+                Ok(0) => {}
+                Ok(count) => {
+                    tracing::info!(backend = %record.name, count, "cleaned up abandoned uploads")
+                }
+                Err(error) => {
+                    tracing::warn!(backend = %record.name, %error, "could not look for abandoned uploads")
+                }
+            }
+        }
     }
 
     /// One daemon per data folder: a second would watch the same folders twice.

@@ -480,6 +480,40 @@ pub fn release_reservations(db: &Db, owner: &str) -> Result<usize> {
     )?)
 }
 
+/// For the start-up sweep of one backend: the resume records of its live jobs, and every remote
+/// path any of its jobs uploads to.
+pub fn uploads_of_backend(
+    db: &Db,
+    backend_id: i64,
+) -> Result<(Vec<serde_json::Value>, Vec<RemotePath>)> {
+    let conn = db.lock();
+    let mut statement =
+        conn.prepare("SELECT remote_path, state, resume FROM upload_jobs WHERE backend_id = ?1")?;
+    let rows = statement.query_map([backend_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let (mut keep, mut ours) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (remote, state, resume) = row?;
+        let live =
+            JobState::parse(&state).is_some_and(|state| !state.is_terminal()) || state == "failed";
+        if let (true, Some(record)) = (
+            live,
+            resume.and_then(|text| serde_json::from_str(&text).ok()),
+        ) {
+            keep.push(record);
+        }
+        if let Ok(remote) = RemotePath::parse(&remote) {
+            ours.push(remote);
+        }
+    }
+    Ok((keep, ours))
+}
+
 /// Returns to the queue every job whose owner died (a crash, `kill -9`, a power cut). Its
 /// resume record stays, so a provider that can continue does.
 pub fn recover_orphans(db: &Db, owners_dir: &Path) -> Result<usize> {

@@ -348,3 +348,102 @@ fn kill_9_during_a_multipart_upload_resumes_with_the_same_upload() {
     );
     assert_eq!(sandbox.media().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_aborts_only_offloads_own_abandoned_uploads() {
+    let server = garage();
+    let backend = server.backend();
+    let scratch = tempfile::tempdir().unwrap();
+    let local = scratch.path().join("a.mkv");
+    common::write_random(&local, (12 * MIB) as usize);
+    // Three unfinished multipart uploads, each stopped after its first part.
+    let mut records = Vec::new();
+    for name in ["kept.mkv", "abandoned.mkv", "someone-elses.mkv"] {
+        let recorder = Recorder {
+            stop_after: Some(1),
+            ..Recorder::default()
+        };
+        backend
+            .upload(&request(&local, name, 12 * MIB, None), &recorder)
+            .await
+            .expect_err("stopped on purpose");
+        records.push(recorder.resume_record().unwrap());
+    }
+    let ours = [
+        RemotePath::parse("kept.mkv").unwrap(),
+        RemotePath::parse("abandoned.mkv").unwrap(),
+    ];
+    let swept = backend.sweep_abandoned(&records[..1], &ours).await.unwrap();
+    assert_eq!(swept, 1);
+    // The kept and the foreign uploads still continue; the abandoned one starts over.
+    for (name, record, continues) in [
+        ("kept.mkv", &records[0], true),
+        ("abandoned.mkv", &records[1], false),
+        ("someone-elses.mkv", &records[2], true),
+    ] {
+        let recorder = Recorder::default();
+        backend
+            .upload(
+                &request(&local, name, 12 * MIB, Some(record.clone())),
+                &recorder,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            recorder.resumed.load(Ordering::SeqCst) > 0,
+            continues,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_upload_with_refused_credentials_fails_with_the_reason_and_is_not_done() {
+    let server = garage();
+    let sandbox = Sandbox::new();
+    sandbox.home_profile(&[]);
+    let mut child = sandbox
+        .offload()
+        .args([
+            "backend",
+            "add",
+            "Bucket",
+            "--profile",
+            "Home",
+            "--type",
+            "s3",
+            "--provider",
+            "garage",
+            "--endpoint",
+            &server.endpoint,
+            "--bucket",
+            &server.bucket,
+            "--access-key-id",
+            &server.access_key_id,
+            "--skip-test",
+            "--default",
+        ])
+        .env("OFFLOAD_S3_SECRET_ACCESS_KEY", "wrong-secret")
+        .spawn()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    common::write_random(&sandbox.path("in/a.mkv"), 1000);
+    let output = sandbox.run(&[
+        "upload",
+        sandbox.path("in/a.mkv").to_str().unwrap(),
+        "--profile",
+        "Home",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let jobs = sandbox.jobs();
+    assert_eq!(job_states(&jobs), vec!["failed"]);
+    assert!(
+        jobs[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("secret access key is wrong"),
+        "{jobs:#?}"
+    );
+    assert!(sandbox.media().is_empty());
+    assert!(sandbox.path("in/a.mkv").exists());
+}

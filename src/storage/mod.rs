@@ -355,6 +355,17 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
         Ok(self.stat(remote).await?.is_some())
     }
 
+    /// Cleans up unfinished uploads that Offload started and no job can continue: those under
+    /// one of `ours` (remote paths Offload's jobs upload to) that no record in `keep` (the resume
+    /// records of live jobs) names. Returns how many were cleaned up.
+    async fn sweep_abandoned(
+        &self,
+        _keep: &[serde_json::Value],
+        _ours: &[RemotePath],
+    ) -> Result<usize, StorageError> {
+        Ok(0)
+    }
+
     /// Cleans up what an upload that will never finish left behind, given its resume record
     /// (a temporary file, an unfinished multipart upload). Nothing to clean up is not an error.
     async fn abandon(&self, _resume: &serde_json::Value) -> Result<(), StorageError> {

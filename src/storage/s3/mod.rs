@@ -812,6 +812,59 @@ impl StorageBackend for S3Backend {
         }
     }
 
+    async fn sweep_abandoned(
+        &self,
+        keep: &[serde_json::Value],
+        ours: &[RemotePath],
+    ) -> Result<usize, StorageError> {
+        let kept: std::collections::HashSet<String> = keep
+            .iter()
+            .filter_map(|value| serde_json::from_value::<S3Resume>(value.clone()).ok())
+            .map(|record| record.upload_id)
+            .collect();
+        let keys: std::collections::HashSet<String> =
+            ours.iter().map(|remote| self.key(remote)).collect();
+        let mut abandoned = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.config.bucket)
+                .set_prefix(
+                    (!self.config.prefix.is_empty()).then(|| format!("{}/", self.config.prefix)),
+                )
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(id_marker.clone())
+                .send()
+                .await
+                .map_err(|error| classify(error, Operation::Delete, &self.config.bucket))?;
+            for upload in page.uploads() {
+                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                    if keys.contains(key) && !kept.contains(id) {
+                        abandoned.push(S3Resume {
+                            upload_id: id.to_owned(),
+                            key: key.to_owned(),
+                            size: 0,
+                            part_size: 0,
+                            parts: Vec::new(),
+                        });
+                    }
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+        }
+        for record in &abandoned {
+            self.abort(record).await?;
+            tracing::info!(key = %record.key, upload_id = %record.upload_id, "aborted an unfinished upload no job owns");
+        }
+        Ok(abandoned.len())
+    }
+
     async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
         match serde_json::from_value::<S3Resume>(resume.clone()) {
             Ok(record) => self.abort(&record).await,
