@@ -211,6 +211,9 @@ struct UploadArgs {
     /// Upload to this backend instead of the profile's default.
     #[arg(long)]
     backend: Option<String>,
+    /// Files uploaded at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
 }
 
 #[derive(Subcommand)]
@@ -677,7 +680,13 @@ async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<Exit
         None => backends::default_for(db, profile.id)?,
     };
     backend.open(engine.vault())?;
-    let queue = engine.queue(ClaimMode::Reserved, QueueOptions::default())?;
+    let queue = engine.queue(
+        ClaimMode::Reserved,
+        QueueOptions {
+            workers: args.workers.into(),
+            ..QueueOptions::default()
+        },
+    )?;
     let mut events = queue.subscribe();
     let mut own: Vec<i64> = Vec::new();
     let mut already_done: Vec<i64> = Vec::new();

@@ -1,0 +1,300 @@
+//! Upload throughput to S3 against the tools a user would pick instead, in one run, against the
+//! same Garage on loopback: one 2 GiB file, and 1,000 files of 1 MiB, with Offload, rclone and
+//! the AWS CLI, all with 10 MiB parts and 4 requests at once. Reports median wall time,
+//! throughput and peak RSS (GNU time's maximum resident set size), and the ratios to Offload.
+//! Run with `scripts/bench s3`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+#[path = "../tests/common/s3.rs"]
+mod s3;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const OFFLOAD: &str = env!("CARGO_BIN_EXE_offload");
+const RUNS: usize = 3;
+const MIB: usize = 1024 * 1024;
+
+struct Measure {
+    seconds: f64,
+    peak_rss_mib: f64,
+}
+
+/// Runs a command under GNU time; `None` when the tool is missing or failed.
+fn measure(command: Command) -> Option<Measure> {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = command
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .arg("-f")
+        .arg("%e %M")
+        .arg("-o")
+        .arg(report.path())
+        .arg(program)
+        .args(args);
+    for (key, value) in envs {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    let status = timed
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    let text = std::fs::read_to_string(report.path()).ok()?;
+    let mut fields = text.split_whitespace();
+    let seconds = fields.next()?.parse().ok()?;
+    let kib: f64 = fields.next()?.parse().ok()?;
+    Some(Measure {
+        seconds,
+        peak_rss_mib: kib / 1024.0,
+    })
+}
+
+fn median(mut runs: Vec<Measure>) -> Option<Measure> {
+    if runs.is_empty() {
+        return None;
+    }
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let peak = runs.iter().map(|run| run.peak_rss_mib).fold(0.0, f64::max);
+    let middle = runs.swap_remove(runs.len() / 2);
+    Some(Measure {
+        seconds: middle.seconds,
+        peak_rss_mib: peak,
+    })
+}
+
+fn write_file(path: &Path, len: usize, seed: u8) {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut block = vec![0u8; MIB];
+    let mut state = seed as u64 | 1;
+    for chunk in 0..len.div_ceil(MIB) {
+        for byte in block.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state as u8;
+        }
+        let take = MIB.min(len - chunk * MIB);
+        file.write_all(&block[..take]).unwrap();
+    }
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    if !only.is_empty()
+        && !only
+            .iter()
+            .any(|o| "s3".contains(o.as_str()) || o == "upload")
+    {
+        return;
+    }
+    let server = s3::garage();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.mkv");
+    write_file(&big, 2048 * MIB, 1);
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    for i in 0..1000 {
+        write_file(
+            &small.join(format!("clip-{i:04}.mp4")),
+            MIB,
+            (i % 250) as u8 + 2,
+        );
+    }
+    let small_files: Vec<String> = (0..1000)
+        .map(|i| small.join(format!("clip-{i:04}.mp4")).display().to_string())
+        .collect();
+
+    // Offload: a profile whose S3 backend is this Garage.
+    let data = dir.path().join("data");
+    let offload = |args: &[&str]| {
+        let mut command = Command::new(OFFLOAD);
+        command.args(args).env("OFFLOAD_DATA_DIR", &data).env(
+            "OFFLOAD_MASTER_KEY",
+            "YmVuY2htYXJrLW1hc3Rlci1rZXktMzItYnl0ZXMtISE=",
+        );
+        command
+    };
+    assert!(offload(&["profile", "add", "Bench"])
+        .status()
+        .unwrap()
+        .success());
+    let added = offload(&[
+        "backend",
+        "add",
+        "Garage",
+        "--profile",
+        "Bench",
+        "--type",
+        "s3",
+        "--provider",
+        "garage",
+        "--endpoint",
+        &server.endpoint,
+        "--bucket",
+        &server.bucket,
+        "--access-key-id",
+        &server.access_key_id,
+    ])
+    .env("OFFLOAD_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
+    .stdout(Stdio::null())
+    .status()
+    .unwrap();
+    assert!(added.success());
+
+    let rclone = |args: &[&str]| {
+        let mut command = Command::new("rclone");
+        command
+            .args(args)
+            .args([
+                "--s3-chunk-size",
+                "10M",
+                "--s3-upload-concurrency",
+                "4",
+                "--transfers",
+                "4",
+                "--ignore-times",
+            ])
+            .env_remove("AWS_CA_BUNDLE")
+            .env("RCLONE_CONFIG_GARAGE_TYPE", "s3")
+            .env("RCLONE_CONFIG_GARAGE_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_GARAGE_ENDPOINT", &server.endpoint)
+            .env("RCLONE_CONFIG_GARAGE_REGION", "garage")
+            .env("RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE", "true")
+            .env("RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID", &server.access_key_id)
+            .env(
+                "RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY",
+                &server.secret_access_key,
+            );
+        command
+    };
+    let aws_config = dir.path().join("aws-config");
+    std::fs::write(&aws_config, "[default]\nregion = garage\ns3 =\n  multipart_chunksize = 10MB\n  multipart_threshold = 8MB\n  max_concurrent_requests = 4\n").unwrap();
+    // Debian's AWS CLI v2, not a pip-installed v1 that may shadow it on PATH.
+    let aws_binary = if Path::new("/usr/bin/aws").exists() {
+        "/usr/bin/aws"
+    } else {
+        "aws"
+    };
+    let aws = |args: &[&str]| {
+        let mut command = Command::new(aws_binary);
+        command
+            .args(args)
+            .args(["--endpoint-url", &server.endpoint, "--only-show-errors"])
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)
+            .env_remove("AWS_PROFILE");
+        command
+    };
+
+    let big_text = big.display().to_string();
+    let small_text = small.display().to_string();
+    let bucket = &server.bucket;
+    let mut rows = Vec::new();
+    for (case, bytes) in [
+        ("one 2 GiB file", 2048 * MIB),
+        ("1,000 files of 1 MiB", 1000 * MIB),
+    ] {
+        let mut ours = Vec::new();
+        let mut theirs_rclone = Vec::new();
+        let mut theirs_aws = Vec::new();
+        for run in 0..RUNS {
+            // A new job each run: Offload does not upload an unchanged file twice.
+            let _ = Command::new("touch").arg(&big).status();
+            let _ = Command::new("find")
+                .args([
+                    small_text.as_str(),
+                    "-type",
+                    "f",
+                    "-exec",
+                    "touch",
+                    "{}",
+                    "+",
+                ])
+                .status();
+            let target = format!("run{run}");
+            if case.starts_with("one") {
+                ours.extend(measure({
+                    let mut command =
+                        offload(&["upload", &big_text, "--profile", "Bench", "--workers", "4"]);
+                    command.env("OFFLOAD_LOG", "error");
+                    command
+                }));
+                theirs_rclone.extend(measure(rclone(&[
+                    "copyto",
+                    &big_text,
+                    &format!("garage:{bucket}/{target}/rclone-big.mkv"),
+                ])));
+                theirs_aws.extend(measure(aws(&[
+                    "s3",
+                    "cp",
+                    &big_text,
+                    &format!("s3://{bucket}/{target}/aws-big.mkv"),
+                ])));
+            } else {
+                let mut args: Vec<&str> = vec!["upload", "--profile", "Bench", "--workers", "4"];
+                args.extend(small_files.iter().map(String::as_str));
+                ours.extend(measure({
+                    let mut command = offload(&args);
+                    command.env("OFFLOAD_LOG", "error");
+                    command
+                }));
+                theirs_rclone.extend(measure(rclone(&[
+                    "copy",
+                    &small_text,
+                    &format!("garage:{bucket}/{target}/rclone-small"),
+                ])));
+                theirs_aws.extend(measure(aws(&[
+                    "s3",
+                    "cp",
+                    &small_text,
+                    &format!("s3://{bucket}/{target}/aws-small"),
+                    "--recursive",
+                ])));
+            }
+        }
+        rows.push((
+            case,
+            bytes,
+            median(ours),
+            median(theirs_rclone),
+            median(theirs_aws),
+        ));
+    }
+
+    println!("| case | tool | median time | throughput | peak RSS | time ÷ Offload's |");
+    println!("|---|---|---|---|---|---|");
+    for (case, bytes, ours, rclone, aws) in rows {
+        let ours_seconds = ours.as_ref().map(|m| m.seconds);
+        for (tool, result) in [("Offload", ours), ("rclone", rclone), ("AWS CLI", aws)] {
+            match result {
+                Some(m) => println!(
+                    "| {case} | {tool} | {:.2} s | {:.0} MiB/s | {:.0} MiB | {} |",
+                    m.seconds,
+                    bytes as f64 / MIB as f64 / m.seconds,
+                    m.peak_rss_mib,
+                    ours_seconds.map_or("-".into(), |o| format!("{:.2}", m.seconds / o))
+                ),
+                None => println!("| {case} | {tool} | failed or not installed | | | |"),
+            }
+        }
+    }
+}
