@@ -1002,6 +1002,9 @@ impl Inner {
         if !local_unchanged(&job.local_path, job.size, job.mtime_ns) {
             return Ok(Attempt::Stopped(Stop::Changed));
         }
+        if stored.verified && stored.size == job.size {
+            return Ok(Attempt::Verified(stored));
+        }
         match backend.stat(&remote).await {
             Ok(Some(meta))
                 if meta.size == job.size

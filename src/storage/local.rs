@@ -14,8 +14,8 @@ use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    BackendKind, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath,
-    StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
+    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 
 /// Bytes per read while copying: large enough to keep a disk busy, small enough that progress,
@@ -151,7 +151,7 @@ impl LocalBackend {
         let written = checksum_of(temp)
             .await
             .map_err(|error| self.io_error(Operation::Verify, remote, &error))?;
-        if written.size != copied || written.checksum != sent {
+        if written.0 != copied || written.1 != sent {
             return Err(self.error(
                 Operation::Verify,
                 ErrorKind::Integrity,
@@ -164,12 +164,13 @@ impl LocalBackend {
         Ok(StoredObject {
             size: copied,
             checksum: sent,
+            verified: true,
         })
     }
 }
 
 /// Size and checksum of a file, read from start to end.
-pub async fn checksum_of(path: &Path) -> std::io::Result<StoredObject> {
+pub async fn checksum_of(path: &Path) -> std::io::Result<(u64, Checksum)> {
     let mut file = fs::File::open(path).await?;
     let mut hasher = ChecksumHasher::default();
     let mut buffer = vec![0u8; COPY_CHUNK];
@@ -182,10 +183,7 @@ pub async fn checksum_of(path: &Path) -> std::io::Result<StoredObject> {
         hasher.update(&buffer[..read]);
         size += read as u64;
     }
-    Ok(StoredObject {
-        size,
-        checksum: hasher.finish(),
-    })
+    Ok((size, hasher.finish()))
 }
 
 /// Makes a rename durable: on Unix the directory entry lives in the parent, which needs its own

@@ -247,6 +247,10 @@ pub struct UploadRequest {
 pub struct StoredObject {
     pub size: u64,
     pub checksum: Checksum,
+    /// The backend already confirmed that what is stored is what was sent (it read the copy
+    /// back, or the provider checked a digest of the bytes and answered with the matching ETag),
+    /// so the queue need not ask again.
+    pub verified: bool,
 }
 
 /// What the backend reports about an existing object.

@@ -159,6 +159,9 @@ impl S3Config {
     }
 }
 
+/// A finished part, and its buffer when it can be reused.
+type PartResult = Result<(DonePart, Option<Vec<u8>>), StorageError>;
+
 /// The resume record of a multipart upload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct S3Resume {
@@ -266,7 +269,8 @@ impl S3Backend {
         let checksum = hasher.finish();
         let md5 = Md5::digest(&body);
         let sha_hex = checksum.as_str().trim_start_matches("sha256:").to_owned();
-        self.client
+        let answer = self
+            .client
             .put_object()
             .bucket(&self.config.bucket)
             .key(key)
@@ -278,9 +282,13 @@ impl S3Backend {
             .await
             .map_err(|error| classify(error, Operation::Upload, remote))?;
         transfer.advance(request.size).await?;
+        // The server checked Content-MD5 before storing; an ETag equal to that MD5 confirms it
+        // stored those bytes (encrypted buckets answer otherwise, and the queue asks with HEAD).
+        let verified = answer.e_tag().map(unquote) == Some(hex::encode(md5));
         Ok(StoredObject {
             size: request.size,
             checksum,
+            verified,
         })
     }
 
@@ -449,11 +457,20 @@ impl S3Backend {
             .map_err(io)?;
         let mut hasher = ChecksumHasher::default();
         let mut part_md5s: Vec<[u8; 16]> = Vec::with_capacity(plan.parts as usize);
-        let mut in_flight: JoinSet<Result<DonePart, StorageError>> = JoinSet::new();
+        let mut in_flight: JoinSet<PartResult> = JoinSet::new();
         let concurrency = self.config.concurrency.max(1);
+        // Part buffers come back from finished uploads and are reused: memory stays at
+        // `concurrency` parts however large the file, and the allocator is not asked for (and
+        // does not hold on to) a fresh 10 MiB block per part.
+        let mut spare: Vec<Vec<u8>> = Vec::with_capacity(concurrency);
         for number in 1..=plan.parts {
             let (_, len) = plan.range(number);
-            let mut buffer = vec![0u8; len as usize];
+            while in_flight.len() >= concurrency {
+                self.part_finished(&mut in_flight, &mut record, transfer, remote, &mut spare)
+                    .await?;
+            }
+            let mut buffer = spare.pop().unwrap_or_default();
+            buffer.resize(len as usize, 0);
             file.read_exact(&mut buffer)
                 .await
                 .map_err(|error| match error.kind() {
@@ -478,11 +495,8 @@ impl S3Backend {
                     });
                 }
                 transfer.resumed(len).await;
+                spare.push(buffer);
                 continue;
-            }
-            while in_flight.len() >= concurrency {
-                self.part_finished(&mut in_flight, &mut record, transfer, remote)
-                    .await?;
             }
             let client = self.client.clone();
             let bucket = self.config.bucket.clone();
@@ -502,7 +516,7 @@ impl S3Backend {
             return Err(source_changed(remote, plan.size, plan.size + 1));
         }
         while !in_flight.is_empty() {
-            self.part_finished(&mut in_flight, &mut record, transfer, remote)
+            self.part_finished(&mut in_flight, &mut record, transfer, remote, &mut spare)
                 .await?;
         }
 
@@ -565,15 +579,17 @@ impl S3Backend {
         Ok(StoredObject {
             size: plan.size,
             checksum: hasher.finish(),
+            verified: true,
         })
     }
 
     async fn part_finished(
         &self,
-        in_flight: &mut JoinSet<Result<DonePart, StorageError>>,
+        in_flight: &mut JoinSet<PartResult>,
         record: &mut S3Resume,
         transfer: &dyn Transfer,
         remote: &RemotePath,
+        spare: &mut Vec<Vec<u8>>,
     ) -> Result<(), StorageError> {
         let Some(joined) = in_flight.join_next().await else {
             return Ok(());
@@ -587,6 +603,8 @@ impl S3Backend {
                 format!("a part upload task failed: {error}"),
             )
         })??;
+        let (part, buffer) = part;
+        spare.extend(buffer);
         let size = part.size;
         record.parts.push(part);
         save(transfer, record).await?;
@@ -610,7 +628,7 @@ async fn upload_part(
     body: Bytes,
     md5: [u8; 16],
     remote: &RemotePath,
-) -> Result<DonePart, StorageError> {
+) -> PartResult {
     let mut tries = 0;
     loop {
         tries += 1;
@@ -631,12 +649,14 @@ async fn upload_part(
                     .e_tag()
                     .map(unquote)
                     .unwrap_or_else(|| hex::encode(md5));
-                return Ok(DonePart {
+                let part = DonePart {
                     number,
                     size: body.len() as u64,
                     etag,
                     md5: hex::encode(md5),
-                });
+                };
+                // Every clone the request held is gone now, so the buffer can be handed back.
+                return Ok((part, body.try_into_mut().ok().map(Vec::from)));
             }
             Err(error) => {
                 let error = classify(error, Operation::Upload, remote);
