@@ -17,7 +17,7 @@ use offload::library;
 use offload::profiles::{self, AfterUpload, NewWatchFolder};
 use offload::queue::{self, ClaimMode, Enqueued, Event, JobState, QueueOptions};
 use offload::storage::local::LocalConfig;
-use offload::storage::s3::{Provider, S3Config};
+use offload::storage::s3::{Provider, S3Config, S3Options};
 use offload::storage::BackendKind;
 use offload::{template, Engine, Error};
 use serde::Serialize;
@@ -630,16 +630,16 @@ fn backend_settings(engine: &Engine, args: &BackendAddArgs) -> CliResult<Backend
                 .access_key_id
                 .clone()
                 .ok_or_else(|| usage("--access-key-id is required for an s3 backend".into()))?;
-            let config = S3Config::new(
-                args.provider,
-                args.endpoint.clone(),
-                args.region.clone(),
+            let config = S3Config::new(S3Options {
+                provider: args.provider,
+                endpoint: args.endpoint.clone(),
+                region: args.region.clone(),
                 bucket,
                 access_key_id,
-                args.prefix.clone(),
-                args.public_url.clone(),
-                args.path_style,
-            )
+                prefix: args.prefix.clone(),
+                public_url: args.public_url.clone(),
+                path_style: args.path_style,
+            })
             .map_err(usage)?;
             let secret_access_key = if args.secret_access_key_stdin {
                 let mut line = zeroize::Zeroizing::new(String::new());

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use offload::storage::s3::{Provider, S3Backend, S3Config};
+use offload::storage::s3::{Provider, S3Backend, S3Config, S3Options};
 use zeroize::Zeroizing;
 
 pub struct S3Server {
@@ -37,16 +37,15 @@ impl S3Server {
 
     /// The same bucket reached through another address (a fault-injecting proxy).
     pub fn config_for(&self, endpoint: &str) -> S3Config {
-        let mut config = S3Config::new(
-            self.provider,
-            Some(endpoint.to_owned()),
-            Some(self.region.clone()),
-            self.bucket.clone(),
-            self.access_key_id.clone(),
-            None,
-            None,
-            true,
-        )
+        let mut config = S3Config::new(S3Options {
+            provider: self.provider,
+            endpoint: Some(endpoint.to_owned()),
+            region: Some(self.region.clone()),
+            bucket: self.bucket.clone(),
+            access_key_id: self.access_key_id.clone(),
+            path_style: true,
+            ..S3Options::default()
+        })
         .expect("valid config");
         config.secret_access_key = String::new();
         config

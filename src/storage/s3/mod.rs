@@ -94,19 +94,32 @@ pub struct S3Config {
     pub url_lifetime_secs: u64,
 }
 
+/// What a person gives to add an S3 backend; [`S3Config::new`] fills in the provider's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub provider: Provider,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub prefix: Option<String>,
+    pub public_url: Option<String>,
+    pub path_style: bool,
+}
+
 impl S3Config {
     /// A configuration from what a person typed, with the provider's defaults filled in.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        provider: Provider,
-        endpoint: Option<String>,
-        region: Option<String>,
-        bucket: String,
-        access_key_id: String,
-        prefix: Option<String>,
-        public_url: Option<String>,
-        path_style: bool,
-    ) -> Result<S3Config, String> {
+    pub fn new(options: S3Options) -> Result<S3Config, String> {
+        let S3Options {
+            provider,
+            endpoint,
+            region,
+            bucket,
+            access_key_id,
+            prefix,
+            public_url,
+            path_style,
+        } = options;
         let quirks = provider.quirks();
         let region = region
             .or_else(|| quirks.default_region.map(str::to_owned))
@@ -1120,70 +1133,40 @@ mod tests {
 
     #[test]
     fn presets_fill_in_endpoint_and_region() {
-        let aws = S3Config::new(
-            Provider::Aws,
-            None,
-            Some("eu-west-1".into()),
-            "b".into(),
-            "id".into(),
-            None,
-            None,
-            false,
-        )
+        let options = |provider| S3Options {
+            provider,
+            bucket: "b".into(),
+            access_key_id: "id".into(),
+            ..S3Options::default()
+        };
+        let aws = S3Config::new(S3Options {
+            region: Some("eu-west-1".into()),
+            ..options(Provider::Aws)
+        })
         .unwrap();
         assert_eq!(
             aws.endpoint.as_deref(),
             Some("https://s3.eu-west-1.amazonaws.com")
         );
         assert!(!aws.path_style);
-        let r2 = S3Config::new(
-            Provider::R2,
-            Some("https://acct.r2.cloudflarestorage.com".into()),
-            None,
-            "b".into(),
-            "id".into(),
-            None,
-            None,
-            false,
-        )
+        let r2 = S3Config::new(S3Options {
+            endpoint: Some("https://acct.r2.cloudflarestorage.com".into()),
+            ..options(Provider::R2)
+        })
         .unwrap();
         assert_eq!(r2.region, "auto");
         assert!(
-            S3Config::new(
-                Provider::R2,
-                None,
-                None,
-                "b".into(),
-                "id".into(),
-                None,
-                None,
-                false
-            )
-            .is_err(),
+            S3Config::new(options(Provider::R2)).is_err(),
             "R2 needs its account endpoint"
         );
-        assert!(S3Config::new(
-            Provider::B2,
-            None,
-            None,
-            "b".into(),
-            "id".into(),
-            None,
-            None,
-            false
-        )
-        .unwrap_err()
-        .contains("--region"));
-        let garage = S3Config::new(
-            Provider::Garage,
-            Some("http://127.0.0.1:3900/".into()),
-            None,
-            "b".into(),
-            "id".into(),
-            Some("/media/".into()),
-            None,
-            false,
-        )
+        assert!(S3Config::new(options(Provider::B2))
+            .unwrap_err()
+            .contains("--region"));
+        let garage = S3Config::new(S3Options {
+            endpoint: Some("http://127.0.0.1:3900/".into()),
+            prefix: Some("/media/".into()),
+            ..options(Provider::Garage)
+        })
         .unwrap();
         assert_eq!(
             (
@@ -1194,16 +1177,10 @@ mod tests {
             ),
             (Some("http://127.0.0.1:3900"), "garage", true, "media")
         );
-        assert!(S3Config::new(
-            Provider::Minio,
-            Some("minio:9000".into()),
-            None,
-            "b".into(),
-            "id".into(),
-            None,
-            None,
-            false
-        )
+        assert!(S3Config::new(S3Options {
+            endpoint: Some("minio:9000".into()),
+            ..options(Provider::Minio)
+        })
         .is_err());
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The S3-compatible services Offload knows by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Aws,
@@ -13,6 +13,7 @@ pub enum Provider {
     Wasabi,
     Minio,
     Garage,
+    #[default]
     Other,
 }
 
