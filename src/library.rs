@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Transaction};
 use serde::Serialize;
 
 use crate::db::{now_ms, path_text, Db};
@@ -198,31 +198,4 @@ pub fn list(db: &Db, profile_id: Option<i64>) -> Result<Vec<LibraryEntry>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The library row recorded for a remote object, if any (used to check for duplicates).
-pub fn find_by_object(
-    db: &Db,
-    backend_id: i64,
-    remote: &RemotePath,
-) -> Result<Option<LibraryItem>> {
-    let conn = db.lock();
-    let media: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM media WHERE storage_backend_id = ?1 AND storage_path = ?2",
-            params![backend_id, remote.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
-    if let Some(id) = media {
-        return Ok(Some(LibraryItem::Media(id)));
-    }
-    let episode: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM episodes WHERE storage_backend_id = ?1 AND storage_path = ?2",
-            params![backend_id, remote.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
-    Ok(episode.map(LibraryItem::Episode))
 }

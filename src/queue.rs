@@ -747,18 +747,9 @@ impl Queue {
         self.inner.events.subscribe()
     }
 
-    pub fn bandwidth(&self) -> &Bandwidth {
-        &self.inner.bandwidth
-    }
-
     /// Tells the dispatcher to look at the queue again (new jobs, a lifted pause).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
-    }
-
-    /// Jobs this process is running right now.
-    pub fn running(&self) -> Vec<i64> {
-        self.inner.lock_running().keys().copied().collect()
     }
 
     pub fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {

@@ -270,11 +270,6 @@ impl Sealer {
     }
 }
 
-/// True for text that looks like a sealed value; used to refuse plaintext where a secret belongs.
-pub fn is_sealed(text: &str) -> bool {
-    text.starts_with(SEALED_PREFIX)
-}
-
 /// The master key as the rest of the engine meets it: loaded the first time a secret is sealed
 /// or opened (so a local-only setup never needs a keychain), and checked against the database so
 /// that a different key is reported as such rather than as a damaged value.

@@ -207,6 +207,12 @@ async fn each_misconfiguration_has_its_own_clear_error() {
     assert!(error.is_temporary(), "{error}");
     assert!(error.message.contains("refused the connection"), "{error}");
 
+    // TLS spoken to a plain-HTTP server.
+    let tls =
+        server.backend_with(&server.config_for(&format!("https://127.0.0.1:{}", server.port())));
+    let error = upload(tls).await;
+    assert!(error.message.contains("TLS"), "{error}");
+
     let report = S3Backend::new(&server.config(), &Zeroizing::new("not-the-secret".into()))
         .test_connection()
         .await;

@@ -29,8 +29,6 @@ pub struct Quirks {
     /// Send the SDK's CRC checksums and `aws-chunked` bodies only where an operation requires
     /// them: several S3-compatible services reject them. Offload then sends its own Content-MD5.
     pub checksums_when_required: bool,
-    /// Every part but the last must have the same size (R2).
-    pub equal_parts: bool,
 }
 
 impl Provider {
@@ -70,16 +68,15 @@ impl Provider {
                 default_region: Some("us-east-1"),
                 path_style: false,
                 checksums_when_required: false,
-                equal_parts: false,
             },
             // https://developers.cloudflare.com/r2/api/s3/api/: region "auto", account endpoint,
-            // parts of equal size except the last, no aws-chunked uploads.
+            // no aws-chunked uploads. R2 also wants every part but the last of one size, which
+            // `PartPlan` gives every provider.
             Provider::R2 => Quirks {
                 endpoint_template: Some("https://{account}.r2.cloudflarestorage.com"),
                 default_region: Some("auto"),
                 path_style: true,
                 checksums_when_required: true,
-                equal_parts: true,
             },
             // https://www.backblaze.com/docs/cloud-storage-s3-compatible-api: s3.<region>.backblazeb2.com.
             Provider::B2 => Quirks {
@@ -87,7 +84,6 @@ impl Provider {
                 default_region: None,
                 path_style: false,
                 checksums_when_required: true,
-                equal_parts: false,
             },
             // https://docs.wasabi.com/docs/what-are-the-service-urls-for-wasabi-s-different-storage-regions
             Provider::Wasabi => Quirks {
@@ -95,7 +91,6 @@ impl Provider {
                 default_region: Some("us-east-1"),
                 path_style: false,
                 checksums_when_required: true,
-                equal_parts: false,
             },
             // MinIO and Garage are self-hosted: the user names the endpoint; both want path style.
             Provider::Minio => Quirks {
@@ -103,7 +98,6 @@ impl Provider {
                 default_region: Some("us-east-1"),
                 path_style: true,
                 checksums_when_required: true,
-                equal_parts: false,
             },
             // https://garagehq.deuxfleurs.fr/documentation/reference-manual/s3-compatibility/
             Provider::Garage => Quirks {
@@ -111,14 +105,12 @@ impl Provider {
                 default_region: Some("garage"),
                 path_style: true,
                 checksums_when_required: true,
-                equal_parts: false,
             },
             Provider::Other => Quirks {
                 endpoint_template: None,
                 default_region: Some("us-east-1"),
                 path_style: true,
                 checksums_when_required: true,
-                equal_parts: false,
             },
         }
     }
