@@ -442,3 +442,48 @@ fn an_upload_with_refused_credentials_fails_with_the_reason_and_is_not_done() {
     assert!(sandbox.media().is_empty());
     assert!(sandbox.path("in/a.mkv").exists());
 }
+
+/// Garage really checks `x-amz-checksum-crc32c`, which is what lets its quirk entry skip
+/// Content-MD5 for single PUTs (moto, for one, accepts a wrong one: it stays on Content-MD5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_rejects_a_wrong_crc32c_so_offload_may_rely_on_it() {
+    let server = garage();
+    assert!(
+        offload::storage::s3::Provider::Garage
+            .quirks()
+            .validates_crc32c
+    );
+    assert!(
+        !offload::storage::s3::Provider::Other
+            .quirks()
+            .validates_crc32c
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(server.region.clone()))
+        .endpoint_url(&server.endpoint)
+        .force_path_style(true)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            &server.access_key_id,
+            &server.secret_access_key,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let wrong = client
+        .put_object()
+        .bucket(&server.bucket)
+        .key("crc.mkv")
+        .checksum_crc32_c("AAAAAA==")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"hello"))
+        .send()
+        .await;
+    let error = wrong.expect_err("a wrong CRC32C must be refused");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&error),
+        Some("InvalidDigest")
+    );
+}

@@ -280,28 +280,41 @@ impl S3Backend {
         let mut hasher = ChecksumHasher::default();
         hasher.update(&body);
         let checksum = hasher.finish();
-        let md5 = Md5::digest(&body);
         let sha_hex = checksum.as_str().trim_start_matches("sha256:").to_owned();
-        let answer = self
+        let mut put = self
             .client
             .put_object()
             .bucket(&self.config.bucket)
             .key(key)
             .content_type(&request.content_type)
-            .content_md5(BASE64.encode(md5))
-            .metadata(SHA256_METADATA, sha_hex)
+            .metadata(SHA256_METADATA, sha_hex);
+        // The server checks a digest of the body before it stores anything: CRC32C where it is
+        // known to check that (cheap), Content-MD5 elsewhere (every S3 service checks it).
+        let md5 = if self.config.provider.quirks().validates_crc32c {
+            let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &body) as u32;
+            put = put.checksum_crc32_c(BASE64.encode(crc.to_be_bytes()));
+            None
+        } else {
+            let md5 = Md5::digest(&body);
+            put = put.content_md5(BASE64.encode(md5));
+            Some(md5)
+        };
+        let answer = put
             .body(ByteStream::from(body))
             .customize()
-            // The signed Content-MD5 header already binds the body to the signature; hashing
-            // the body a second time for SigV4 only costs CPU.
+            // The signed digest header already binds the body to the signature; hashing the
+            // body a second time for SigV4 only costs CPU.
             .disable_payload_signing()
             .send()
             .await
             .map_err(|error| classify(error, Operation::Upload, remote))?;
         transfer.advance(request.size).await?;
-        // The server checked Content-MD5 before storing; an ETag equal to that MD5 confirms it
-        // stored those bytes (encrypted buckets answer otherwise, and the queue asks with HEAD).
-        let verified = answer.e_tag().map(unquote) == Some(hex::encode(md5));
+        // A checked CRC32C confirms what was stored. After Content-MD5, an ETag equal to the MD5
+        // does (encrypted buckets answer otherwise, and the queue then asks with HEAD).
+        let verified = match md5 {
+            None => true,
+            Some(md5) => answer.e_tag().map(unquote) == Some(hex::encode(md5)),
+        };
         Ok(StoredObject {
             size: request.size,
             checksum,

@@ -29,6 +29,10 @@ pub struct Quirks {
     /// Send the SDK's CRC checksums and `aws-chunked` bodies only where an operation requires
     /// them: several S3-compatible services reject them. Offload then sends its own Content-MD5.
     pub checksums_when_required: bool,
+    /// The service checks `x-amz-checksum-crc32c` and rejects a wrong one, so a single PUT can
+    /// carry that (hardware-fast) instead of Content-MD5. Only where a test or the provider's
+    /// documents show the check: a server that ignores the header would check nothing.
+    pub validates_crc32c: bool,
 }
 
 impl Provider {
@@ -62,12 +66,14 @@ impl Provider {
 
     pub fn quirks(self) -> Quirks {
         match self {
-            // https://docs.aws.amazon.com/general/latest/gr/s3.html: regional virtual-hosted endpoints.
+            // https://docs.aws.amazon.com/general/latest/gr/s3.html: regional virtual-hosted endpoints;
+            // https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html: CRC32C.
             Provider::Aws => Quirks {
                 endpoint_template: Some("https://s3.{region}.amazonaws.com"),
                 default_region: Some("us-east-1"),
                 path_style: false,
                 checksums_when_required: false,
+                validates_crc32c: true,
             },
             // https://developers.cloudflare.com/r2/api/s3/api/: region "auto", account endpoint,
             // no aws-chunked uploads. R2 also wants every part but the last of one size, which
@@ -77,6 +83,7 @@ impl Provider {
                 default_region: Some("auto"),
                 path_style: true,
                 checksums_when_required: true,
+                validates_crc32c: false,
             },
             // https://www.backblaze.com/docs/cloud-storage-s3-compatible-api: s3.<region>.backblazeb2.com.
             Provider::B2 => Quirks {
@@ -84,6 +91,7 @@ impl Provider {
                 default_region: None,
                 path_style: false,
                 checksums_when_required: true,
+                validates_crc32c: false,
             },
             // https://docs.wasabi.com/docs/what-are-the-service-urls-for-wasabi-s-different-storage-regions
             Provider::Wasabi => Quirks {
@@ -91,26 +99,32 @@ impl Provider {
                 default_region: Some("us-east-1"),
                 path_style: false,
                 checksums_when_required: true,
+                validates_crc32c: false,
             },
             // MinIO and Garage are self-hosted: the user names the endpoint; both want path style.
+            // https://min.io/docs/minio/linux/reference/s3-api-compatibility.html: flexible checksums.
             Provider::Minio => Quirks {
                 endpoint_template: None,
                 default_region: Some("us-east-1"),
                 path_style: true,
                 checksums_when_required: true,
+                validates_crc32c: true,
             },
-            // https://garagehq.deuxfleurs.fr/documentation/reference-manual/s3-compatibility/
+            // https://garagehq.deuxfleurs.fr/documentation/reference-manual/s3-compatibility/;
+            // that it rejects a wrong CRC32C is checked by tests/s3.rs.
             Provider::Garage => Quirks {
                 endpoint_template: None,
                 default_region: Some("garage"),
                 path_style: true,
                 checksums_when_required: true,
+                validates_crc32c: true,
             },
             Provider::Other => Quirks {
                 endpoint_template: None,
                 default_region: Some("us-east-1"),
                 path_style: true,
                 checksums_when_required: true,
+                validates_crc32c: false,
             },
         }
     }
