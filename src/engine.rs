@@ -186,7 +186,7 @@ impl Engine {
     pub async fn run(&self, options: DaemonOptions, shutdown: CancellationToken) -> Result<()> {
         let _daemon_lock = self.lock_daemon()?;
         queue::recover_orphans(&self.db, &self.owners_dir())?;
-        self.sweep_abandoned_uploads().await;
+        self.sweep_abandoned_uploads();
         let queue = self.queue(ClaimMode::Any, options.queue.clone())?;
         let queue_stop = CancellationToken::new();
         let queue_task = {
@@ -233,29 +233,46 @@ impl Engine {
 
     /// Aborts unfinished multipart uploads that Offload started and no job can continue any more
     /// (storage providers keep, and often bill, their parts until they are aborted).
-    async fn sweep_abandoned_uploads(&self) {
+    ///
+    /// It runs in the background so that a bucket that cannot be reached does not hold up
+    /// watching and uploading; only uploads started before the daemon are candidates, so an
+    /// upload a job starts meanwhile is never mistaken for an abandoned one.
+    fn sweep_abandoned_uploads(&self) {
+        let started = std::time::SystemTime::now();
         let Ok(records) = backends::list(&self.db, None) else {
             return;
         };
+        let mut work = Vec::new();
         for record in records
-            .iter()
+            .into_iter()
             .filter(|record| record.kind == crate::storage::BackendKind::S3)
         {
-            let swept = async {
-                let backend = record.open(&self.vault)?;
-                let (keep, ours) = queue::uploads_of_backend(&self.db, record.id)?;
-                Ok::<_, Error>(backend.sweep_abandoned(&keep, &ours).await?)
-            };
-            match swept.await {
-                Ok(0) => {}
-                Ok(count) => {
-                    tracing::info!(backend = %record.name, count, "cleaned up abandoned uploads")
-                }
+            let prepared = record
+                .open(&self.vault)
+                .and_then(|backend| Ok((backend, queue::uploads_of_backend(&self.db, record.id)?)));
+            match prepared {
+                Ok((backend, (keep, ours))) => work.push((record.name, backend, keep, ours)),
                 Err(error) => {
                     tracing::warn!(backend = %record.name, %error, "could not look for abandoned uploads")
                 }
             }
         }
+        if work.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            for (name, backend, keep, ours) in work {
+                match backend.sweep_abandoned(&keep, &ours, started).await {
+                    Ok(0) => {}
+                    Ok(count) => {
+                        tracing::info!(backend = %name, count, "cleaned up abandoned uploads")
+                    }
+                    Err(error) => {
+                        tracing::warn!(backend = %name, %error, "could not look for abandoned uploads")
+                    }
+                }
+            }
+        });
     }
 
     /// One daemon per data folder: a second would watch the same folders twice.

@@ -388,7 +388,20 @@ async fn the_sweep_aborts_only_offloads_own_abandoned_uploads() {
         RemotePath::parse("kept.mkv").unwrap(),
         RemotePath::parse("abandoned.mkv").unwrap(),
     ];
-    let swept = backend.sweep_abandoned(&records[..1], &ours).await.unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    assert_eq!(
+        backend
+            .sweep_abandoned(&records[..1], &ours, earlier)
+            .await
+            .unwrap(),
+        0,
+        "uploads started after the sweep began are left alone"
+    );
+    let swept = backend
+        .sweep_abandoned(&records[..1], &ours, later)
+        .await
+        .unwrap();
     assert_eq!(swept, 1);
     // The kept and the foreign uploads still continue; the abandoned one starts over.
     for (name, record, continues) in [

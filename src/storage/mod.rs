@@ -360,12 +360,13 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
     }
 
     /// Cleans up unfinished uploads that Offload started and no job can continue: those under
-    /// one of `ours` (remote paths Offload's jobs upload to) that no record in `keep` (the resume
-    /// records of live jobs) names. Returns how many were cleaned up.
+    /// one of `ours` (remote paths Offload's jobs upload to), started before `started_before`,
+    /// that no record in `keep` (the resume records of live jobs) names. Returns how many.
     async fn sweep_abandoned(
         &self,
         _keep: &[serde_json::Value],
         _ours: &[RemotePath],
+        _started_before: SystemTime,
     ) -> Result<usize, StorageError> {
         Ok(0)
     }

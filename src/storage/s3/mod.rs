@@ -868,6 +868,7 @@ impl StorageBackend for S3Backend {
         &self,
         keep: &[serde_json::Value],
         ours: &[RemotePath],
+        started_before: std::time::SystemTime,
     ) -> Result<usize, StorageError> {
         let kept: std::collections::HashSet<String> = keep
             .iter()
@@ -892,7 +893,12 @@ impl StorageBackend for S3Backend {
                 .await
                 .map_err(|error| classify(error, Operation::Delete, &self.config.bucket))?;
             for upload in page.uploads() {
-                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                let initiated = upload
+                    .initiated()
+                    .and_then(|time| std::time::SystemTime::try_from(*time).ok());
+                let old_enough = initiated.is_none_or(|time| time < started_before);
+                if let (Some(key), Some(id), true) = (upload.key(), upload.upload_id(), old_enough)
+                {
                     if keys.contains(key) && !kept.contains(id) {
                         abandoned.push(S3Resume {
                             upload_id: id.to_owned(),
