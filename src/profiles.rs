@@ -207,6 +207,43 @@ pub fn add_watch_folder(db: &Db, profile_id: i64, folder: &NewWatchFolder) -> Re
     db.transaction(|tx| insert_folder(tx, profile_id, folder))
 }
 
+/// Stops watching a folder. Its jobs and library items stay; only new arrivals stop.
+pub fn remove_watch_folder(db: &Db, profile_id: i64, path: &Path) -> Result<()> {
+    let path = absolute(path)?;
+    let removed = db.lock().execute(
+        "DELETE FROM watch_folders WHERE profile_id = ?1 AND path = ?2",
+        params![profile_id, path_text(&path)],
+    )?;
+    if removed == 0 {
+        return Err(Error::NotFound(format!(
+            "this profile does not watch {}; `offload profile list` shows its folders",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn rename(db: &Db, name: &str, new_name: &str) -> Result<()> {
+    let new_name = new_name.trim();
+    if new_name.is_empty() {
+        return Err(Error::Invalid("a profile needs a name".into()));
+    }
+    let profile = by_name(db, name)?;
+    db.lock()
+        .execute(
+            "UPDATE profiles SET name = ?2 WHERE id = ?1",
+            params![profile.id, new_name],
+        )
+        .map_err(|error| {
+            if is_unique_violation(&error) {
+                Error::Invalid(format!("a profile named {new_name:?} already exists"))
+            } else {
+                error.into()
+            }
+        })?;
+    Ok(())
+}
+
 pub fn get(db: &Db, id: i64) -> Result<Profile> {
     db.lock()
         .query_row(

@@ -242,7 +242,36 @@ fn profiles_and_backends_are_managed_and_listed() {
         vec![("A".into(), true)],
         "removing the default promotes another"
     );
-    sandbox.ok(&["profile", "remove", "Films"]);
+    let other = sandbox.path("w2");
+    sandbox.ok(&[
+        "profile",
+        "watch",
+        "Films",
+        other.to_str().unwrap(),
+        "--include",
+        "*.mkv",
+    ]);
+    let folders = |sandbox: &Sandbox| {
+        sandbox.json(&["profile", "list"])[0]["folders"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(folders(&sandbox), 2);
+    let said = fails(
+        &sandbox,
+        &["profile", "unwatch", "Films", "/not/watched"],
+        2,
+    );
+    assert!(said.contains("does not watch"), "{said}");
+    sandbox.ok(&["profile", "unwatch", "Films", other.to_str().unwrap()]);
+    assert_eq!(folders(&sandbox), 1);
+    sandbox.ok(&["profile", "add", "Other"]);
+    let said = fails(&sandbox, &["profile", "rename", "Other", "Films"], 2);
+    assert!(said.contains("already exists"), "{said}");
+    sandbox.ok(&["profile", "rename", "Films", "Movies"]);
+    sandbox.ok(&["profile", "remove", "Other"]);
+    sandbox.ok(&["profile", "remove", "Movies"]);
     assert!(sandbox
         .json(&["profile", "list"])
         .as_array()

@@ -345,3 +345,22 @@ fn a_file_deleted_before_its_upload_is_dropped_with_the_reason() {
     );
     daemon.stop();
 }
+
+#[test]
+fn a_folder_added_while_the_daemon_runs_is_watched_at_once() {
+    let sandbox = Sandbox::new();
+    let (_, library) = sandbox.home_profile(&[]);
+    let daemon = sandbox.daemon(&[]);
+    let extra = sandbox.path("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    sandbox.ok(&["profile", "watch", "Home", extra.to_str().unwrap()]);
+    wait_for("the daemon to watch the new folder", || {
+        daemon.log().contains("watched folders changed")
+    });
+    let bytes = common::write_random(&extra.join("late.mkv"), 4096);
+    wait_for("the upload from the new folder", || {
+        done_count(&sandbox) == 1
+    });
+    assert_eq!(std::fs::read(library.join("late.mkv")).unwrap(), bytes);
+    daemon.stop();
+}

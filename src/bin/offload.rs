@@ -126,6 +126,24 @@ enum ProfileCommand {
     List,
     /// Remove a profile (uploaded files stay in storage).
     Remove { name: String },
+    /// Rename a profile.
+    Rename { name: String, new_name: String },
+    /// Watch another folder for a profile.
+    Watch {
+        name: String,
+        dir: PathBuf,
+        /// Watch only the top level of the folder.
+        #[arg(long)]
+        no_recursive: bool,
+        /// Upload only files matching these globs (instead of all media files).
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Never upload files matching these globs.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+    },
+    /// Stop watching a folder (its uploaded files stay in storage).
+    Unwatch { name: String, dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -509,6 +527,37 @@ fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
                     }
                 }
             }
+        }
+        ProfileCommand::Rename { name, new_name } => {
+            profiles::rename(db, &name, &new_name)?;
+            engine.wake_daemon();
+            println!("renamed profile {name:?} to {new_name:?}");
+        }
+        ProfileCommand::Watch {
+            name,
+            dir,
+            no_recursive,
+            include,
+            exclude,
+        } => {
+            let profile = profiles::by_name(db, &name)?;
+            offload::watch::FileFilter::new(&include, &exclude)
+                .map_err(|error| Error::Invalid(error.to_string()))?;
+            let folder = NewWatchFolder {
+                path: dir,
+                recursive: !no_recursive,
+                include,
+                exclude,
+            };
+            profiles::add_watch_folder(db, profile.id, &folder)?;
+            engine.wake_daemon();
+            println!("{:?} now watches {}", profile.name, folder.path.display());
+        }
+        ProfileCommand::Unwatch { name, dir } => {
+            let profile = profiles::by_name(db, &name)?;
+            profiles::remove_watch_folder(db, profile.id, &dir)?;
+            engine.wake_daemon();
+            println!("{:?} no longer watches {}", profile.name, dir.display());
         }
         ProfileCommand::Remove { name } => {
             profiles::remove(db, &name)?;
