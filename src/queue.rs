@@ -345,14 +345,14 @@ pub fn resume(db: &Db, job: Option<i64>) -> Result<usize> {
                 )));
             }
             Ok(db.lock().execute(
-                "UPDATE upload_jobs SET state = 'queued', owner = NULL, next_attempt_at = 0, updated_at = ?2 WHERE id = ?1 AND state = 'paused'",
+                "UPDATE upload_jobs SET state = 'queued', next_attempt_at = 0, updated_at = ?2 WHERE id = ?1 AND state = 'paused'",
                 params![id, now],
             )?)
         }
         None => {
             db.set_setting(SETTING_PAUSED, "0")?;
             Ok(db.lock().execute(
-                "UPDATE upload_jobs SET state = 'queued', owner = NULL, next_attempt_at = 0, updated_at = ?1 WHERE state = 'paused'",
+                "UPDATE upload_jobs SET state = 'queued', next_attempt_at = 0, updated_at = ?1 WHERE state = 'paused'",
                 [now],
             )?)
         }
@@ -370,7 +370,7 @@ pub fn retry(db: &Db, id: i64) -> Result<()> {
     }
     db.lock()
         .execute(
-            "UPDATE upload_jobs SET state = 'queued', attempts = 0, owner = NULL, next_attempt_at = 0, last_error = NULL, updated_at = ?2
+            "UPDATE upload_jobs SET state = 'queued', attempts = 0, next_attempt_at = 0, last_error = NULL, updated_at = ?2
              WHERE id = ?1",
             params![id, now_ms()],
         )
@@ -876,10 +876,19 @@ impl Inner {
         });
     }
 
+    /// The jobs this process's workers hold, as a JSON array for `json_each`. A job paused and
+    /// resumed (or cancelled and retried) before its worker noticed is queued again while that
+    /// worker still runs it: it keeps its owner, and is not claimed a second time.
+    fn running_json(&self) -> String {
+        let ids: Vec<i64> = self.lock_running().keys().copied().collect();
+        serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
+    }
+
     fn claim_next(&self) -> Result<Option<Job>> {
         let owner = self.owner.id();
         let reserved_only = self.mode == ClaimMode::Reserved;
         let now = now_ms();
+        let running = self.running_json();
         self.db.transaction(|tx| {
             let job = tx
                 .query_row(
@@ -887,9 +896,10 @@ impl Inner {
                         "SELECT {JOB_COLUMNS} FROM upload_jobs
                          WHERE state = 'queued' AND next_attempt_at <= ?1
                            AND (owner = ?2 OR (owner IS NULL AND NOT ?3))
+                           AND id NOT IN (SELECT value FROM json_each(?4))
                          ORDER BY next_attempt_at, id LIMIT 1"
                     ),
-                    params![now, owner, reserved_only],
+                    params![now, owner, reserved_only, running],
                     job_from_row,
                 )
                 .optional()?;
@@ -906,9 +916,11 @@ impl Inner {
 
     fn next_due(&self) -> Result<Option<i64>> {
         let reserved_only = self.mode == ClaimMode::Reserved;
+        let running = self.running_json();
         Ok(self.db.lock().query_row(
-            "SELECT min(next_attempt_at) FROM upload_jobs WHERE state = 'queued' AND (owner = ?1 OR (owner IS NULL AND NOT ?2))",
-            params![self.owner.id(), reserved_only],
+            "SELECT min(next_attempt_at) FROM upload_jobs WHERE state = 'queued' AND (owner = ?1 OR (owner IS NULL AND NOT ?2))
+                 AND id NOT IN (SELECT value FROM json_each(?3))",
+            params![self.owner.id(), reserved_only, running],
             |row| row.get(0),
         )?)
     }

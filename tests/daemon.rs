@@ -364,3 +364,35 @@ fn a_folder_added_while_the_daemon_runs_is_watched_at_once() {
     assert_eq!(std::fs::read(library.join("late.mkv")).unwrap(), bytes);
     daemon.stop();
 }
+
+#[test]
+fn pause_and_resume_before_the_worker_notices_uploads_once() {
+    let sandbox = Sandbox::new();
+    let (watch, library) = sandbox.home_profile(&[]);
+    let bytes = common::write_random(&watch.join("quick.mkv"), 30 * 1024 * 1024);
+    sandbox.ok(&["limit", "4M"]);
+    let daemon = sandbox.daemon(&[]);
+    wait_until_uploading(&sandbox, "quick.mkv");
+    let id = sandbox.jobs()[0]["id"].as_i64().unwrap().to_string();
+    // Both land within one checkpoint interval: the worker may never see the pause.
+    sandbox.ok(&["pause", &id]);
+    sandbox.ok(&["resume", &id]);
+    sandbox.ok(&["limit", "0"]);
+    wait_for("the upload to finish", || done_count(&sandbox) == 1);
+    // A marker after it proves the daemon has moved on, with nothing else running.
+    common::write_random(&watch.join("marker.mkv"), 10);
+    wait_for("the marker", || done_count(&sandbox) == 2);
+    assert_eq!(
+        daemon.log().matches("upload verified job=1 ").count(),
+        1,
+        "the file was uploaded twice:\n{}",
+        daemon.log()
+    );
+    assert_eq!(std::fs::read(library.join("quick.mkv")).unwrap(), bytes);
+    assert_eq!(
+        common::files_under(&library).len(),
+        2,
+        "no second copy or temporary file"
+    );
+    daemon.stop();
+}
