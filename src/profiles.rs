@@ -173,6 +173,9 @@ fn insert_folder(
     profile_id: i64,
     folder: &NewWatchFolder,
 ) -> Result<i64> {
+    // A folder whose patterns do not compile would be saved and then never watched.
+    crate::watch::FileFilter::new(&folder.include, &folder.exclude)
+        .map_err(|error| Error::Invalid(error.to_string()))?;
     let path = absolute(&folder.path)?;
     tx.execute(
         "INSERT INTO watch_folders (profile_id, path, recursive, include_patterns, exclude_patterns, created_at)

@@ -43,6 +43,22 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
         ),
         (&["profile", "add", "Home"], "already exists"),
         (
+            &[
+                "profile",
+                "add",
+                "X",
+                "--watch",
+                "/tmp",
+                "--include",
+                "[bad",
+            ],
+            "the file pattern `[bad` is not valid",
+        ),
+        (
+            &["profile", "watch", "Home", "/tmp", "--exclude", "[bad"],
+            "the file pattern `[bad` is not valid",
+        ),
+        (
             &["profile", "remove", "Nobody"],
             "no profile named \"Nobody\"",
         ),

@@ -112,15 +112,8 @@ enum ProfileCommand {
         /// What to do with the local file once its remote copy is verified: keep, delete or move:DIR.
         #[arg(long, default_value = "keep", value_parser = parse_after_upload)]
         after_upload: AfterUpload,
-        /// Watch only the top level of each folder.
-        #[arg(long)]
-        no_recursive: bool,
-        /// Upload only files matching these globs (instead of all media files).
-        #[arg(long, value_name = "GLOB")]
-        include: Vec<String>,
-        /// Never upload files matching these globs.
-        #[arg(long, value_name = "GLOB")]
-        exclude: Vec<String>,
+        #[command(flatten)]
+        folder: FolderArgs,
     },
     /// List profiles with their folders.
     List,
@@ -132,18 +125,36 @@ enum ProfileCommand {
     Watch {
         name: String,
         dir: PathBuf,
-        /// Watch only the top level of the folder.
-        #[arg(long)]
-        no_recursive: bool,
-        /// Upload only files matching these globs (instead of all media files).
-        #[arg(long, value_name = "GLOB")]
-        include: Vec<String>,
-        /// Never upload files matching these globs.
-        #[arg(long, value_name = "GLOB")]
-        exclude: Vec<String>,
+        #[command(flatten)]
+        folder: FolderArgs,
     },
     /// Stop watching a folder (its uploaded files stay in storage).
     Unwatch { name: String, dir: PathBuf },
+}
+
+/// How a watched folder is watched.
+#[derive(Args, Clone)]
+struct FolderArgs {
+    /// Watch only the top level of the folder.
+    #[arg(long)]
+    no_recursive: bool,
+    /// Upload only files matching these globs (instead of all media files).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Never upload files matching these globs.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+}
+
+impl FolderArgs {
+    fn watching(&self, path: PathBuf) -> NewWatchFolder {
+        NewWatchFolder {
+            path,
+            recursive: !self.no_recursive,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -470,23 +481,12 @@ fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
             watch,
             template,
             after_upload,
-            no_recursive,
-            include,
-            exclude,
+            folder,
         } => {
             let folders: Vec<NewWatchFolder> = watch
                 .into_iter()
-                .map(|path| NewWatchFolder {
-                    path,
-                    recursive: !no_recursive,
-                    include: include.clone(),
-                    exclude: exclude.clone(),
-                })
+                .map(|path| folder.watching(path))
                 .collect();
-            for folder in &folders {
-                offload::watch::FileFilter::new(&folder.include, &folder.exclude)
-                    .map_err(|error| Error::Invalid(error.to_string()))?;
-            }
             let profile = profiles::create(db, &name, &template, &after_upload, &folders)?;
             engine.wake_daemon();
             println!("created profile {:?}", profile.name);
@@ -533,22 +533,9 @@ fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
             engine.wake_daemon();
             println!("renamed profile {name:?} to {new_name:?}");
         }
-        ProfileCommand::Watch {
-            name,
-            dir,
-            no_recursive,
-            include,
-            exclude,
-        } => {
+        ProfileCommand::Watch { name, dir, folder } => {
             let profile = profiles::by_name(db, &name)?;
-            offload::watch::FileFilter::new(&include, &exclude)
-                .map_err(|error| Error::Invalid(error.to_string()))?;
-            let folder = NewWatchFolder {
-                path: dir,
-                recursive: !no_recursive,
-                include,
-                exclude,
-            };
+            let folder = folder.watching(dir);
             profiles::add_watch_folder(db, profile.id, &folder)?;
             engine.wake_daemon();
             println!("{:?} now watches {}", profile.name, folder.path.display());
