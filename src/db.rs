@@ -9,10 +9,16 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 
 /// Every migration, in order. `user_version` records how many have been applied.
 /// `tests` checks that this list names every file in `migrations/`.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial.sql",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial.sql",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_library_entries.sql",
+        include_str!("../migrations/0002_library_entries.sql"),
+    ),
+];
 
 /// How long a connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -18,6 +18,7 @@ use crate::profiles::{self, AfterUpload, NewWatchFolder, Profile, WatchFolder};
 use crate::queue::{self, ClaimMode, Enqueued, Event, NewJob, Queue, QueueOptions};
 use crate::secrets::Vault;
 use crate::storage::local::LocalConfig;
+use crate::stream::{Links, StreamServer, StreamSettings};
 use crate::template::{self, TemplateInput};
 use crate::watch::{self, Arrival, FileFilter, WatchEvent, WatchOptions, WatchSpec};
 
@@ -37,6 +38,8 @@ const ARRIVAL_BATCH: usize = 512;
 pub struct DaemonOptions {
     pub watch: WatchOptions,
     pub queue: QueueOptions,
+    /// Where the stream server listens; `None` runs without one.
+    pub stream: Option<StreamSettings>,
 }
 
 pub struct Engine {
@@ -185,6 +188,14 @@ impl Engine {
     /// folders, and uploads what arrives until `shutdown` fires; then checkpoints and returns.
     pub async fn run(&self, options: DaemonOptions, shutdown: CancellationToken) -> Result<()> {
         let _daemon_lock = self.lock_daemon()?;
+        let stream_stop = CancellationToken::new();
+        let stream_task = match &options.stream {
+            Some(settings) => {
+                self.start_stream_server(settings, stream_stop.clone())
+                    .await?
+            }
+            None => None,
+        };
         queue::recover_orphans(&self.db, &self.owners_dir())?;
         self.sweep_abandoned_uploads();
         let queue = self.queue(ClaimMode::Any, options.queue.clone())?;
@@ -227,8 +238,38 @@ impl Engine {
         tracing::info!("stopping: checkpointing uploads in progress");
         watcher.stop().await;
         queue_stop.cancel();
+        stream_stop.cancel();
         let _ = queue_task.await;
+        if let Some(task) = stream_task {
+            let _ = task.await;
+        }
         Ok(())
+    }
+
+    /// The URLs of the library, as the stream server of this data folder answers them.
+    pub fn stream_links(&self) -> Result<Links> {
+        let settings = StreamSettings::load(&self.db)?;
+        Ok(Links::new(self.vault.sealer()?.key(), &settings))
+    }
+
+    /// Binds the stream server (a taken port stops the daemon with the setting to change) and
+    /// serves in the background. Without the master key there are no URL tokens, so there is no
+    /// server either; uploads carry on and the reason is reported.
+    async fn start_stream_server(
+        &self,
+        settings: &StreamSettings,
+        stop: CancellationToken,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>> {
+        let sealer = match self.vault.sealer() {
+            Ok(sealer) => sealer,
+            Err(error) => {
+                self.notice(format!("the stream server is off: {error}"));
+                return Ok(None);
+            }
+        };
+        let db = Db::open(&self.data_dir.join(DATABASE_FILE))?;
+        let server = StreamServer::bind(settings, db, self.vault.clone(), sealer.key()).await?;
+        Ok(Some(tokio::spawn(server.serve(stop))))
     }
 
     /// Aborts unfinished multipart uploads that Offload started and no job can continue any more
@@ -449,4 +490,14 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         }
     };
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A duration the way [`parse_duration`] reads it: `4h`, `90m`, `45s`.
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }

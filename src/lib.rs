@@ -12,6 +12,7 @@ pub mod profiles;
 pub mod queue;
 pub mod secrets;
 pub mod storage;
+pub mod stream;
 pub mod template;
 pub mod watch;
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use crate::db::{now_ms, path_text, Db};
@@ -164,38 +164,53 @@ pub struct LibraryEntry {
 /// The library of one profile (or all), files first, then series with their episodes in order.
 pub fn list(db: &Db, profile_id: Option<i64>) -> Result<Vec<LibraryEntry>> {
     let conn = db.lock();
-    let mut statement = conn.prepare(
-        "SELECT 0 AS is_episode, id, profile_id, title, NULL AS series, NULL AS season, NULL AS episode, file_path,
-                storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at
-         FROM media WHERE kind = 'file' AND (?1 IS NULL OR profile_id = ?1)
-         UNION ALL
-         SELECT 1, e.id, m.profile_id, e.title, m.title, e.season, e.episode, e.file_path,
-                e.storage_backend_id, e.storage_path, e.size, e.content_type, e.checksum, e.status, e.uploaded_at
-         FROM episodes e JOIN media m ON m.id = e.series_id WHERE ?1 IS NULL OR m.profile_id = ?1
-         ORDER BY is_episode, series, season, episode, title, id",
-    )?;
-    let rows = statement.query_map([profile_id], |row| {
-        let id = row.get(1)?;
-        Ok(LibraryEntry {
-            item: if row.get(0)? {
-                LibraryItem::Episode(id)
-            } else {
-                LibraryItem::Media(id)
-            },
-            profile_id: row.get(2)?,
-            title: row.get(3)?,
-            series: row.get(4)?,
-            season: row.get(5)?,
-            episode: row.get(6)?,
-            file_path: row.get(7)?,
-            storage_backend_id: row.get(8)?,
-            storage_path: row.get(9)?,
-            size: row.get::<_, Option<i64>>(10)?.map(|size| size as u64),
-            content_type: row.get(11)?,
-            checksum: row.get(12)?,
-            status: row.get(13)?,
-            uploaded_at: row.get(14)?,
-        })
-    })?;
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM library_entries WHERE ?1 IS NULL OR profile_id = ?1
+         ORDER BY is_episode, series, season, episode, title, id"
+    ))?;
+    let rows = statement.query_map([profile_id], entry_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One item of the library, if it exists.
+pub fn get(db: &Db, item: LibraryItem) -> Result<Option<LibraryEntry>> {
+    let (is_episode, id) = match item {
+        LibraryItem::Media(id) => (false, id),
+        LibraryItem::Episode(id) => (true, id),
+    };
+    let conn = db.lock();
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM library_entries WHERE is_episode = ?1 AND id = ?2"
+    ))?;
+    Ok(statement
+        .query_row(params![is_episode, id], entry_from_row)
+        .optional()?)
+}
+
+const ENTRY_COLUMNS: &str =
+    "is_episode, id, profile_id, title, series, season, episode, file_path, \
+     storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at";
+
+fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LibraryEntry> {
+    let id = row.get(1)?;
+    Ok(LibraryEntry {
+        item: if row.get(0)? {
+            LibraryItem::Episode(id)
+        } else {
+            LibraryItem::Media(id)
+        },
+        profile_id: row.get(2)?,
+        title: row.get(3)?,
+        series: row.get(4)?,
+        season: row.get(5)?,
+        episode: row.get(6)?,
+        file_path: row.get(7)?,
+        storage_backend_id: row.get(8)?,
+        storage_path: row.get(9)?,
+        size: row.get::<_, Option<i64>>(10)?.map(|size| size as u64),
+        content_type: row.get(11)?,
+        checksum: row.get(12)?,
+        status: row.get(13)?,
+        uploaded_at: row.get(14)?,
+    })
 }

@@ -98,6 +98,20 @@ impl MasterKey {
         hex::encode(&digest[..6])
     }
 
+    /// A key for one purpose, derived from the master key (HMAC-SHA256 of the purpose), so that
+    /// the master key itself only ever seals and a derived key can be handed to other parts
+    /// without exposing it.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut mac = match <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(self.bytes.as_slice()) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(b"offload-derive:");
+        mac.update(purpose.as_bytes());
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// The key from `OFFLOAD_MASTER_KEY` when set; otherwise the keychain's, created there on
     /// first use.
     pub fn load() -> Result<MasterKey, SecretsError> {

@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
+use common::add_s3_backend;
 use common::conformance::{request, sha256_file, Recorder};
 use common::proxy::FaultProxy;
 use common::s3::{garage, moto, S3Server};
@@ -222,46 +223,6 @@ async fn each_misconfiguration_has_its_own_clear_error() {
         "{report}"
     );
     assert!(server.backend().test_connection().await.is_ok());
-}
-
-/// `offload backend add` for this server, the secret on stdin, with `extra` flags.
-fn add_s3_backend(
-    sandbox: &Sandbox,
-    server: &S3Server,
-    secret: &str,
-    extra: &[&str],
-) -> std::process::Output {
-    use std::io::Write;
-    let mut args = vec![
-        "backend",
-        "add",
-        "Bucket",
-        "--profile",
-        "Home",
-        "--type",
-        "s3",
-        "--provider",
-        "garage",
-        "--endpoint",
-        &server.endpoint,
-        "--bucket",
-        &server.bucket,
-        "--access-key-id",
-        &server.access_key_id,
-        "--secret-access-key-stdin",
-        "--default",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = sandbox
-        .offload()
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]

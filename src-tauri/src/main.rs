@@ -131,7 +131,17 @@ fn main() {
             forward_events(app.handle().clone(), &engine);
             let engine = engine.clone();
             tauri::async_runtime::spawn(async move {
-                if let Err(error) = engine.run(DaemonOptions::default(), shutdown).await {
+                let options = DaemonOptions {
+                    stream: match offload::stream::StreamSettings::load(engine.db()) {
+                        Ok(settings) => Some(settings),
+                        Err(error) => {
+                            tracing::error!(%error, "the stream server is off");
+                            None
+                        }
+                    },
+                    ..DaemonOptions::default()
+                };
+                if let Err(error) = engine.run(options, shutdown).await {
                     tracing::error!(%error, "the upload engine stopped");
                 }
             });

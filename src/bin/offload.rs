@@ -19,6 +19,7 @@ use offload::queue::{self, ClaimMode, Enqueued, Event, JobState, QueueOptions};
 use offload::storage::local::LocalConfig;
 use offload::storage::s3::{Provider, S3Config, S3Options};
 use offload::storage::BackendKind;
+use offload::stream::StreamSettings;
 use offload::{template, Engine, Error};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +75,16 @@ enum Command {
     /// The library of uploaded media.
     #[command(subcommand)]
     Media(MediaCommand),
+    /// Print a profile's library as an M3U playlist of stream URLs, for VLC, mpv or Kodi.
+    Playlist {
+        #[arg(long, default_value = offload::engine::DEFAULT_PROFILE)]
+        profile: String,
+        /// Print the playlist's own URL instead, to open in a player that is not on this disk.
+        #[arg(long)]
+        url: bool,
+    },
+    /// Show or change the stream server's settings (used by the next `offload run`).
+    Stream(StreamArgs),
     /// Show where the master key that seals secrets lives (creating it on first use).
     Key,
 }
@@ -95,6 +106,23 @@ struct RunArgs {
     /// Do not create the default profile (downloads folder → local library) on a fresh install.
     #[arg(long)]
     no_default_profile: bool,
+    /// Do not serve stream URLs (see `offload stream`).
+    #[arg(long)]
+    no_stream: bool,
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// The port stream URLs use. Changing it changes every URL.
+    #[arg(long)]
+    port: Option<u16>,
+    /// The address to listen on. Anything but 127.0.0.1 or ::1 makes the server reachable from
+    /// other machines (URLs still need their tokens).
+    #[arg(long)]
+    bind: Option<std::net::IpAddr>,
+    /// How long a presigned URL minted for one playback stays valid, e.g. 30m or 4h.
+    #[arg(long, value_parser = parse_duration)]
+    url_lifetime: Option<Duration>,
 }
 
 #[derive(Subcommand)]
@@ -251,6 +279,14 @@ enum MediaCommand {
     List {
         #[arg(long)]
         profile: Option<String>,
+    },
+    /// Print the stream URL of one item, for a media player.
+    Url {
+        /// The id `offload media list` shows.
+        id: i64,
+        /// The id is an episode's.
+        #[arg(long)]
+        episode: bool,
     },
 }
 
@@ -415,6 +451,34 @@ async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
             }
         }
         Command::Media(MediaCommand::List { profile }) => media(&engine, profile.as_deref(), json)?,
+        Command::Media(MediaCommand::Url { id, episode }) => {
+            let item = if episode {
+                library::LibraryItem::Episode(id)
+            } else {
+                library::LibraryItem::Media(id)
+            };
+            if library::get(engine.db(), item)?.is_none() {
+                let kind = if episode { "episode" } else { "media" };
+                return Err(Error::NotFound(format!(
+                    "there is no {kind} {id}; `offload media list` shows the library"
+                ))
+                .into());
+            }
+            println!("{}", engine.stream_links()?.item_url(item));
+        }
+        Command::Playlist { profile, url } => {
+            let profile = profiles::by_name(engine.db(), &profile)?;
+            let links = engine.stream_links()?;
+            if url {
+                println!("{}", links.playlist_url(profile.id));
+            } else {
+                print!(
+                    "{}",
+                    offload::stream::playlist(engine.db(), &links, profile.id)?
+                );
+            }
+        }
+        Command::Stream(args) => stream_settings(&engine, args, json)?,
         Command::Key => key(&engine, json)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -444,6 +508,11 @@ async fn run(engine: Engine, args: RunArgs) -> CliResult<ExitCode> {
             max_attempts: args.max_attempts,
             settle: args.quiet_period,
             ..QueueOptions::default()
+        },
+        stream: if args.no_stream {
+            None
+        } else {
+            Some(StreamSettings::load(engine.db())?)
         },
     };
     let shutdown = CancellationToken::new();
@@ -964,6 +1033,31 @@ fn media(engine: &Engine, profile: Option<&str>, json: bool) -> CliResult {
     }
     if entries.is_empty() {
         println!("the library is empty");
+    }
+    Ok(())
+}
+
+fn stream_settings(engine: &Engine, args: StreamArgs, json: bool) -> CliResult {
+    let mut settings = StreamSettings::load(engine.db())?;
+    let changed = args.port.is_some() || args.bind.is_some() || args.url_lifetime.is_some();
+    settings.port = args.port.unwrap_or(settings.port);
+    settings.bind = args.bind.unwrap_or(settings.bind);
+    settings.url_lifetime = args.url_lifetime.unwrap_or(settings.url_lifetime);
+    if changed {
+        settings.save(engine.db())?;
+    }
+    if json {
+        print_json(&serde_json::json!({ "settings": settings, "url": settings.base_url() }))?;
+        return Ok(());
+    }
+    println!(
+        "stream server: {} (listening on {}), presigned URLs live {}",
+        settings.base_url(),
+        settings.address(),
+        offload::engine::format_duration(settings.url_lifetime)
+    );
+    if changed {
+        println!("saved; a running `offload run` uses it after a restart");
     }
     Ok(())
 }

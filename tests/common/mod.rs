@@ -7,7 +7,7 @@ pub mod conformance;
 pub mod proxy;
 pub mod s3;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -20,12 +20,18 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// The stream server's port for this sandbox's daemons, so parallel tests do not collide.
+    pub stream_port: u16,
 }
+
+/// The master key every sandbox uses (base64 of 32 bytes).
+pub const MASTER_KEY: &str = "b2ZmbG9hZC10ZXN0cy1tYXN0ZXIta2V5LTMyLWJ5dGU=";
 
 impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
             dir: tempfile::tempdir().expect("temp dir"),
+            stream_port: s3::free_port(),
         }
     }
 
@@ -47,10 +53,8 @@ impl Sandbox {
             .env("XDG_CONFIG_HOME", self.path("home/.config"))
             .env("OFFLOAD_LOG", "offload=debug")
             // Sealing S3 secrets needs a master key; the keychain has its own tests.
-            .env(
-                "OFFLOAD_MASTER_KEY",
-                "b2ZmbG9hZC10ZXN0cy1tYXN0ZXIta2V5LTMyLWJ5dGU=",
-            )
+            .env("OFFLOAD_MASTER_KEY", MASTER_KEY)
+            .env("OFFLOAD_STREAM_PORT", self.stream_port.to_string())
             .stdin(Stdio::null());
         command
     }
@@ -229,4 +233,43 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         .filter(|entry| entry.file_type().is_file())
         .map(|entry| entry.into_path())
         .collect()
+}
+
+/// `offload backend add` for this server, the secret on stdin, with `extra` flags.
+pub fn add_s3_backend(
+    sandbox: &Sandbox,
+    server: &s3::S3Server,
+    secret: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "backend",
+        "add",
+        "Bucket",
+        "--profile",
+        "Home",
+        "--type",
+        "s3",
+        "--provider",
+        "garage",
+        "--endpoint",
+        &server.endpoint,
+        "--bucket",
+        &server.bucket,
+        "--access-key-id",
+        &server.access_key_id,
+        "--secret-access-key-stdin",
+        "--default",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = sandbox
+        .offload()
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
+    child.wait_with_output().unwrap()
 }

@@ -269,17 +269,45 @@ fn wait_for_bucket(server: &S3Server) {
     .expect("waiting for the bucket");
 }
 
+/// An HTTP answer: status, headers (names in lower case) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// A minimal HTTP/1.1 client for `http://` URLs: status and body. Enough for presigned URLs.
 pub fn http(url: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let answer = fetch(url, method, headers);
+    (answer.status, answer.body)
+}
+
+/// One request, redirects not followed. A `Host` in `headers` replaces the one from the URL.
+pub fn fetch(url: &str, method: &str, headers: &[(&str, &str)]) -> Answer {
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
     let mut stream = TcpStream::connect(host).expect("connect");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {host}\r\n"));
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -293,8 +321,7 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>)
         .nth(1)
         .and_then(|code| code.parse().ok())
         .expect("status code");
-    let mut length = None;
-    let mut chunked = false;
+    let mut answer_headers = Vec::new();
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).expect("header");
@@ -302,16 +329,25 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>)
         if line.is_empty() {
             break;
         }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse::<usize>().ok();
-        }
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
+        if let Some((name, value)) = line.split_once(':') {
+            answer_headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
+    let mut answer = Answer {
+        status,
+        headers: answer_headers,
+        body: Vec::new(),
+    };
+    let length = answer
+        .header("content-length")
+        .and_then(|value| value.parse::<usize>().ok());
+    let chunked = answer
+        .header("transfer-encoding")
+        .is_some_and(|value| value.contains("chunked"));
     let mut body = Vec::new();
-    if chunked {
+    if method == "HEAD" || status == 304 {
+        // No body, whatever Content-Length says.
+    } else if chunked {
         loop {
             let mut size = String::new();
             reader.read_line(&mut size).expect("chunk size");
@@ -326,8 +362,9 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>)
     } else if let Some(length) = length {
         body.resize(length, 0);
         reader.read_exact(&mut body).expect("body");
-    } else if method != "HEAD" {
+    } else {
         reader.read_to_end(&mut body).expect("body");
     }
-    (status, body)
+    answer.body = body;
+    answer
 }

@@ -1,0 +1,517 @@
+//! The HTTP side of the stream server: the listener, the routes, and the guard every request
+//! passes (the `Host` check and the request log).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use super::token::Subject;
+use super::{file, plain, playlist, proxy, Links, StreamSettings};
+use crate::backends::{self, BackendRecord};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::library::{self, LibraryItem};
+use crate::secrets::{MasterKey, Vault};
+use crate::storage::{ErrorKind, RemotePath, StorageBackend, StorageError, StreamTarget};
+
+/// How long a backend may take to say where an object streams from.
+const TARGET_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long open streams may go on after shutdown was asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+pub struct StreamServer {
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+}
+
+/// A live backend and the row it was built from.
+type BuiltBackend = (BackendRecord, Arc<dyn StorageBackend>);
+
+struct ServerState {
+    db: Db,
+    vault: Arc<Vault>,
+    links: Links,
+    port: u16,
+    url_lifetime: Duration,
+    /// Live backends by id, with the row they were built from: building an S3 client per
+    /// request would cost more than the request, and a changed row must not keep an old client.
+    backends: Mutex<HashMap<i64, BuiltBackend>>,
+    http: reqwest::Client,
+}
+
+impl StreamServer {
+    /// Binds the configured address. `db` should be a connection of the server's own, so that
+    /// lookups never queue behind the upload queue's writes.
+    pub async fn bind(
+        settings: &StreamSettings,
+        db: Db,
+        vault: Arc<Vault>,
+        master: &MasterKey,
+    ) -> Result<StreamServer> {
+        let address = settings.address();
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| bind_error(address, error))?;
+        let port = listener
+            .local_addr()
+            .map_err(|error| Error::io("cannot read the stream server's address", error))?
+            .port();
+        if !settings.bind.is_loopback() {
+            tracing::warn!(%address, "the stream server is reachable from the network (stream.bind); every URL still needs its token");
+        }
+        let settings = StreamSettings {
+            port,
+            ..settings.clone()
+        };
+        Ok(StreamServer {
+            listener,
+            state: Arc::new(ServerState {
+                db,
+                vault,
+                links: Links::new(master, &settings),
+                port,
+                url_lifetime: settings.url_lifetime,
+                backends: Mutex::new(HashMap::new()),
+                http: proxy::client(),
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` fires, then lets open streams finish for a moment.
+    pub async fn serve(self, shutdown: CancellationToken) {
+        let address = self.local_addr();
+        let router = Router::new()
+            .route("/health", get(health))
+            .route("/api/media/{id}/stream", get(stream_media))
+            .route("/api/episodes/{id}/stream", get(stream_episode))
+            .route("/api/profiles/{id}/playlist.m3u8", get(profile_playlist))
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(self.state.clone(), guard))
+            .with_state(self.state);
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        if let Some(address) = address {
+            tracing::info!(url = %format!("http://{address}"), "stream server listening");
+        }
+        let server = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // A player that keeps a stream open would hold a graceful shutdown forever.
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            result = server => if let Err(error) = result {
+                tracing::error!(%error, "the stream server stopped");
+            },
+            () = deadline => {}
+        }
+    }
+}
+
+fn bind_error(address: SocketAddr, error: std::io::Error) -> Error {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => Error::Invalid(format!(
+            "the stream server cannot listen on {address}: another program (or another Offload with \
+             its own data folder) uses port {}. Pick a free port with `offload stream --port N` \
+             (setting stream.port).",
+            address.port()
+        )),
+        std::io::ErrorKind::AddrNotAvailable => Error::Invalid(format!(
+            "the stream server cannot listen on {address}: {} is not an address of this machine. \
+             Set another with `offload stream --bind ADDRESS` (setting stream.bind).",
+            address.ip()
+        )),
+        std::io::ErrorKind::PermissionDenied => Error::Invalid(format!(
+            "the stream server cannot listen on {address}: ports below 1024 need privileges. Pick a \
+             port above 1024 with `offload stream --port N` (setting stream.port)."
+        )),
+        _ => Error::io(format!("the stream server cannot listen on {address}"), error),
+    }
+}
+
+/// Every request: the `Host` check, then the log line (no query string, so no token).
+async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = if host_allowed(request.headers(), state.port) {
+        next.run(request).await
+    } else {
+        plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Address the stream server by 127.0.0.1 or localhost.",
+        )
+    };
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    tracing::info!(
+        target: "offload::stream",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        bytes,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// The `Host` must be an IP address or `localhost`, with our port. A web page that rebinds its
+/// own domain name to 127.0.0.1 sends its domain name here, and is turned away.
+fn host_allowed(headers: &HeaderMap, port: u16) -> bool {
+    let Some(host) = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let (name, host_port) = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((name, tail)) => (name, tail.strip_prefix(':')),
+            None => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    let host_port = match host_port {
+        Some(text) => text.parse::<u16>().ok(),
+        None => Some(80),
+    };
+    host_port == Some(port)
+        && (name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok())
+}
+
+async fn health() -> Response {
+    let body = serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") });
+    let mut response = Response::new(Body::from(body.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The same answer for a missing item, a missing token and a wrong one: nothing to learn.
+async fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "Not found.")
+}
+
+fn token_of(query: Option<&str>) -> &str {
+    query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .find_map(|pair| pair.strip_prefix("token="))
+        .unwrap_or_default()
+}
+
+async fn stream_media(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    match id.parse() {
+        Ok(id) => {
+            stream(
+                &state,
+                LibraryItem::Media(id),
+                query.as_deref(),
+                &method,
+                &headers,
+            )
+            .await
+        }
+        Err(_) => not_found().await,
+    }
+}
+
+async fn stream_episode(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    match id.parse() {
+        Ok(id) => {
+            stream(
+                &state,
+                LibraryItem::Episode(id),
+                query.as_deref(),
+                &method,
+                &headers,
+            )
+            .await
+        }
+        Err(_) => not_found().await,
+    }
+}
+
+async fn stream(
+    state: &ServerState,
+    item: LibraryItem,
+    query: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    if !state.links.verify(Subject::Item(item), token_of(query)) {
+        return not_found().await;
+    }
+    let entry = match library::get(&state.db, item) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => return not_found().await,
+        Err(error) => return internal(&error),
+    };
+    match entry.status.as_str() {
+        "uploaded" => {}
+        "removed" => return plain(StatusCode::GONE, "This item was removed from storage."),
+        _ => return not_uploaded(),
+    }
+    let (Some(backend_id), Some(path)) = (entry.storage_backend_id, entry.storage_path) else {
+        return not_uploaded();
+    };
+    let remote = match RemotePath::parse(&path) {
+        Ok(remote) => remote,
+        Err(error) => return internal(&error.into()),
+    };
+    let backend = match state.backend(backend_id) {
+        Ok(backend) => backend,
+        Err(error) => {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("The storage this item is in cannot be used right now: {error}"),
+            )
+        }
+    };
+    let content_type = entry
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
+    let target = tokio::time::timeout(
+        TARGET_TIMEOUT,
+        backend.stream_target(&remote, state.url_lifetime),
+    )
+    .await;
+    match target {
+        Err(_) => plain(
+            StatusCode::GATEWAY_TIMEOUT,
+            "The storage provider did not answer in time; try again.",
+        ),
+        Ok(Err(error)) => storage_failure(&error),
+        // A presigned URL is signed for GET and refuses HEAD, so HEAD is answered here from the
+        // verified size in the library (Kodi asks HEAD before it plays).
+        Ok(Ok(StreamTarget::Redirect { .. })) if method == Method::HEAD => {
+            head_of(entry.size, content_type)
+        }
+        Ok(Ok(StreamTarget::Redirect { url, .. })) => redirect(&url),
+        Ok(Ok(StreamTarget::LocalFile(path))) => {
+            file::serve(method, headers, path, content_type).await
+        }
+        Ok(Ok(StreamTarget::Proxy {
+            url,
+            headers: extra,
+        })) => proxy::forward(&state.http, method, headers, &url, &extra, content_type).await,
+    }
+}
+
+impl ServerState {
+    fn backend(&self, id: i64) -> Result<Arc<dyn StorageBackend>> {
+        let record = backends::get(&self.db, id)?;
+        if let Some((built_from, backend)) = self.lock_backends().get(&id) {
+            if *built_from == record {
+                return Ok(backend.clone());
+            }
+        }
+        let backend = record.open(&self.vault)?;
+        self.lock_backends().insert(id, (record, backend.clone()));
+        Ok(backend)
+    }
+
+    fn lock_backends(&self) -> std::sync::MutexGuard<'_, HashMap<i64, BuiltBackend>> {
+        self.backends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+async fn profile_playlist(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(profile_id) = id.parse() else {
+        return not_found().await;
+    };
+    if !state
+        .links
+        .verify(Subject::Playlist { profile_id }, token_of(query.as_deref()))
+    {
+        return not_found().await;
+    }
+    // Entries use the address this client reached us by (the guard checked it), so a playlist
+    // fetched over the LAN lists URLs that work from there.
+    let links = match headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+    {
+        Some(host) => state.links.with_base(format!("http://{host}")),
+        None => state.links.clone(),
+    };
+    match playlist(&state.db, &links, profile_id) {
+        Ok(text) => {
+            let mut response = Response::new(Body::from(text));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("audio/x-mpegurl; charset=utf-8"),
+            );
+            response
+        }
+        Err(Error::NotFound(_)) => not_found().await,
+        Err(error) => internal(&error),
+    }
+}
+
+fn redirect(url: &str) -> Response {
+    let Ok(location) = HeaderValue::from_str(url) else {
+        return plain(
+            StatusCode::BAD_GATEWAY,
+            "The storage provider gave an unusable address.",
+        );
+    };
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    // Every playback gets a fresh URL: a cached redirect would outlive its signature.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn head_of(size: Option<u64>, content_type: &str) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(size) = size {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn not_uploaded() -> Response {
+    plain(
+        StatusCode::CONFLICT,
+        "This item has not finished uploading yet; try again once it has.",
+    )
+}
+
+fn storage_failure(error: &StorageError) -> Response {
+    let (status, advice) = match error.kind {
+        ErrorKind::NotFound => (
+            StatusCode::NOT_FOUND,
+            "The file is no longer in storage; upload it again.",
+        ),
+        ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::Config => (
+            StatusCode::BAD_GATEWAY,
+            "The storage refused access; check the backend with `offload backend test`.",
+        ),
+        _ if error.is_temporary() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The storage is not reachable right now; try again in a moment.",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "The storage answered with an error.",
+        ),
+    };
+    tracing::warn!(%error, "cannot stream");
+    let mut response = plain(status, &format!("{advice}\n{error}"));
+    if let Some(wait) = error.retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+    }
+    response
+}
+
+fn internal(error: &Error) -> Response {
+    tracing::error!(%error, "stream request failed");
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Offload could not answer; see its log.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_host(host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_ip_addresses_and_localhost_with_our_port_pass() {
+        for good in [
+            "127.0.0.1:8000",
+            "localhost:8000",
+            "LOCALHOST:8000",
+            "[::1]:8000",
+            "192.168.1.4:8000",
+        ] {
+            assert!(host_allowed(&with_host(good), 8000), "{good}");
+        }
+        for bad in [
+            "evil.example:8000",
+            "127.0.0.1.nip.io:8000",
+            "localhost.evil.example:8000",
+            "127.0.0.1:8001",
+            "127.0.0.1",
+            "[::1]",
+            "[::1:8000",
+            "",
+        ] {
+            assert!(!host_allowed(&with_host(bad), 8000), "{bad}");
+        }
+        assert!(!host_allowed(&HeaderMap::new(), 8000), "no Host at all");
+        assert!(
+            host_allowed(&with_host("127.0.0.1"), 80),
+            "the default port may be left out"
+        );
+    }
+
+    #[test]
+    fn the_token_is_read_from_the_query() {
+        assert_eq!(token_of(Some("token=abc")), "abc");
+        assert_eq!(token_of(Some("x=1&token=abc")), "abc");
+        assert_eq!(token_of(Some("xtoken=abc")), "");
+        assert_eq!(token_of(None), "");
+    }
+}

@@ -1,0 +1,528 @@
+//! The stream server as players meet it: ffprobe and ffmpeg (real media clients) read uploaded
+//! videos through stream URLs and playlists, byte ranges are exact, and everything that is not a
+//! valid URL for this library on this machine is turned away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use common::s3::{fetch, garage, Answer};
+use common::{add_s3_backend, wait_for, Sandbox, MASTER_KEY};
+use offload::library::LibraryItem;
+use offload::secrets::{KeySource, MasterKey};
+use offload::stream::token::{Subject, TokenKey};
+
+/// A 5-second MPEG-4 video. ffmpeg writes the index (`moov`) at the end, so a player must read
+/// the end of the file with a Range request before it can play the start.
+fn make_video(path: &Path) -> Vec<u8> {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=5:size=160x120:rate=10",
+            "-c:v",
+            "mpeg4",
+            "-y",
+        ])
+        .arg(path)
+        .status()
+        .expect("ffmpeg (Debian package ffmpeg) is installed");
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+/// What ffprobe, reading over HTTP, says: (duration in seconds, video codec).
+fn probe(url: &str) -> (f64, String) {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_name",
+            "-of",
+            "json",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe {url} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let duration = report["format"]["duration"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("a duration");
+    let codec = report["streams"][0]["codec_name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (duration, codec)
+}
+
+/// Decodes one frame four seconds in: the player seeks with a Range request.
+fn seek_and_decode(url: &str) {
+    let output = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-ss",
+            "4",
+            "-i",
+            url,
+            "-frames:v",
+            "1",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        output.status.success(),
+        "seeking in {url} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn assert_plays(url: &str) {
+    let (duration, codec) = probe(url);
+    assert!(
+        (duration - 5.0).abs() < 0.05,
+        "duration {duration} of {url}"
+    );
+    assert_eq!(codec, "mpeg4");
+    seek_and_decode(url);
+}
+
+fn media_url(sandbox: &Sandbox, id: i64) -> String {
+    sandbox
+        .ok(&["media", "url", &id.to_string()])
+        .trim()
+        .to_owned()
+}
+
+/// The only item in the library, once the daemon or `offload upload` recorded it.
+fn only_media_id(sandbox: &Sandbox) -> i64 {
+    let media = sandbox.media();
+    assert_eq!(media.len(), 1, "{media:?}");
+    media[0]["item"]["id"].as_i64().unwrap()
+}
+
+/// The stream URLs a playlist lists.
+fn playlist_urls(text: &str) -> Vec<String> {
+    assert!(text.starts_with("#EXTM3U\n"), "{text}");
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn range(url: &str, spec: &str) -> Answer {
+    fetch(url, "GET", &[("Range", spec)])
+}
+
+/// First, middle, last and suffix ranges, each byte for byte; past the end is `416`.
+fn assert_ranges_exact(url: &str, expected: &[u8], follow: impl Fn(&str) -> String) {
+    let size = expected.len();
+    let cases = [
+        ("bytes=0-99".to_owned(), 0..100),
+        (
+            format!("bytes={}-{}", size / 2, size / 2 + 4095),
+            size / 2..size / 2 + 4096,
+        ),
+        (format!("bytes={}-", size - 10), size - 10..size),
+        ("bytes=-1000".to_owned(), size - 1000..size),
+        (format!("bytes=10-{}", size * 2), 10..size),
+    ];
+    for (spec, want) in cases {
+        let answer = range(&follow(url), &spec);
+        assert_eq!(
+            answer.status,
+            206,
+            "{spec}: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(
+            answer.header("content-range"),
+            Some(format!("bytes {}-{}/{size}", want.start, want.end - 1).as_str()),
+            "{spec}"
+        );
+        assert!(
+            answer.body == expected[want.clone()],
+            "{spec}: bytes differ"
+        );
+    }
+    let past = range(&follow(url), &format!("bytes={size}-"));
+    assert_eq!(past.status, 416);
+    assert_eq!(
+        past.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+    // HEAD is answered by the stream URL itself: a presigned GET URL refuses HEAD.
+    let head = fetch(url, "HEAD", &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(size.to_string().as_str())
+    );
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+    assert_eq!(head.header("content-type"), Some("video/mp4"));
+}
+
+#[test]
+fn a_local_video_plays_and_seeks_through_its_url_and_the_playlist() {
+    let sandbox = Sandbox::new();
+    let (watch, library) = sandbox.home_profile(&[]);
+    let daemon = sandbox.daemon(&[]);
+    let video = make_video(&sandbox.path("Big Film (2024).mp4"));
+    std::fs::rename(
+        sandbox.path("Big Film (2024).mp4"),
+        watch.join("Big Film (2024).mp4"),
+    )
+    .unwrap();
+    wait_for("the upload", || sandbox.media().len() == 1);
+    assert_eq!(
+        std::fs::read(library.join("Big Film (2024).mp4")).unwrap(),
+        video
+    );
+
+    let url = media_url(&sandbox, only_media_id(&sandbox));
+    assert!(
+        url.starts_with(&format!(
+            "http://127.0.0.1:{}/api/media/",
+            sandbox.stream_port
+        )),
+        "{url}"
+    );
+    assert_plays(&url);
+    assert_ranges_exact(&url, &video, str::to_owned);
+
+    let whole = fetch(&url, "GET", &[]);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == video);
+    assert_eq!(whole.header("content-type"), Some("video/mp4"));
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    let etag = whole.header("etag").expect("an ETag").to_owned();
+    let modified = whole
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_owned();
+    // A player that has the file already is told so; one resuming a different file gets all of it.
+    assert_eq!(fetch(&url, "GET", &[("If-None-Match", &etag)]).status, 304);
+    assert_eq!(
+        fetch(&url, "GET", &[("If-Modified-Since", &modified)]).status,
+        304
+    );
+    let resumed = fetch(&url, "GET", &[("Range", "bytes=0-9"), ("If-Range", &etag)]);
+    assert_eq!((resumed.status, resumed.body.len()), (206, 10));
+    let changed = fetch(
+        &url,
+        "GET",
+        &[("Range", "bytes=0-9"), ("If-Range", "\"other\"")],
+    );
+    assert_eq!(changed.status, 200);
+    assert!(changed.body == video);
+
+    // The playlist the README tells people to open: from the command line and from the server.
+    let printed = sandbox.ok(&["playlist", "--profile", "Home"]);
+    assert!(
+        printed.contains("#EXTINF:-1,Big Film (2024)\n"),
+        "{printed}"
+    );
+    assert_eq!(playlist_urls(&printed), vec![url.clone()]);
+    let playlist_url = sandbox
+        .ok(&["playlist", "--profile", "Home", "--url"])
+        .trim()
+        .to_owned();
+    let served = fetch(&playlist_url, "GET", &[]);
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.header("content-type"),
+        Some("audio/x-mpegurl; charset=utf-8")
+    );
+    assert_eq!(String::from_utf8(served.body).unwrap(), printed);
+    for entry in playlist_urls(&printed) {
+        assert_plays(&entry);
+    }
+
+    // Every request is logged without its token.
+    let log = daemon.log();
+    assert!(log.contains("path=\"/api/media/"), "{log}");
+    let token = url.split("token=").nth(1).unwrap();
+    assert!(!log.contains(token), "a token reached the log");
+    daemon.stop();
+}
+
+#[test]
+fn episodes_are_grouped_in_order_in_the_playlist() {
+    let sandbox = Sandbox::new();
+    let (watch, _) = sandbox.home_profile(&[]);
+    for name in ["Show.S01E02.mkv", "Show.S01E01.mkv", "A Film.mp4"] {
+        std::fs::write(watch.join(name), name.as_bytes()).unwrap();
+    }
+    for name in ["Show.S01E02.mkv", "Show.S01E01.mkv", "A Film.mp4"] {
+        sandbox.ok(&[
+            "upload",
+            "--profile",
+            "Home",
+            watch.join(name).to_str().unwrap(),
+        ]);
+    }
+    let daemon = sandbox.daemon(&[]);
+    let printed = sandbox.ok(&["playlist", "--profile", "Home"]);
+    let info: Vec<&str> = printed
+        .lines()
+        .filter(|line| line.starts_with("#EXTINF"))
+        .collect();
+    assert_eq!(
+        info,
+        [
+            "#EXTINF:-1,A Film",
+            "#EXTINF:-1 group-title=\"Show\",Show S01E01",
+            "#EXTINF:-1 group-title=\"Show\",Show S01E02",
+        ],
+        "{printed}"
+    );
+    let urls = playlist_urls(&printed);
+    assert!(urls[1].contains("/api/episodes/"), "{}", urls[1]);
+    let first = fetch(&urls[1], "GET", &[]);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, b"Show.S01E01.mkv");
+    assert_eq!(first.header("content-type"), Some("video/x-matroska"));
+    daemon.stop();
+}
+
+#[test]
+fn an_s3_video_redirects_to_a_presigned_url_that_plays_and_expires() {
+    let server = garage();
+    let sandbox = Sandbox::new();
+    sandbox.home_profile(&[]);
+    let output = add_s3_backend(&sandbox, &server, &server.secret_access_key, &[]);
+    assert!(output.status.success(), "{output:?}");
+    let video = make_video(&sandbox.path("Film.mp4"));
+    sandbox.ok(&[
+        "upload",
+        "--profile",
+        "Home",
+        sandbox.path("Film.mp4").to_str().unwrap(),
+    ]);
+    let url = media_url(&sandbox, only_media_id(&sandbox));
+
+    let daemon = sandbox.daemon(&[]);
+    let location = |url: &str| {
+        let answer = fetch(url, "GET", &[]);
+        assert_eq!(
+            answer.status,
+            302,
+            "{:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+        answer.header("location").unwrap().to_owned()
+    };
+    let presigned = location(&url);
+    assert!(
+        presigned.starts_with(&format!("{}/{}/", server.endpoint, server.bucket)),
+        "{presigned}"
+    );
+    assert!(presigned.contains("X-Amz-Signature="), "{presigned}");
+    assert_plays(&url);
+    assert_ranges_exact(&url, &video, location);
+    assert!(
+        !daemon.log().contains("X-Amz-Signature"),
+        "a presigned URL reached the log"
+    );
+    daemon.stop();
+
+    // With a short lifetime, a minted URL works at once and stops working after it.
+    sandbox.ok(&["stream", "--url-lifetime", "3s"]);
+    let daemon = sandbox.daemon(&[]);
+    let presigned = location(&url);
+    assert!(presigned.contains("X-Amz-Expires=3"), "{presigned}");
+    let fresh = range(&presigned, "bytes=0-9");
+    assert_eq!((fresh.status, fresh.body.as_slice()), (206, &video[..10]));
+    // AWS answers 403 "Request has expired", Garage 400 "Date is too old".
+    wait_for("the presigned URL to expire", || {
+        matches!(
+            fetch(&presigned, "GET", &[("Range", "bytes=0-9")]).status,
+            400 | 403
+        )
+    });
+    assert_eq!(
+        range(&location(&url), "bytes=0-9").status,
+        206,
+        "a new request works again"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn only_a_valid_token_for_that_item_on_a_loopback_host_is_served() {
+    let sandbox = Sandbox::new();
+    let (watch, _) = sandbox.home_profile(&[]);
+    for name in ["one.mp4", "two.mp4"] {
+        std::fs::write(watch.join(name), name.as_bytes()).unwrap();
+        sandbox.ok(&[
+            "upload",
+            "--profile",
+            "Home",
+            watch.join(name).to_str().unwrap(),
+        ]);
+    }
+    let daemon = sandbox.daemon(&[]);
+    let media = sandbox.media();
+    let ids: Vec<i64> = media
+        .iter()
+        .map(|entry| entry["item"]["id"].as_i64().unwrap())
+        .collect();
+    let one = media_url(&sandbox, ids[0]);
+    let two = media_url(&sandbox, ids[1]);
+    assert_eq!(fetch(&one, "GET", &[]).body, b"one.mp4");
+    assert_eq!(fetch(&two, "GET", &[]).body, b"two.mp4");
+
+    let base = format!("http://127.0.0.1:{}", sandbox.stream_port);
+    let token_of = |url: &str| url.split("token=").nth(1).unwrap().to_owned();
+    // A token made with the right key for an item that does not exist: the answer must be the
+    // same as for a wrong token, so probing tells nothing.
+    let key = MasterKey::from_bytes(
+        base64::engine::general_purpose::STANDARD
+            .decode(MASTER_KEY)
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        KeySource::Environment,
+    );
+    let missing_token = TokenKey::new(&key).token(Subject::Item(LibraryItem::Media(9999)));
+    let refused = [
+        format!("{base}/api/media/{}/stream", ids[0]),
+        format!("{base}/api/media/{}/stream?token=", ids[0]),
+        format!(
+            "{base}/api/media/{}/stream?token=AAAAAAAAAAAAAAAAAAAAAA",
+            ids[0]
+        ),
+        format!(
+            "{base}/api/media/{}/stream?token={}",
+            ids[1],
+            token_of(&one)
+        ),
+        format!(
+            "{base}/api/episodes/{}/stream?token={}",
+            ids[0],
+            token_of(&one)
+        ),
+        format!(
+            "{base}/api/profiles/1/playlist.m3u8?token={}",
+            token_of(&one)
+        ),
+        format!("{base}/api/media/9999/stream?token={missing_token}"),
+        format!(
+            "{base}/api/media/..%2F..%2Fetc%2Fpasswd/stream?token={}",
+            token_of(&one)
+        ),
+        format!("{base}/api/media/"),
+        format!("{base}/"),
+    ];
+    for url in &refused {
+        let answer = fetch(url, "GET", &[]);
+        assert_eq!(
+            (answer.status, answer.body.as_slice()),
+            (404, b"Not found.\n".as_slice()),
+            "{url}"
+        );
+        assert!(answer.header("access-control-allow-origin").is_none());
+    }
+
+    // DNS rebinding: a page on evil.example resolved to 127.0.0.1 sends its own name.
+    let port = sandbox.stream_port;
+    for host in [
+        "evil.example".to_owned(),
+        format!("evil.example:{port}"),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("127.0.0.1:{}", port + 1),
+    ] {
+        let answer = fetch(&one, "GET", &[("Host", &host)]);
+        assert_eq!(answer.status, 421, "Host: {host}");
+        assert!(answer.body != b"one.mp4");
+    }
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}")] {
+        assert_eq!(
+            fetch(&one, "GET", &[("Host", &host)]).body,
+            b"one.mp4",
+            "Host: {host}"
+        );
+    }
+
+    // Only loopback listens: another address of this machine refuses the connection.
+    let mut elsewhere = vec![std::net::IpAddr::from([127, 0, 0, 2])];
+    elsewhere.extend(outward_address());
+    for ip in elsewhere {
+        let refused = std::net::TcpStream::connect((ip, port));
+        assert!(refused.is_err(), "{ip}:{port} accepted a connection");
+    }
+
+    let health = fetch(&format!("{base}/health"), "GET", &[]);
+    assert_eq!(health.status, 200);
+    let health: serde_json::Value = serde_json::from_slice(&health.body).unwrap();
+    assert_eq!(health["status"], "ok");
+    daemon.stop();
+}
+
+/// This machine's address on its network, if it has one (no packet is sent).
+fn outward_address() -> Option<std::net::IpAddr> {
+    ["192.0.2.1:9", "10.255.255.255:9", "8.8.8.8:9"]
+        .iter()
+        .find_map(|target| {
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            socket.connect(target).ok()?;
+            let ip = socket.local_addr().ok()?.ip();
+            (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+        })
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error_naming_the_setting() {
+    let sandbox = Sandbox::new();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", sandbox.stream_port)).unwrap();
+    let output = sandbox.run(&["run", "--no-default-profile"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("port {}", sandbox.stream_port))
+            && stderr.contains("offload stream --port")
+            && stderr.contains("stream.port"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_item_whose_file_is_gone_says_so() {
+    let sandbox = Sandbox::new();
+    let (watch, library) = sandbox.home_profile(&[]);
+    std::fs::write(watch.join("gone.mp4"), b"soon gone").unwrap();
+    sandbox.ok(&[
+        "upload",
+        "--profile",
+        "Home",
+        watch.join("gone.mp4").to_str().unwrap(),
+    ]);
+    let daemon = sandbox.daemon(&[]);
+    let url = media_url(&sandbox, only_media_id(&sandbox));
+    std::fs::remove_file(library.join("gone.mp4")).unwrap();
+    let answer = fetch(&url, "GET", &[]);
+    assert_eq!(answer.status, 404);
+    assert!(
+        String::from_utf8_lossy(&answer.body).contains("no longer in storage"),
+        "{answer:?}"
+    );
+    daemon.stop();
+}
