@@ -141,6 +141,14 @@ impl Db {
             .optional()?)
     }
 
+    /// Changes whenever another connection commits, so a cache kept beside this connection
+    /// knows when to look again.
+    pub fn data_version(&self) -> Result<i64, DbError> {
+        Ok(self
+            .lock()
+            .pragma_query_value(None, "data_version", |row| row.get(0))?)
+    }
+
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
         self.lock().execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)

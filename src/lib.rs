@@ -8,6 +8,7 @@ pub mod db;
 pub mod engine;
 mod error;
 pub mod library;
+pub mod logging;
 pub mod profiles;
 pub mod queue;
 pub mod secrets;

@@ -12,7 +12,7 @@ use crate::storage::{Checksum, RemotePath};
 use crate::template::{parse_episode, tidy_title};
 
 /// Where a verified upload was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum LibraryItem {
     Media(i64),

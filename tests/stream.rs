@@ -255,7 +255,10 @@ fn a_local_video_plays_and_seeks_through_its_url_and_the_playlist() {
         assert_plays(&entry);
     }
 
-    // Every request is logged without its token.
+    // Every request is logged without its token (request lines are written in batches).
+    wait_for("the request log", || {
+        daemon.log().contains("path=\"/api/profiles/")
+    });
     let log = daemon.log();
     assert!(log.contains("path=\"/api/media/"), "{log}");
     let token = url.split("token=").nth(1).unwrap();
@@ -338,6 +341,7 @@ fn an_s3_video_redirects_to_a_presigned_url_that_plays_and_expires() {
     assert!(presigned.contains("X-Amz-Signature="), "{presigned}");
     assert_plays(&url);
     assert_ranges_exact(&url, &video, location);
+    wait_for("the request log", || daemon.log().contains("status=302"));
     assert!(
         !daemon.log().contains("X-Amz-Signature"),
         "a presigned URL reached the log"

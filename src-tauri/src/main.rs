@@ -160,6 +160,6 @@ fn tracing_subscriber_init() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("offload=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(offload::logging::LogOutput)
         .init();
 }

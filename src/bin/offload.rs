@@ -371,7 +371,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let outcome = runtime.block_on(dispatch(cli));
+    offload::logging::flush();
+    match outcome {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("error: {:#}", failure.error);
@@ -390,7 +392,7 @@ fn init_logging(daemon: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(offload::logging::LogOutput)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
@@ -465,6 +467,7 @@ async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                 .into());
             }
             println!("{}", engine.stream_links()?.item_url(item));
+            warn_if_stream_server_is_down(&engine);
         }
         Command::Playlist { profile, url } => {
             let profile = profiles::by_name(engine.db(), &profile)?;
@@ -477,6 +480,7 @@ async fn dispatch(cli: Cli) -> CliResult<ExitCode> {
                     offload::stream::playlist(engine.db(), &links, profile.id)?
                 );
             }
+            warn_if_stream_server_is_down(&engine);
         }
         Command::Stream(args) => stream_settings(&engine, args, json)?,
         Command::Key => key(&engine, json)?,
@@ -1035,6 +1039,24 @@ fn media(engine: &Engine, profile: Option<&str>, json: bool) -> CliResult {
         println!("the library is empty");
     }
     Ok(())
+}
+
+/// The URLs only play while `offload run` or the desktop app serves them; say so on stderr, so
+/// that the printed URLs can still be redirected into a file.
+fn warn_if_stream_server_is_down(engine: &Engine) {
+    let Ok(settings) = StreamSettings::load(engine.db()) else {
+        return;
+    };
+    let mut address = settings.address();
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_err() {
+        eprintln!(
+            "note: nothing is serving {} right now; these URLs play while `offload run` or the Offload app runs",
+            settings.base_url()
+        );
+    }
 }
 
 fn stream_settings(engine: &Engine, args: StreamArgs, json: bool) -> CliResult {

@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::token::Subject;
 use super::{file, plain, playlist, proxy, Links, StreamSettings};
-use crate::backends::{self, BackendRecord};
+use crate::backends;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::library::{self, LibraryItem};
+use crate::library::{self, LibraryEntry, LibraryItem};
 use crate::secrets::{MasterKey, Vault};
 use crate::storage::{ErrorKind, RemotePath, StorageBackend, StorageError, StreamTarget};
 
@@ -34,20 +34,29 @@ pub struct StreamServer {
     state: Arc<ServerState>,
 }
 
-/// A live backend and the row it was built from.
-type BuiltBackend = (BackendRecord, Arc<dyn StorageBackend>);
-
 struct ServerState {
     db: Db,
     vault: Arc<Vault>,
     links: Links,
     port: u16,
     url_lifetime: Duration,
-    /// Live backends by id, with the row they were built from: building an S3 client per
-    /// request would cost more than the request, and a changed row must not keep an old client.
-    backends: Mutex<HashMap<i64, BuiltBackend>>,
+    catalog: Mutex<Catalog>,
     http: reqwest::Client,
 }
+
+/// What requests looked up, kept between requests: a player's requests for one item should cost
+/// a token check and a signature, not database reads and a new S3 client each. The whole
+/// catalog is dropped when any other connection commits (SQLite's `data_version`), which is
+/// checked at most once per [`CATALOG_FRESHNESS`]: a removed item or a changed backend is seen
+/// within that time.
+struct Catalog {
+    checked: Option<Instant>,
+    version: i64,
+    entries: HashMap<LibraryItem, Arc<LibraryEntry>>,
+    backends: HashMap<i64, Arc<dyn StorageBackend>>,
+}
+
+const CATALOG_FRESHNESS: Duration = Duration::from_secs(1);
 
 impl StreamServer {
     /// Binds the configured address. `db` should be a connection of the server's own, so that
@@ -81,7 +90,12 @@ impl StreamServer {
                 links: Links::new(master, &settings),
                 port,
                 url_lifetime: settings.url_lifetime,
-                backends: Mutex::new(HashMap::new()),
+                catalog: Mutex::new(Catalog {
+                    checked: None,
+                    version: 0,
+                    entries: HashMap::new(),
+                    backends: HashMap::new(),
+                }),
                 http: proxy::client(),
             }),
         })
@@ -169,7 +183,7 @@ async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Ne
         path,
         status = response.status().as_u16(),
         bytes,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        micros = started.elapsed().as_micros() as u64,
         "request"
     );
     response
@@ -279,7 +293,7 @@ async fn stream(
     if !state.links.verify(Subject::Item(item), token_of(query)) {
         return not_found().await;
     }
-    let entry = match library::get(&state.db, item) {
+    let entry = match state.entry(item) {
         Ok(Some(entry)) => entry,
         Ok(None) => return not_found().await,
         Err(error) => return internal(&error),
@@ -289,10 +303,11 @@ async fn stream(
         "removed" => return plain(StatusCode::GONE, "This item was removed from storage."),
         _ => return not_uploaded(),
     }
-    let (Some(backend_id), Some(path)) = (entry.storage_backend_id, entry.storage_path) else {
+    let (Some(backend_id), Some(path)) = (entry.storage_backend_id, entry.storage_path.as_deref())
+    else {
         return not_uploaded();
     };
-    let remote = match RemotePath::parse(&path) {
+    let remote = match RemotePath::parse(path) {
         Ok(remote) => remote,
         Err(error) => return internal(&error.into()),
     };
@@ -337,22 +352,46 @@ async fn stream(
 }
 
 impl ServerState {
-    fn backend(&self, id: i64) -> Result<Arc<dyn StorageBackend>> {
-        let record = backends::get(&self.db, id)?;
-        if let Some((built_from, backend)) = self.lock_backends().get(&id) {
-            if *built_from == record {
-                return Ok(backend.clone());
+    /// The catalog, emptied first if the database changed since it was filled.
+    fn catalog(&self) -> Result<std::sync::MutexGuard<'_, Catalog>> {
+        let mut catalog = self
+            .catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if catalog
+            .checked
+            .is_none_or(|checked| checked.elapsed() >= CATALOG_FRESHNESS)
+        {
+            let version = self.db.data_version()?;
+            if catalog.checked.is_none() || version != catalog.version {
+                catalog.entries.clear();
+                catalog.backends.clear();
+                catalog.version = version;
             }
+            catalog.checked = Some(Instant::now());
         }
-        let backend = record.open(&self.vault)?;
-        self.lock_backends().insert(id, (record, backend.clone()));
-        Ok(backend)
+        Ok(catalog)
     }
 
-    fn lock_backends(&self) -> std::sync::MutexGuard<'_, HashMap<i64, BuiltBackend>> {
-        self.backends
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn entry(&self, item: LibraryItem) -> Result<Option<Arc<LibraryEntry>>> {
+        if let Some(entry) = self.catalog()?.entries.get(&item) {
+            return Ok(Some(entry.clone()));
+        }
+        let Some(entry) = library::get(&self.db, item)? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        self.catalog()?.entries.insert(item, entry.clone());
+        Ok(Some(entry))
+    }
+
+    fn backend(&self, id: i64) -> Result<Arc<dyn StorageBackend>> {
+        if let Some(backend) = self.catalog()?.backends.get(&id) {
+            return Ok(backend.clone());
+        }
+        let backend = backends::get(&self.db, id)?.open(&self.vault)?;
+        self.catalog()?.backends.insert(id, backend.clone());
+        Ok(backend)
     }
 }
 

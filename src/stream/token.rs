@@ -34,8 +34,9 @@ impl Subject {
     }
 }
 
+/// The HMAC keyed once with the derived key; each token starts from a clone of it.
 #[derive(Clone)]
-pub struct TokenKey(Zeroizing<[u8; 32]>);
+pub struct TokenKey(Hmac<Sha256>);
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,14 +46,15 @@ impl std::fmt::Debug for TokenKey {
 
 impl TokenKey {
     pub fn new(master: &MasterKey) -> TokenKey {
-        TokenKey(master.derive(PURPOSE))
+        let key: Zeroizing<[u8; 32]> = master.derive(PURPOSE);
+        match <Hmac<Sha256> as Mac>::new_from_slice(key.as_slice()) {
+            Ok(mac) => TokenKey(mac),
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        }
     }
 
     fn mac(&self, subject: Subject) -> Hmac<Sha256> {
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice()) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
+        let mut mac = self.0.clone();
         mac.update(subject.message().as_bytes());
         mac
     }

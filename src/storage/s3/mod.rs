@@ -9,6 +9,7 @@
 //! and the finished object's multipart ETag is checked against the one computed locally.
 
 mod plan;
+mod presign;
 pub mod providers;
 
 use std::collections::HashMap;
@@ -24,7 +25,6 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -198,6 +198,7 @@ struct DonePart {
 pub struct S3Backend {
     client: Client,
     config: Arc<S3Config>,
+    presigner: Arc<presign::Presigner>,
 }
 
 impl std::fmt::Debug for S3Backend {
@@ -242,6 +243,7 @@ impl S3Backend {
         S3Backend {
             client: Client::from_conf(builder.build()),
             config: Arc::new(config.clone()),
+            presigner: Arc::new(presign::Presigner::new(config, secret_access_key)),
         }
     }
 
@@ -973,31 +975,15 @@ impl StorageBackend for S3Backend {
         let lifetime = lifetime.clamp(Duration::from_secs(1), MAX_URL_LIFETIME);
         let key = self.key(remote);
         if let Some(public) = &self.config.public_url {
-            let encoded: Vec<String> = key.split('/').map(urlencoding_segment).collect();
             return Ok(StreamTarget::Redirect {
-                url: format!("{public}/{}", encoded.join("/")),
+                url: format!("{public}/{}", presign::encode_key(&key)),
                 expires_in: MAX_URL_LIFETIME,
             });
         }
-        let presigning = PresigningConfig::expires_in(lifetime).map_err(|error| {
-            StorageError::new(
-                BackendKind::S3,
-                Operation::StreamTarget,
-                ErrorKind::Config,
-                remote,
-                error.to_string(),
-            )
-        })?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.config.bucket)
-            .key(key)
-            .presigned(presigning)
-            .await
-            .map_err(|error| classify(error, Operation::StreamTarget, remote))?;
         Ok(StreamTarget::Redirect {
-            url: request.uri().to_owned(),
+            url: self
+                .presigner
+                .presign_get(&key, lifetime, std::time::SystemTime::now()),
             expires_in: lifetime,
         })
     }
@@ -1120,18 +1106,6 @@ impl StorageBackend for S3Backend {
     }
 }
 
-fn urlencoding_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1206,7 +1180,7 @@ mod tests {
     #[test]
     fn public_url_segments_are_encoded() {
         assert_eq!(
-            urlencoding_segment("Show Name S01E02 (1).mkv"),
+            presign::encode_key("Show Name S01E02 (1).mkv"),
             "Show%20Name%20S01E02%20%281%29.mkv"
         );
     }
