@@ -221,12 +221,12 @@ fn main() {
     let (watch, _) = sandbox.home_profile(&[]);
     let film = watch.join("film.mp4");
     write_file(&film, FILE_MIB * MIB);
-    sandbox.ok(&["upload", "--profile", "Home", film.to_str().unwrap()]);
+    sandbox.upload("Home", &film);
     let output = add_s3_backend(&sandbox, &server, &server.secret_access_key, &[]);
     assert!(output.status.success(), "{output:?}");
     let clip = sandbox.path("clip.mp4");
     std::fs::write(&clip, vec![7u8; 1024]).unwrap();
-    sandbox.ok(&["upload", "--profile", "Home", clip.to_str().unwrap()]);
+    sandbox.upload("Home", &clip);
     let media = sandbox.media();
     let id_of = |name: &str| {
         media

@@ -274,12 +274,7 @@ fn episodes_are_grouped_in_order_in_the_playlist() {
         std::fs::write(watch.join(name), name.as_bytes()).unwrap();
     }
     for name in ["Show.S01E02.mkv", "Show.S01E01.mkv", "A Film.mp4"] {
-        sandbox.ok(&[
-            "upload",
-            "--profile",
-            "Home",
-            watch.join(name).to_str().unwrap(),
-        ]);
+        sandbox.upload("Home", &watch.join(name));
     }
     let daemon = sandbox.daemon(&[]);
     let printed = sandbox.ok(&["playlist", "--profile", "Home"]);
@@ -313,12 +308,7 @@ fn an_s3_video_redirects_to_a_presigned_url_that_plays_and_expires() {
     let output = add_s3_backend(&sandbox, &server, &server.secret_access_key, &[]);
     assert!(output.status.success(), "{output:?}");
     let video = make_video(&sandbox.path("Film.mp4"));
-    sandbox.ok(&[
-        "upload",
-        "--profile",
-        "Home",
-        sandbox.path("Film.mp4").to_str().unwrap(),
-    ]);
+    sandbox.upload("Home", &sandbox.path("Film.mp4"));
     let url = media_url(&sandbox, only_media_id(&sandbox));
 
     let daemon = sandbox.daemon(&[]);
@@ -376,12 +366,7 @@ fn only_a_valid_token_for_that_item_on_a_loopback_host_is_served() {
     let (watch, _) = sandbox.home_profile(&[]);
     for name in ["one.mp4", "two.mp4"] {
         std::fs::write(watch.join(name), name.as_bytes()).unwrap();
-        sandbox.ok(&[
-            "upload",
-            "--profile",
-            "Home",
-            watch.join(name).to_str().unwrap(),
-        ]);
+        sandbox.upload("Home", &watch.join(name));
     }
     let daemon = sandbox.daemon(&[]);
     let media = sandbox.media();
@@ -513,12 +498,7 @@ fn an_item_whose_file_is_gone_says_so() {
     let sandbox = Sandbox::new();
     let (watch, library) = sandbox.home_profile(&[]);
     std::fs::write(watch.join("gone.mp4"), b"soon gone").unwrap();
-    sandbox.ok(&[
-        "upload",
-        "--profile",
-        "Home",
-        watch.join("gone.mp4").to_str().unwrap(),
-    ]);
+    sandbox.upload("Home", &watch.join("gone.mp4"));
     let daemon = sandbox.daemon(&[]);
     let url = media_url(&sandbox, only_media_id(&sandbox));
     std::fs::remove_file(library.join("gone.mp4")).unwrap();

@@ -110,8 +110,7 @@ impl StreamServer {
         let address = self.local_addr();
         let router = Router::new()
             .route("/health", get(health))
-            .route("/api/media/{id}/stream", get(stream_media))
-            .route("/api/episodes/{id}/stream", get(stream_episode))
+            .route("/api/{kind}/{id}/stream", get(stream_route))
             .route("/api/profiles/{id}/playlist.m3u8", get(profile_playlist))
             .fallback(not_found)
             .layer(middleware::from_fn_with_state(self.state.clone(), guard))
@@ -239,48 +238,20 @@ fn token_of(query: Option<&str>) -> &str {
         .unwrap_or_default()
 }
 
-async fn stream_media(
+/// `/api/media/{id}/stream` and `/api/episodes/{id}/stream`.
+async fn stream_route(
     State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
+    Path((kind, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    match id.parse() {
-        Ok(id) => {
-            stream(
-                &state,
-                LibraryItem::Media(id),
-                query.as_deref(),
-                &method,
-                &headers,
-            )
-            .await
-        }
-        Err(_) => not_found().await,
-    }
-}
-
-async fn stream_episode(
-    State(state): State<Arc<ServerState>>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    method: Method,
-    headers: HeaderMap,
-) -> Response {
-    match id.parse() {
-        Ok(id) => {
-            stream(
-                &state,
-                LibraryItem::Episode(id),
-                query.as_deref(),
-                &method,
-                &headers,
-            )
-            .await
-        }
-        Err(_) => not_found().await,
-    }
+    let item = match (kind.as_str(), id.parse()) {
+        ("media", Ok(id)) => LibraryItem::Media(id),
+        ("episodes", Ok(id)) => LibraryItem::Episode(id),
+        _ => return not_found().await,
+    };
+    stream(&state, item, query.as_deref(), &method, &headers).await
 }
 
 async fn stream(

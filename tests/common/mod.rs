@@ -106,6 +106,16 @@ impl Sandbox {
         daemon
     }
 
+    /// `offload upload FILE --profile PROFILE`, which must succeed.
+    pub fn upload(&self, profile: &str, file: &Path) {
+        self.ok(&[
+            "upload",
+            "--profile",
+            profile,
+            file.to_str().expect("utf-8"),
+        ]);
+    }
+
     pub fn jobs(&self) -> Vec<serde_json::Value> {
         self.json(&["jobs"]).as_array().cloned().unwrap_or_default()
     }
