@@ -10,7 +10,8 @@ use crate::secrets::{SealContext, Vault};
 
 const TABLE: &str = "oauth_connections";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Provider {
     Google,
     Microsoft,
@@ -22,6 +23,31 @@ impl Provider {
             Provider::Google => "google",
             Provider::Microsoft => "microsoft",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Provider> {
+        match text {
+            "google" => Some(Provider::Google),
+            "microsoft" => Some(Provider::Microsoft),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provider::Google => "Google",
+            Provider::Microsoft => "Microsoft",
+        })
+    }
+}
+
+fn context(record: i64, field: &str) -> SealContext<'_> {
+    SealContext {
+        table: TABLE,
+        record,
+        field,
     }
 }
 
@@ -60,11 +86,11 @@ pub fn connect(
             params![profile_id, provider.as_str(), account, now],
         )?;
         let id = tx.last_insert_rowid();
-        let access = sealer.seal_str(&tokens.access_token, SealContext { table: TABLE, record: id, field: "access_token" });
+        let access = sealer.seal_str(&tokens.access_token, context(id, "access_token"));
         let refresh = tokens
             .refresh_token
             .as_ref()
-            .map(|token| sealer.seal_str(token, SealContext { table: TABLE, record: id, field: "refresh_token" }));
+            .map(|token| sealer.seal_str(token, context(id, "refresh_token")));
         tx.execute(
             "UPDATE oauth_connections SET access_token = ?2, refresh_token = ?3, expires_at = ?4, scope = ?5 WHERE id = ?1",
             params![id, access, refresh, tokens.expires_at, tokens.scope],
@@ -73,30 +99,18 @@ pub fn connect(
     })
 }
 
-/// Replaces a connection's tokens (after a refresh; Microsoft rotates the refresh token too).
+/// Replaces a connection's tokens (after a refresh; Microsoft rotates the refresh token too), in
+/// one statement, and marks it connected: tokens that work are what "connected" means.
 pub fn update_tokens(db: &Db, vault: &Vault, id: i64, tokens: &Tokens) -> Result<()> {
     let sealer = vault.sealer()?;
-    let access = sealer.seal_str(
-        &tokens.access_token,
-        SealContext {
-            table: TABLE,
-            record: id,
-            field: "access_token",
-        },
-    );
-    let refresh = tokens.refresh_token.as_ref().map(|token| {
-        sealer.seal_str(
-            token,
-            SealContext {
-                table: TABLE,
-                record: id,
-                field: "refresh_token",
-            },
-        )
-    });
+    let access = sealer.seal_str(&tokens.access_token, context(id, "access_token"));
+    let refresh = tokens
+        .refresh_token
+        .as_ref()
+        .map(|token| sealer.seal_str(token, context(id, "refresh_token")));
     let changed = db.lock().execute(
         "UPDATE oauth_connections SET access_token = ?2, refresh_token = coalesce(?3, refresh_token), expires_at = ?4,
-             scope = coalesce(?5, scope), updated_at = ?6 WHERE id = ?1",
+             scope = coalesce(?5, scope), updated_at = ?6, status = 'connected', status_reason = NULL WHERE id = ?1",
         params![id, access, refresh, tokens.expires_at, tokens.scope, now_ms()],
     )?;
     if changed == 0 {
@@ -127,27 +141,61 @@ pub fn tokens(db: &Db, vault: &Vault, id: i64) -> Result<Tokens> {
         ))
     })?;
     Ok(Tokens {
-        access_token: sealer.open_string(
-            &access,
-            SealContext {
-                table: TABLE,
-                record: id,
-                field: "access_token",
-            },
-        )?,
+        access_token: sealer.open_string(&access, context(id, "access_token"))?,
         refresh_token: refresh
-            .map(|sealed| {
-                sealer.open_string(
-                    &sealed,
-                    SealContext {
-                        table: TABLE,
-                        record: id,
-                        field: "refresh_token",
-                    },
-                )
-            })
+            .map(|sealed| sealer.open_string(&sealed, context(id, "refresh_token")))
             .transpose()?,
         expires_at,
         scope,
     })
+}
+
+/// Whether an account still works, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Status {
+    pub provider: Provider,
+    pub account: Option<String>,
+    pub connected: bool,
+    pub reason: Option<String>,
+}
+
+pub fn status(db: &Db, id: i64) -> Result<Status> {
+    let row: Option<(String, Option<String>, String, Option<String>)> = db
+        .lock()
+        .query_row(
+            "SELECT provider, account, status, status_reason FROM oauth_connections WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .optional()?;
+    let (provider, account, status, reason) =
+        row.ok_or_else(|| Error::NotFound(format!("no connected account with id {id}")))?;
+    Ok(Status {
+        provider: Provider::parse(&provider).ok_or_else(|| {
+            Error::Invalid(format!(
+                "account {id} names an unknown provider {provider:?}"
+            ))
+        })?,
+        account,
+        connected: status == "connected",
+        reason,
+    })
+}
+
+/// The provider refused the account's refresh token: it stays stored, unusable, until the user
+/// signs in again.
+pub fn mark_disconnected(db: &Db, id: i64, reason: &str) -> Result<()> {
+    db.lock().execute(
+        "UPDATE oauth_connections SET status = 'disconnected', status_reason = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, reason, now_ms()],
+    )?;
+    Ok(())
+}
+
+pub fn set_account(db: &Db, id: i64, account: Option<&str>) -> Result<()> {
+    db.lock().execute(
+        "UPDATE oauth_connections SET account = coalesce(?2, account) WHERE id = ?1",
+        params![id, account],
+    )?;
+    Ok(())
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::db::{now_ms, Db};
 use crate::error::{is_unique_violation, Error, Result};
+use crate::oauth::ClientConfig;
 use crate::secrets::{SealContext, Sealer, Vault};
 use crate::storage::local::{LocalBackend, LocalConfig};
 use crate::storage::s3::{S3Backend, S3Config};
@@ -23,6 +24,25 @@ pub enum BackendSettings {
         config: Box<S3Config>,
         secret_access_key: Zeroizing<String>,
     },
+    /// Google Drive or OneDrive: an OAuth client, and the account once it is connected.
+    Cloud {
+        kind: BackendKind,
+        config: Box<CloudConfig>,
+        client_secret: Option<Zeroizing<String>>,
+    },
+}
+
+/// A Google Drive or OneDrive backend as stored. `client.client_secret` is sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CloudConfig {
+    pub client: ClientConfig,
+    /// The folder uploads go under (Drive folder id, or OneDrive item id); the drive's root when
+    /// absent.
+    #[serde(default)]
+    pub folder_id: Option<String>,
+    /// The connected account (`oauth_connections`), once signed in.
+    #[serde(default)]
+    pub connection_id: Option<i64>,
 }
 
 impl BackendSettings {
@@ -30,6 +50,7 @@ impl BackendSettings {
         match self {
             BackendSettings::Local(_) => BackendKind::Local,
             BackendSettings::S3 { .. } => BackendKind::S3,
+            BackendSettings::Cloud { kind, .. } => *kind,
         }
     }
 
@@ -39,7 +60,11 @@ impl BackendSettings {
     fn sealer(&self, vault: &Vault) -> Result<Option<Sealer>> {
         match self {
             BackendSettings::Local(_) => Ok(None),
-            BackendSettings::S3 { .. } => vault.sealer().map(Some),
+            BackendSettings::Cloud {
+                client_secret: None,
+                ..
+            } => Ok(None),
+            BackendSettings::S3 { .. } | BackendSettings::Cloud { .. } => vault.sealer().map(Some),
         }
     }
 
@@ -59,24 +84,45 @@ impl BackendSettings {
                     ..(**config).clone()
                 })
             }
+            BackendSettings::Cloud {
+                config,
+                client_secret,
+                ..
+            } => {
+                let sealed = match (client_secret, sealer) {
+                    (Some(secret), Some(sealer)) => {
+                        Some(sealer.seal_str(secret, secret_context(id, CLIENT_SECRET_FIELD)))
+                    }
+                    (Some(_), None) => {
+                        return Err(Error::Invalid("sealing needs the master key".into()))
+                    }
+                    (None, _) => None,
+                };
+                let mut stored = (**config).clone();
+                stored.client.client_secret = sealed;
+                serde_json::to_string(&stored)
+            }
         };
         encoded
             .map_err(|error| Error::Invalid(format!("cannot encode the backend settings: {error}")))
     }
 
-    /// Builds the live backend without storing anything, for "test before saving".
-    pub fn open_unsaved(&self) -> Arc<dyn StorageBackend> {
+    /// Builds the live backend without storing anything, for "test before saving"; `None` for a
+    /// cloud backend, which cannot be reached before its account is signed in.
+    pub fn open_unsaved(&self) -> Option<Arc<dyn StorageBackend>> {
         match self {
-            BackendSettings::Local(config) => Arc::new(LocalBackend::new(config)),
+            BackendSettings::Local(config) => Some(Arc::new(LocalBackend::new(config))),
             BackendSettings::S3 {
                 config,
                 secret_access_key,
-            } => Arc::new(S3Backend::new(config, secret_access_key)),
+            } => Some(Arc::new(S3Backend::new(config, secret_access_key))),
+            BackendSettings::Cloud { .. } => None,
         }
     }
 }
 
 const S3_SECRET_FIELD: &str = "config.secret_access_key";
+const CLIENT_SECRET_FIELD: &str = "config.client.client_secret";
 
 fn secret_context(id: i64, field: &str) -> SealContext<'_> {
     SealContext {
@@ -111,7 +157,23 @@ impl BackendRecord {
             BackendKind::S3 => serde_json::from_value::<S3Config>(self.config.clone())
                 .map(|config| config.location())
                 .unwrap_or_default(),
-            _ => String::new(),
+            BackendKind::GoogleDrive | BackendKind::Onedrive => {
+                match serde_json::from_value::<CloudConfig>(self.config.clone()) {
+                    Ok(config) => format!(
+                        "{}{}",
+                        config
+                            .folder_id
+                            .map(|folder| format!("folder {folder}"))
+                            .unwrap_or_else(|| "drive root".into()),
+                        if config.connection_id.is_none() {
+                            " (not signed in: `offload backend connect`)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Err(_) => String::new(),
+                }
+            }
         }
     }
 
@@ -144,6 +206,40 @@ impl BackendRecord {
             ))),
         }
     }
+
+    /// The OAuth side of a Google Drive or OneDrive backend, its client secret opened.
+    pub fn cloud(&self, vault: &Vault) -> Result<(CloudConfig, Option<Zeroizing<String>>)> {
+        if !matches!(self.kind, BackendKind::GoogleDrive | BackendKind::Onedrive) {
+            return Err(Error::Invalid(format!(
+                "backend {:?} is of type {}, which has no account to sign in to",
+                self.name, self.kind
+            )));
+        }
+        let config: CloudConfig = serde_json::from_value(self.config.clone()).map_err(|error| {
+            Error::Invalid(format!(
+                "backend {:?} has damaged settings: {error}",
+                self.name
+            ))
+        })?;
+        let secret = match &config.client.client_secret {
+            Some(sealed) => Some(
+                vault
+                    .sealer()?
+                    .open_string(sealed, secret_context(self.id, CLIENT_SECRET_FIELD))?,
+            ),
+            None => None,
+        };
+        Ok((config, secret))
+    }
+}
+
+/// Records which connected account a cloud backend uses.
+pub fn set_connection(db: &Db, backend_id: i64, connection_id: i64) -> Result<()> {
+    db.lock().execute(
+        "UPDATE storage_backends SET config = json_set(config, '$.connection_id', ?2) WHERE id = ?1",
+        params![backend_id, connection_id],
+    )?;
+    Ok(())
 }
 
 const COLUMNS: &str = "id, profile_id, name, type, config, is_default, created_at";

@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_library_entries.sql",
         include_str!("../migrations/0002_library_entries.sql"),
     ),
+    (
+        "0003_oauth_flows.sql",
+        include_str!("../migrations/0003_oauth_flows.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -2,6 +2,7 @@
 //! callers that do many things (the engine, the command line, the desktop shell).
 
 use crate::db::DbError;
+use crate::oauth::OAuthError;
 use crate::secrets::SecretsError;
 use crate::storage::{PathError, StorageError};
 use crate::template::TemplateError;
@@ -18,6 +19,8 @@ pub enum Error {
     Path(#[from] PathError),
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
     /// Something named by the user does not exist; the message says how to list what does.
     #[error("{0}")]
     NotFound(String),

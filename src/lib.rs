@@ -9,6 +9,7 @@ pub mod engine;
 mod error;
 pub mod library;
 pub mod logging;
+pub mod oauth;
 pub mod profiles;
 pub mod queue;
 pub mod secrets;

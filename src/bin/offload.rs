@@ -212,6 +212,15 @@ enum BackendCommand {
         #[arg(long)]
         profile: String,
     },
+    /// Sign in to a Google Drive or OneDrive backend's account (again, when it was disconnected).
+    Connect {
+        name: String,
+        #[arg(long)]
+        profile: String,
+        /// Only print the sign-in address; do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
 }
 
 #[derive(Args)]
@@ -254,6 +263,27 @@ struct BackendAddArgs {
     /// s3: address buckets as endpoint/bucket/key (MinIO, Garage and most self-hosted servers).
     #[arg(long)]
     path_style: bool,
+    /// google-drive, onedrive: the client id of your OAuth app registration (else
+    /// OFFLOAD_GOOGLE_CLIENT_ID / OFFLOAD_MICROSOFT_CLIENT_ID, else the setting
+    /// oauth.google.client_id / oauth.microsoft.client_id).
+    #[arg(long)]
+    client_id: Option<String>,
+    /// google-drive, onedrive: read the app's client secret from standard input (else
+    /// OFFLOAD_GOOGLE_CLIENT_SECRET / OFFLOAD_MICROSOFT_CLIENT_SECRET; public clients have none).
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// google-drive, onedrive: the id of the folder uploads go under (default: the drive's root).
+    #[arg(long)]
+    folder_id: Option<String>,
+    /// google-drive, onedrive: the authorization endpoint (national clouds, tests).
+    #[arg(long)]
+    auth_url: Option<String>,
+    /// google-drive, onedrive: the token endpoint.
+    #[arg(long)]
+    token_url: Option<String>,
+    /// google-drive, onedrive: the API's base URL.
+    #[arg(long)]
+    api_base: Option<String>,
     /// Save without testing the connection first.
     #[arg(long)]
     skip_test: bool,
@@ -308,6 +338,30 @@ fn parse_provider(text: &str) -> Result<Provider, String> {
 
 fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
     AfterUpload::parse(text).map_err(|error| error.to_string())
+}
+
+/// A secret from the first line of standard input (when `stdin`) or from `env`; never argv.
+fn read_secret(
+    stdin: bool,
+    env: &str,
+    what: &str,
+) -> CliResult<Option<zeroize::Zeroizing<String>>> {
+    let secret = if stdin {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read {what} from stdin"))?;
+        zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        match std::env::var(env) {
+            Ok(secret) => zeroize::Zeroizing::new(secret),
+            Err(_) => return Ok(None),
+        }
+    };
+    if secret.is_empty() {
+        return Err(Error::Invalid(format!("{what} is empty")).into());
+    }
+    Ok(Some(secret))
 }
 
 /// `10M` → 10 MiB/s. Suffixes K, M, G (powers of 1024), optionally followed by `B`, `iB`, `/s`.
@@ -634,8 +688,9 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
         BackendCommand::Add(args) => {
             let profile = profiles::by_name(db, &args.profile)?;
             let settings = backend_settings(engine, &args)?;
-            if settings.kind() == BackendKind::S3 && !args.skip_test {
-                let report = settings.open_unsaved().test_connection().await;
+            let testable = settings.open_unsaved().filter(|_| !args.skip_test);
+            if let Some(backend) = testable {
+                let report = backend.test_connection().await;
                 print!("{report}");
                 if !report.is_ok() {
                     eprintln!(
@@ -679,8 +734,24 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
                         .get(&record.profile_id)
                         .map(String::as_str)
                         .unwrap_or("?");
+                    let account =
+                        serde_json::from_value::<backends::CloudConfig>(record.config.clone())
+                            .ok()
+                            .and_then(|config| config.connection_id)
+                            .and_then(|id| offload::accounts::status(db, id).ok())
+                            .map(
+                                |status| match (status.connected, status.account, status.reason) {
+                                    (true, Some(account), _) => format!("  signed in as {account}"),
+                                    (true, None, _) => "  signed in".to_owned(),
+                                    (false, _, reason) => format!(
+                                        "  DISCONNECTED ({}): `offload backend connect`",
+                                        reason.unwrap_or_default()
+                                    ),
+                                },
+                            )
+                            .unwrap_or_default();
                     println!(
-                        "{owner}/{}  {}  {}{default}",
+                        "{owner}/{}  {}  {}{default}{account}",
                         record.name,
                         record.kind,
                         record.location()
@@ -713,8 +784,53 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
             backends::remove(db, profile.id, &name)?;
             println!("removed backend {name:?}");
         }
+        BackendCommand::Connect {
+            name,
+            profile,
+            no_browser,
+        } => {
+            let profile = profiles::by_name(db, &profile)?;
+            let record = backends::by_name(db, profile.id, &name)?;
+            let loopback = offload::oauth::Loopback::bind().await?;
+            let flow = offload::oauth::begin(db, engine.vault(), &record, &loopback.redirect_uri)?;
+            // The address always goes out on its own line: a sign-in must never hang on a
+            // browser that did not open.
+            eprintln!("Sign in with your browser. If none opens, open this address (it works for 10 minutes):");
+            println!("{}", flow.url);
+            let _ = std::io::stdout().flush();
+            if !no_browser {
+                open_in_browser(&flow.url);
+            }
+            let connected = loopback
+                .finish(db, engine.vault(), &offload::oauth::http_client(), &flow)
+                .await?;
+            engine.wake_daemon();
+            match &connected.account {
+                Some(account) => {
+                    println!("connected {name:?} to {} as {account}", connected.provider)
+                }
+                None => println!("connected {name:?} to {}", connected.provider),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `url` in the desktop's browser; failing is fine, the address was printed.
+fn open_in_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(windows) {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    let _ = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
 }
 
 /// The settings `backend add` was given, with the secret read from stdin or the environment.
@@ -750,34 +866,61 @@ fn backend_settings(engine: &Engine, args: &BackendAddArgs) -> CliResult<Backend
                 path_style: args.path_style,
             })
             .map_err(usage)?;
-            let secret_access_key = if args.secret_access_key_stdin {
-                let mut line = zeroize::Zeroizing::new(String::new());
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .context("cannot read the secret access key from stdin")?;
-                zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
-            } else {
-                match std::env::var("OFFLOAD_S3_SECRET_ACCESS_KEY") {
-                    Ok(secret) => zeroize::Zeroizing::new(secret),
-                    Err(_) => {
-                        return Err(usage(
-                            "give the secret access key on standard input with --secret-access-key-stdin, or in OFFLOAD_S3_SECRET_ACCESS_KEY (never as an argument)".into(),
-                        ))
-                    }
-                }
-            };
-            if secret_access_key.is_empty() {
-                return Err(usage("the secret access key is empty".into()));
-            }
+            let secret_access_key = read_secret(
+                args.secret_access_key_stdin,
+                "OFFLOAD_S3_SECRET_ACCESS_KEY",
+                "the secret access key",
+            )?
+            .ok_or_else(|| {
+                usage(
+                    "give the secret access key on standard input with --secret-access-key-stdin, or in OFFLOAD_S3_SECRET_ACCESS_KEY (never as an argument)".into(),
+                )
+            })?;
             Ok(BackendSettings::S3 {
                 config: Box::new(config),
                 secret_access_key,
             })
         }
-        other => Err(Error::Invalid(format!(
-            "backends of type {other} are not available in this build yet"
-        ))
-        .into()),
+        kind @ (BackendKind::GoogleDrive | BackendKind::Onedrive) => {
+            let provider = if kind == BackendKind::GoogleDrive {
+                offload::accounts::Provider::Google
+            } else {
+                offload::accounts::Provider::Microsoft
+            };
+            let upper = provider.as_str().to_ascii_uppercase();
+            let client_id = match &args.client_id {
+                Some(id) => id.clone(),
+                None => match std::env::var(format!("OFFLOAD_{upper}_CLIENT_ID")) {
+                    Ok(id) => id,
+                    Err(_) => engine
+                        .db()
+                        .setting(&format!("oauth.{}.client_id", provider.as_str()))
+                        .map_err(Error::from)?
+                        .unwrap_or_default(),
+                },
+            };
+            let client = offload::oauth::ClientConfig::new(
+                provider,
+                client_id,
+                args.auth_url.clone(),
+                args.token_url.clone(),
+                args.api_base.clone(),
+            )?;
+            let client_secret = read_secret(
+                args.client_secret_stdin,
+                &format!("OFFLOAD_{upper}_CLIENT_SECRET"),
+                "the client secret",
+            )?;
+            Ok(BackendSettings::Cloud {
+                kind,
+                config: Box::new(backends::CloudConfig {
+                    client,
+                    folder_id: args.folder_id.clone(),
+                    connection_id: None,
+                }),
+                client_secret,
+            })
+        }
     }
 }
 

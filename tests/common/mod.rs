@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 pub mod conformance;
+pub mod oauth_fake;
 pub mod proxy;
 pub mod s3;
 

@@ -1,0 +1,365 @@
+//! Signing in to Google Drive and OneDrive accounts, against a fake identity platform that
+//! enforces PKCE, single-use codes and refresh-token rotation: through the loopback redirect
+//! with the real `offload backend connect`, and through a deep link handed to the engine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use common::oauth_fake::{FakeIdentity, ACCOUNT};
+use common::s3::fetch;
+use common::{Sandbox, MASTER_KEY};
+use offload::accounts;
+use offload::backends::{self, BackendRecord};
+use offload::db::Db;
+use offload::oauth::{self, OAuthError};
+use offload::secrets::{KeySource, MasterKey, Vault};
+use offload::Error;
+
+/// Adds a backend of `kind` ("google-drive" or "onedrive") that signs in at `fake`.
+fn add_cloud_backend(sandbox: &Sandbox, fake: &FakeIdentity, kind: &str, secret: Option<&str>) {
+    let mut command = sandbox.offload();
+    command
+        .args([
+            "backend",
+            "add",
+            "Cloud",
+            "--profile",
+            "Home",
+            "--type",
+            kind,
+        ])
+        .args(fake.backend_args())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if secret.is_some() {
+        command.arg("--client-secret-stdin").stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().unwrap();
+    if let Some(secret) = secret {
+        writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// The engine's view of the sandbox's database, with the sandbox's master key.
+fn engine_parts(sandbox: &Sandbox) -> (Db, Arc<Vault>, BackendRecord) {
+    let db = Db::open(&sandbox.data_dir().join("offload.db")).unwrap();
+    let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(MASTER_KEY)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let vault = Arc::new(
+        Vault::with_key(
+            db.clone(),
+            MasterKey::from_bytes(key, KeySource::Environment),
+        )
+        .unwrap(),
+    );
+    let profile = offload::profiles::by_name(&db, "Home").unwrap();
+    let record = backends::by_name(&db, profile.id, "Cloud").unwrap();
+    (db, vault, record)
+}
+
+/// What a browser does with a sign-in URL at the fake: the user consents at once and is sent
+/// back; the answer is the address it is sent back to.
+fn consent(url: &str) -> String {
+    let answer = fetch(url, "GET", &[]);
+    assert_eq!(
+        answer.status,
+        302,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer.header("location").unwrap().to_owned()
+}
+
+fn with_state(url: &str, state: &str) -> String {
+    let (base, _) = url.split_once("&state=").unwrap();
+    format!("{base}&state={state}")
+}
+
+/// Every byte of the data folder: the database and its WAL.
+fn data_folder_bytes(sandbox: &Sandbox) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(sandbox.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            all.extend(std::fs::read(path).unwrap());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn connect_through_the_loopback_redirect_with_pkce() {
+    let fake = FakeIdentity::start();
+    fake.require_client_secret("desktop-client-secret");
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["profile", "add", "Home"]);
+    add_cloud_backend(
+        &sandbox,
+        &fake,
+        "google-drive",
+        Some("desktop-client-secret"),
+    );
+
+    let mut connect = sandbox
+        .offload()
+        .args([
+            "backend",
+            "connect",
+            "Cloud",
+            "--profile",
+            "Home",
+            "--no-browser",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(connect.stdout.take().unwrap());
+    let mut url = String::new();
+    stdout.read_line(&mut url).unwrap();
+    let url = url.trim().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/authorize?", fake.base)),
+        "{url}"
+    );
+    for part in [
+        "response_type=code",
+        "code_challenge_method=S256",
+        "state=",
+        "scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdrive.file",
+        "redirect_uri=http%3A%2F%2F127.0.0.1%3A",
+        "access_type=offline",
+    ] {
+        assert!(url.contains(part), "{part} missing from {url}");
+    }
+
+    let back = consent(&url);
+    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+    // A callback with a forged state is turned away, and the sign-in goes on waiting.
+    let forged = fetch(&with_state(&back, "forged"), "GET", &[]);
+    assert_eq!(forged.status, 400);
+    assert!(String::from_utf8_lossy(&forged.body).contains("not the sign-in"));
+
+    let page = fetch(&back, "GET", &[]);
+    let page_text = String::from_utf8_lossy(&page.body).into_owned();
+    assert_eq!(page.status, 200, "{page_text}");
+    assert!(
+        page_text.contains("Connected") && page_text.contains(ACCOUNT),
+        "{page_text}"
+    );
+    assert!(!page_text.contains("fake-code") && !page_text.contains("fake-access"));
+
+    let output = connect.wait_with_output().unwrap();
+    let mut rest = String::new();
+    stdout.read_line(&mut rest).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        rest.trim(),
+        format!("connected \"Cloud\" to Google as {ACCOUNT}")
+    );
+    assert_eq!(fake.grants(), ["authorization_code"]);
+    let listed = sandbox.ok(&["backend", "list"]);
+    assert!(
+        listed.contains(&format!("signed in as {ACCOUNT}")),
+        "{listed}"
+    );
+
+    // The tokens and the client secret are stored, and only sealed.
+    let (db, vault, record) = engine_parts(&sandbox);
+    let (config, secret) = record.cloud(&vault).unwrap();
+    assert_eq!(secret.unwrap().as_str(), "desktop-client-secret");
+    let tokens = accounts::tokens(&db, &vault, config.connection_id.unwrap()).unwrap();
+    assert!(tokens.access_token.starts_with("fake-access-"));
+    let bytes = data_folder_bytes(&sandbox);
+    for secret in [
+        tokens.access_token.as_str(),
+        tokens.refresh_token.as_deref().unwrap().as_str(),
+        "desktop-client-secret",
+    ] {
+        assert!(!contains(&bytes, secret), "{secret} is stored in the clear");
+    }
+}
+
+#[tokio::test]
+async fn a_deep_link_completes_a_sign_in_once_and_only_with_its_own_state() {
+    let fake = FakeIdentity::start();
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["profile", "add", "Home"]);
+    add_cloud_backend(&sandbox, &fake, "onedrive", None);
+    let (db, vault, record) = engine_parts(&sandbox);
+    let http = oauth::http_client();
+
+    let flow = oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").unwrap();
+    assert!(
+        flow.url
+            .contains("scope=Files.ReadWrite+offline_access+User.Read"),
+        "{}",
+        flow.url
+    );
+    let back = tokio::task::spawn_blocking({
+        let url = flow.url.clone();
+        move || consent(&url)
+    })
+    .await
+    .unwrap();
+    assert!(
+        back.starts_with("offload://oauth/microsoft?code="),
+        "{back}"
+    );
+
+    let refused = |result: offload::Result<oauth::Connected>| match result {
+        Err(Error::OAuth(error)) => error,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let forged = refused(oauth::complete(&db, &vault, &http, &with_state(&back, "forged")).await);
+    assert!(matches!(forged, OAuthError::UnknownState), "{forged}");
+    let other_provider = back.replace("offload://oauth/microsoft", "offload://oauth/google");
+    let wrong = refused(oauth::complete(&db, &vault, &http, &other_provider).await);
+    assert!(matches!(wrong, OAuthError::WrongProvider { .. }), "{wrong}");
+    assert!(
+        backends::get(&db, record.id)
+            .unwrap()
+            .cloud(&vault)
+            .unwrap()
+            .0
+            .connection_id
+            .is_none(),
+        "nothing is stored for a refused callback"
+    );
+
+    let connected = oauth::complete(&db, &vault, &http, &back).await.unwrap();
+    assert_eq!(connected.account.as_deref(), Some(ACCOUNT));
+    let again = refused(oauth::complete(&db, &vault, &http, &back).await);
+    assert!(matches!(again, OAuthError::AlreadyUsed), "{again}");
+    assert_eq!(
+        fake.grants(),
+        ["authorization_code"],
+        "a replayed code never reaches the provider"
+    );
+
+    // A sign-in left open for more than ten minutes is over.
+    let late = oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").unwrap();
+    db.lock()
+        .execute(
+            "UPDATE oauth_flows SET expires_at = 0 WHERE state = ?1",
+            [&late.state],
+        )
+        .unwrap();
+    let late_back = tokio::task::spawn_blocking(move || consent(&late.url))
+        .await
+        .unwrap();
+    let expired = refused(oauth::complete(&db, &vault, &http, &late_back).await);
+    assert!(matches!(expired, OAuthError::Expired), "{expired}");
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_revoked_account_waits_to_be_signed_in_again() {
+    let fake = FakeIdentity::start();
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["profile", "add", "Home"]);
+    add_cloud_backend(&sandbox, &fake, "onedrive", None);
+    let (db, vault, record) = engine_parts(&sandbox);
+    let http = oauth::http_client();
+    let sign_in = |record: BackendRecord| {
+        let (db, vault, http) = (db.clone(), vault.clone(), http.clone());
+        async move {
+            let flow = oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").unwrap();
+            let back = tokio::task::spawn_blocking(move || consent(&flow.url))
+                .await
+                .unwrap();
+            oauth::complete(&db, &vault, &http, &back).await.unwrap()
+        }
+    };
+    let connected = sign_in(record.clone()).await;
+    let record = backends::get(&db, record.id).unwrap();
+    let first = accounts::tokens(&db, &vault, connected.connection_id).unwrap();
+
+    // A token with an hour left is used as it is.
+    let token = oauth::access_token(&db, &vault, &http, &record, false)
+        .await
+        .unwrap();
+    assert_eq!(token, first.access_token);
+    assert_eq!(fake.grants(), ["authorization_code"]);
+
+    // After a 401: refreshed, and the rotated refresh token replaces the retired one.
+    let refreshed = oauth::access_token(&db, &vault, &http, &record, true)
+        .await
+        .unwrap();
+    assert_ne!(refreshed, first.access_token);
+    let second = accounts::tokens(&db, &vault, connected.connection_id).unwrap();
+    assert_eq!(second.access_token, refreshed);
+    let (old, new) = (first.refresh_token.unwrap(), second.refresh_token.unwrap());
+    assert_ne!(old, new);
+    assert!(!fake.refresh_token_works(&old) && fake.refresh_token_works(&new));
+
+    // A token about to expire is refreshed before it is used.
+    fake.set_access_lifetime(std::time::Duration::from_secs(30));
+    let short = oauth::access_token(&db, &vault, &http, &record, true)
+        .await
+        .unwrap();
+    let ahead = oauth::access_token(&db, &vault, &http, &record, false)
+        .await
+        .unwrap();
+    assert_ne!(short, ahead);
+    fake.set_access_lifetime(std::time::Duration::from_secs(3600));
+
+    // The user revokes Offload's access: the account is disconnected, with what to do.
+    fake.revoke_all();
+    let error = oauth::access_token(&db, &vault, &http, &record, true)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, Error::OAuth(OAuthError::Disconnected { .. })),
+        "{text}"
+    );
+    assert!(
+        text.contains("offload backend connect Cloud --profile Home"),
+        "{text}"
+    );
+    let status = accounts::status(&db, connected.connection_id).unwrap();
+    assert!(!status.connected);
+    assert!(status.reason.unwrap().contains("sign in again"));
+    let grants_before = fake.grants().len();
+    assert!(oauth::access_token(&db, &vault, &http, &record, false)
+        .await
+        .is_err());
+    assert_eq!(
+        fake.grants().len(),
+        grants_before,
+        "a disconnected account is not retried"
+    );
+
+    // Signing in again brings the same account back.
+    let again = sign_in(record.clone()).await;
+    assert_eq!(again.connection_id, connected.connection_id);
+    assert!(
+        accounts::status(&db, connected.connection_id)
+            .unwrap()
+            .connected
+    );
+    oauth::access_token(&db, &vault, &http, &record, false)
+        .await
+        .unwrap();
+}
