@@ -68,6 +68,16 @@ fn engine_parts(sandbox: &Sandbox) -> (Db, Arc<Vault>, BackendRecord) {
     (db, vault, record)
 }
 
+/// A profile "Home" with a OneDrive backend "Cloud" at a fresh fake, not signed in yet.
+fn onedrive() -> (FakeIdentity, Sandbox, Db, Arc<Vault>, BackendRecord) {
+    let fake = FakeIdentity::start();
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["profile", "add", "Home"]);
+    add_cloud_backend(&sandbox, &fake, "onedrive", None);
+    let (db, vault, record) = engine_parts(&sandbox);
+    (fake, sandbox, db, vault, record)
+}
+
 /// What a browser does with a sign-in URL at the fake: the user consents at once and is sent
 /// back; the answer is the address it is sent back to.
 fn consent(url: &str) -> String {
@@ -203,11 +213,7 @@ fn connect_through_the_loopback_redirect_with_pkce() {
 
 #[tokio::test]
 async fn a_deep_link_completes_a_sign_in_once_and_only_with_its_own_state() {
-    let fake = FakeIdentity::start();
-    let sandbox = Sandbox::new();
-    sandbox.ok(&["profile", "add", "Home"]);
-    add_cloud_backend(&sandbox, &fake, "onedrive", None);
-    let (db, vault, record) = engine_parts(&sandbox);
+    let (fake, _sandbox, db, vault, record) = onedrive();
     let http = oauth::http_client();
 
     let flow = oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").unwrap();
@@ -275,11 +281,7 @@ async fn a_deep_link_completes_a_sign_in_once_and_only_with_its_own_state() {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_a_revoked_account_waits_to_be_signed_in_again() {
-    let fake = FakeIdentity::start();
-    let sandbox = Sandbox::new();
-    sandbox.ok(&["profile", "add", "Home"]);
-    add_cloud_backend(&sandbox, &fake, "onedrive", None);
-    let (db, vault, record) = engine_parts(&sandbox);
+    let (fake, _sandbox, db, vault, record) = onedrive();
     let http = oauth::http_client();
     let sign_in = |record: BackendRecord| {
         let (db, vault, http) = (db.clone(), vault.clone(), http.clone());
