@@ -365,3 +365,90 @@ async fn refresh_tokens_rotate_and_a_revoked_account_waits_to_be_signed_in_again
         .await
         .unwrap();
 }
+
+/// `oauth2-mock-server` (npm), an authorization server Offload's authors did not write.
+struct MockServer {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn oauth2_mock_server() -> MockServer {
+    let binary = std::env::var("OFFLOAD_TEST_OAUTH2_MOCK_SERVER").unwrap_or_else(|_| {
+        format!(
+            "{}/target/test-tools/oauth2-mock-server/node_modules/.bin/oauth2-mock-server",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let port = common::s3::free_port();
+    let child = std::process::Command::new(&binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("{binary} does not run ({error}); scripts/install-deps test installs it")
+        });
+    let server = MockServer {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    common::wait_for("oauth2-mock-server to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    server
+}
+
+#[tokio::test]
+async fn an_independent_authorization_server_accepts_offloads_client() {
+    let server = oauth2_mock_server();
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["profile", "add", "Home"]);
+    let base = server.base.clone();
+    sandbox.ok(&[
+        "backend",
+        "add",
+        "Cloud",
+        "--profile",
+        "Home",
+        "--type",
+        "onedrive",
+        "--client-id",
+        "offload",
+        "--auth-url",
+        &format!("{base}/authorize"),
+        "--token-url",
+        &format!("{base}/token"),
+        "--api-base",
+        &base,
+    ]);
+    let (db, vault, record) = engine_parts(&sandbox);
+    let http = oauth::http_client();
+    let flow = oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").unwrap();
+    let back = tokio::task::spawn_blocking(move || consent(&flow.url))
+        .await
+        .unwrap();
+    let connected = oauth::complete(&db, &vault, &http, &back).await.unwrap();
+    let record = backends::get(&db, record.id).unwrap();
+    let first = accounts::tokens(&db, &vault, connected.connection_id).unwrap();
+    assert!(first.refresh_token.is_some(), "a refresh token was issued");
+    // Its access tokens are JWTs: three dot-separated parts.
+    assert_eq!(first.access_token.split('.').count(), 3);
+    let refreshed = oauth::access_token(&db, &vault, &http, &record, true)
+        .await
+        .unwrap();
+    assert_eq!(refreshed.split('.').count(), 3);
+    let second = accounts::tokens(&db, &vault, connected.connection_id).unwrap();
+    assert_eq!(second.access_token, refreshed);
+    assert_ne!(
+        second.refresh_token, first.refresh_token,
+        "the new refresh token it sent back is the one stored"
+    );
+}
