@@ -18,3 +18,7 @@ CREATE TABLE oauth_flows (
 ALTER TABLE oauth_connections ADD COLUMN status TEXT NOT NULL DEFAULT 'connected'
     CHECK (status IN ('connected', 'disconnected'));
 ALTER TABLE oauth_connections ADD COLUMN status_reason TEXT;
+
+-- A job whose account needs signing in again waits, paused, instead of failing; signing in
+-- queues it again. NULL for every other pause.
+ALTER TABLE upload_jobs ADD COLUMN waiting_for TEXT CHECK (waiting_for IN ('sign-in'));

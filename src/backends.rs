@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::db::{now_ms, Db};
 use crate::error::{is_unique_violation, Error, Result};
-use crate::oauth::ClientConfig;
+use crate::oauth::{Authorizer, ClientConfig};
 use crate::secrets::{SealContext, Sealer, Vault};
+use crate::storage::google_drive::GoogleDrive;
 use crate::storage::local::{LocalBackend, LocalConfig};
 use crate::storage::s3::{S3Backend, S3Config};
 use crate::storage::{BackendKind, StorageBackend};
@@ -177,8 +178,9 @@ impl BackendRecord {
         }
     }
 
-    /// Builds the live backend this row describes, opening its secrets with the vault.
-    pub fn open(&self, vault: &Vault) -> Result<Arc<dyn StorageBackend>> {
+    /// Builds the live backend this row describes, opening its secrets with the vault. Cloud
+    /// backends keep the database and vault to fetch (and refresh) their account's tokens.
+    pub fn open(&self, db: &Db, vault: &Arc<Vault>) -> Result<Arc<dyn StorageBackend>> {
         let damaged = |error: serde_json::Error| {
             Error::Invalid(format!(
                 "backend {:?} has damaged settings: {error}",
@@ -199,6 +201,13 @@ impl BackendRecord {
                     secret_context(self.id, S3_SECRET_FIELD),
                 )?;
                 Ok(Arc::new(S3Backend::new(&config, &secret)))
+            }
+            BackendKind::GoogleDrive => {
+                let (config, _) = self.cloud(vault)?;
+                Ok(Arc::new(GoogleDrive::new(
+                    &config,
+                    Authorizer::new(db, vault, self),
+                )))
             }
             other => Err(Error::Invalid(format!(
                 "backend {:?} is of type {other}, which this build of Offload cannot use yet",

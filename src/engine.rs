@@ -289,7 +289,7 @@ impl Engine {
             .filter(|record| record.kind == crate::storage::BackendKind::S3)
         {
             let prepared = record
-                .open(&self.vault)
+                .open(&self.db, &self.vault)
                 .and_then(|backend| Ok((backend, queue::uploads_of_backend(&self.db, record.id)?)));
             match prepared {
                 Ok((backend, (keep, ours))) => work.push((record.name, backend, keep, ours)),

@@ -353,7 +353,8 @@ pub async fn complete(
         )?,
     };
     backends::set_connection(db, backend_id, connection_id)?;
-    tracing::info!(backend = %backend.name, %provider, "account connected");
+    let waiting = crate::queue::resume_after_sign_in(db, backend_id)?;
+    tracing::info!(backend = %backend.name, %provider, waiting, "account connected");
     Ok(Connected {
         backend_id,
         connection_id,
@@ -730,4 +731,49 @@ fn page(title: &str, message: &str) -> axum::response::Html<String> {
         escape(message),
         title = escape(title)
     ))
+}
+
+/// Bearer tokens for one cloud backend, as its storage module needs them.
+#[derive(Clone)]
+pub struct Authorizer {
+    db: Db,
+    vault: std::sync::Arc<Vault>,
+    http: reqwest::Client,
+    record: BackendRecord,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer")
+            .field("backend", &self.record.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authorizer {
+    pub fn new(db: &Db, vault: &std::sync::Arc<Vault>, record: &BackendRecord) -> Authorizer {
+        Authorizer {
+            db: db.clone(),
+            vault: vault.clone(),
+            http: http_client(),
+            record: record.clone(),
+        }
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    pub fn backend_id(&self) -> i64 {
+        self.record.id
+    }
+
+    /// A current access token; `refresh` after the provider answered `401`.
+    pub async fn token(&self, refresh: bool) -> Result<Zeroizing<String>> {
+        access_token(&self.db, &self.vault, &self.http, &self.record, refresh).await
+    }
 }

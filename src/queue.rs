@@ -359,6 +359,15 @@ pub fn resume(db: &Db, job: Option<i64>) -> Result<usize> {
     }
 }
 
+/// Queues again the jobs of a backend that were waiting for its account to be signed in again.
+pub fn resume_after_sign_in(db: &Db, backend_id: i64) -> Result<usize> {
+    Ok(db.lock().execute(
+        "UPDATE upload_jobs SET state = 'queued', waiting_for = NULL, next_attempt_at = 0, last_error = NULL, updated_at = ?2
+         WHERE backend_id = ?1 AND state = 'paused' AND waiting_for = 'sign-in'",
+        params![backend_id, now_ms()],
+    )?)
+}
+
 /// Puts a failed or cancelled job back in the queue, with a fresh count of attempts.
 pub fn retry(db: &Db, id: i64) -> Result<()> {
     let job = get(db, id)?;
@@ -934,7 +943,7 @@ impl Inner {
         {
             return Ok(backend.clone());
         }
-        let backend = backends::get(&self.db, backend_id)?.open(&self.vault)?;
+        let backend = backends::get(&self.db, backend_id)?.open(&self.db, &self.vault)?;
         self.backends
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -1150,6 +1159,17 @@ impl Inner {
                     &[&message, &now],
                 )?;
                 self.emit_state(job.id, JobState::Failed, Some(message));
+            }
+            Attempt::Failed(error) if error.kind == ErrorKind::SignInRequired => {
+                // Not the job's fault and not lost: it waits for the account, resume record
+                // and all, and `resume_after_sign_in` queues it again.
+                let message = error.to_string();
+                tracing::warn!(job = job.id, error = %message, "upload waits for a sign-in");
+                update_live(
+                    "UPDATE upload_jobs SET state = 'paused', waiting_for = 'sign-in', owner = NULL, last_error = ?1, updated_at = ?2",
+                    &[&message, &now],
+                )?;
+                self.emit_state(job.id, JobState::Paused, Some(message));
             }
             Attempt::Failed(error) => {
                 let attempts = job.attempts + 1;

@@ -688,7 +688,11 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
         BackendCommand::Add(args) => {
             let profile = profiles::by_name(db, &args.profile)?;
             let settings = backend_settings(engine, &args)?;
-            let testable = settings.open_unsaved().filter(|_| !args.skip_test);
+            // S3 is tested before saving: a typo in a key or bucket is the usual mistake. A local
+            // folder is created on the first upload, and a cloud account is tested once signed in.
+            let testable = settings
+                .open_unsaved()
+                .filter(|_| settings.kind() == BackendKind::S3 && !args.skip_test);
             if let Some(backend) = testable {
                 let report = backend.test_connection().await;
                 print!("{report}");
@@ -762,7 +766,10 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
         BackendCommand::Test { name, profile } => {
             let profile = profiles::by_name(db, &profile)?;
             let record = backends::by_name(db, profile.id, &name)?;
-            let report = record.open(engine.vault())?.test_connection().await;
+            let report = record
+                .open(engine.db(), engine.vault())?
+                .test_connection()
+                .await;
             if json {
                 print_json(&report)?;
             } else {
@@ -931,7 +938,7 @@ async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<Exit
         Some(name) => backends::by_name(db, profile.id, name)?,
         None => backends::default_for(db, profile.id)?,
     };
-    backend.open(engine.vault())?;
+    backend.open(engine.db(), engine.vault())?;
     let queue = engine.queue(
         ClaimMode::Reserved,
         QueueOptions {

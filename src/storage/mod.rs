@@ -5,6 +5,7 @@
 //! policy); a backend only moves bytes, reports progress through [`Transfer`], and says in a
 //! typed [`StorageError`] what failed and whether trying again can help.
 
+pub mod google_drive;
 pub mod local;
 mod path;
 pub mod s3;
@@ -92,6 +93,9 @@ pub enum ErrorKind {
     NotFound,
     /// Credentials were refused or have expired; the user must act (sign in, fix the key).
     Unauthenticated,
+    /// The account's sign-in was refused or revoked: nothing works until the user signs in
+    /// again, and then everything does.
+    SignInRequired,
     /// The credentials are valid but may not do this.
     PermissionDenied,
     /// The target cannot hold this name (too long, reserved, invalid characters).
@@ -392,4 +396,48 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
 
     /// Checks that the configuration works, without changing anything the user keeps.
     async fn test_connection(&self) -> ConnectionReport;
+}
+
+/// Writes a download into `local` through a temporary file beside it, so that `local` is only
+/// ever replaced by a complete copy. A failing read is the download being cut off: temporary.
+pub(crate) async fn save_download(
+    service: BackendKind,
+    remote: &RemotePath,
+    local: &Path,
+    mut body: impl tokio::io::AsyncRead + Unpin,
+) -> Result<u64, StorageError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io =
+        |error: std::io::Error| StorageError::from_io(service, Operation::Download, remote, &error);
+    let parent = local.parent().unwrap_or(Path::new("."));
+    let temp = parent.join(format!(".offload-{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&temp).await.map_err(io)?;
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut written = 0u64;
+        loop {
+            let read = body.read(&mut buffer).await.map_err(|error| {
+                StorageError::new(
+                    service,
+                    Operation::Download,
+                    ErrorKind::Temporary,
+                    remote,
+                    format!("the download was cut off: {error}"),
+                )
+            })?;
+            if read == 0 {
+                break;
+            }
+            file.write_all(&buffer[..read]).await.map_err(io)?;
+            written += read as u64;
+        }
+        file.sync_all().await.map_err(io)?;
+        tokio::fs::rename(&temp, local).await.map_err(io)?;
+        Ok(written)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    result
 }

@@ -360,7 +360,7 @@ impl ServerState {
         if let Some(backend) = self.catalog()?.backends.get(&id) {
             return Ok(backend.clone());
         }
-        let backend = backends::get(&self.db, id)?.open(&self.vault)?;
+        let backend = backends::get(&self.db, id)?.open(&self.db, &self.vault)?;
         self.catalog()?.backends.insert(id, backend.clone());
         Ok(backend)
     }
@@ -444,6 +444,10 @@ fn storage_failure(error: &StorageError) -> Response {
         ErrorKind::NotFound => (
             StatusCode::NOT_FOUND,
             "The file is no longer in storage; upload it again.",
+        ),
+        ErrorKind::SignInRequired => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The storage account needs signing in again.",
         ),
         ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::Config => (
             StatusCode::BAD_GATEWAY,

@@ -3,7 +3,9 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub mod cloud;
 pub mod conformance;
+pub mod media;
 pub mod oauth_fake;
 pub mod proxy;
 pub mod s3;

@@ -29,6 +29,7 @@ pub const ACCOUNT: &str = "ada@example.com";
 
 #[derive(Default)]
 struct Rules {
+    drive: Drive,
     codes: HashMap<String, Code>,
     /// The one refresh token that works now (rotation retires the one before it).
     refresh_tokens: HashMap<String, bool>,
@@ -68,6 +69,19 @@ impl FakeIdentity {
             .route("/token", post(token))
             .route("/drive/v3/about", get(user))
             .route("/me", get(user))
+            .route("/drive/v3/files", get(drive_list).post(drive_create))
+            .route("/drive/v3/files/{id}", get(drive_get).delete(drive_delete))
+            .route("/upload/drive/v3/files", post(drive_start))
+            .route(
+                "/upload/drive/v3/files/{id}",
+                axum::routing::patch(drive_start_update),
+            )
+            .route(
+                "/upload/session/{id}",
+                axum::routing::put(drive_put).delete(drive_cancel),
+            )
+            // Drive takes chunks of any size the rules allow; axum's 2 MiB default would not.
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(rules.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -269,20 +283,31 @@ async fn token(State(rules): State<Arc<Mutex<Rules>>>, body: String) -> Response
         .into_response()
 }
 
-async fn user(State(rules): State<Arc<Mutex<Rules>>>, headers: HeaderMap) -> Response {
+/// Whether the request carries a current access token (RFC 6750).
+fn authorized(rules: &Rules, headers: &HeaderMap) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let valid = rules
-        .lock()
-        .unwrap()
+    rules
         .access_tokens
         .get(token)
-        .is_some_and(|until| Instant::now() < *until);
-    if !valid {
-        return StatusCode::UNAUTHORIZED.into_response();
+        .is_some_and(|until| Instant::now() < *until)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","errors":[{"reason":"authError"}]}}"#,
+    )
+        .into_response()
+}
+
+async fn user(State(rules): State<Arc<Mutex<Rules>>>, headers: HeaderMap) -> Response {
+    if !authorized(&rules.lock().unwrap(), &headers) {
+        return unauthorized();
     }
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -305,4 +330,522 @@ fn encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+// ---- Google Drive v3 -------------------------------------------------------------------------
+// Rules from "Upload file data" (resumable uploads) and the Files reference:
+// - a session is opened with `uploadType=resumable` and `X-Upload-Content-Length`; its URI comes
+//   back in `Location` and takes PUTs without further setup;
+// - every chunk but the last is a multiple of 256 KiB, and starts where the held bytes end;
+// - `308 Resume Incomplete` carries `Range: bytes=0-N` (none when nothing is held), and may hold
+//   fewer bytes than were sent, which the client must send again;
+// - `Content-Range: bytes */size` with no body asks where the session stands;
+// - an expired session answers `404`; a finished upload `200` with the file resource;
+// - API calls need a current bearer token (`401` otherwise).
+
+const CHUNK_MULTIPLE: usize = 256 * 1024;
+const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
+
+#[derive(Default)]
+struct Drive {
+    files: HashMap<String, DriveFile>,
+    sessions: HashMap<String, Session>,
+    counter: u64,
+    /// Bytes accepted into sessions, over all chunk requests.
+    received: u64,
+    /// Fault injection for the next chunk requests.
+    fail_chunks: u32,
+    short_chunks: u32,
+    rate_limit_chunks: u32,
+}
+
+struct DriveFile {
+    name: String,
+    parents: Vec<String>,
+    mime: String,
+    content: Vec<u8>,
+}
+
+struct Session {
+    update: Option<String>,
+    name: String,
+    parents: Vec<String>,
+    total: usize,
+    held: Vec<u8>,
+    expired: bool,
+}
+
+impl FakeIdentity {
+    /// Bytes the fake Drive accepted into upload sessions so far.
+    pub fn drive_received(&self) -> u64 {
+        self.rules.lock().unwrap().drive.received
+    }
+
+    /// The next `count` chunk requests fail with `503` and `Retry-After: 1`.
+    pub fn fail_next_chunks(&self, count: u32) {
+        self.rules.lock().unwrap().drive.fail_chunks = count;
+    }
+
+    /// The next `count` chunk requests keep only their first 256 KiB.
+    pub fn shorten_next_chunks(&self, count: u32) {
+        self.rules.lock().unwrap().drive.short_chunks = count;
+    }
+
+    /// The next `count` chunk requests get `403 userRateLimitExceeded`.
+    pub fn rate_limit_next_chunks(&self, count: u32) {
+        self.rules.lock().unwrap().drive.rate_limit_chunks = count;
+    }
+
+    /// Every upload session expires.
+    pub fn expire_sessions(&self) {
+        for session in self.rules.lock().unwrap().drive.sessions.values_mut() {
+            session.expired = true;
+        }
+    }
+
+    /// Every access token stops working (refresh tokens still do).
+    pub fn expire_access_tokens(&self) {
+        self.rules.lock().unwrap().access_tokens.clear();
+    }
+
+    /// The content of the Drive file at `path` (folders by name from the root).
+    pub fn drive_file(&self, path: &str) -> Option<Vec<u8>> {
+        let rules = self.rules.lock().unwrap();
+        let mut parent = "root".to_owned();
+        let segments: Vec<&str> = path.split('/').collect();
+        for (index, segment) in segments.iter().enumerate() {
+            let (id, file) = rules
+                .drive
+                .files
+                .iter()
+                .find(|(_, file)| file.name == *segment && file.parents.contains(&parent))?;
+            if index + 1 == segments.len() {
+                return Some(file.content.clone());
+            }
+            parent = id.clone();
+        }
+        None
+    }
+}
+
+fn drive_resource(id: &str, file: &DriveFile) -> serde_json::Value {
+    use md5::Digest as _;
+    let mut resource = serde_json::json!({
+        "kind": "drive#file",
+        "id": id,
+        "name": file.name,
+        "mimeType": file.mime,
+        "modifiedTime": "2026-11-28T10:00:00.000Z",
+    });
+    if file.mime != FOLDER_MIME {
+        resource["size"] = file.content.len().to_string().into();
+        resource["md5Checksum"] = hex::encode(md5::Md5::digest(&file.content)).into();
+    }
+    resource
+}
+
+fn drive_error(status: StatusCode, reason: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "error": { "code": status.as_u16(), "message": message,
+            "errors": [{ "reason": reason, "message": message }] } })
+        .to_string(),
+    )
+        .into_response()
+}
+
+fn json(value: serde_json::Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// `files.list` with the one query form Offload sends.
+async fn drive_list(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    let q = query.get("q").cloned().unwrap_or_default();
+    let pattern = regex::Regex::new(
+        r"^name = '((?:[^'\\]|\\.)*)' and '((?:[^'\\]|\\.)*)' in parents and trashed = false$",
+    )
+    .unwrap();
+    let Some(found) = pattern.captures(&q) else {
+        return drive_error(StatusCode::BAD_REQUEST, "invalidQuery", "Invalid Value");
+    };
+    let unescape = |text: &str| text.replace("\\'", "'").replace("\\\\", "\\");
+    let (name, parent) = (unescape(&found[1]), unescape(&found[2]));
+    let files: Vec<serde_json::Value> = rules
+        .drive
+        .files
+        .iter()
+        .filter(|(_, file)| file.name == name && file.parents.contains(&parent))
+        .map(|(id, file)| drive_resource(id, file))
+        .collect();
+    json(serde_json::json!({ "files": files }))
+}
+
+/// `files.create` without media: folders.
+async fn drive_create(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let mut rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    let metadata: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    rules.drive.counter += 1;
+    let id = format!("folder{}", rules.drive.counter);
+    let file = DriveFile {
+        name: metadata["name"].as_str().unwrap_or_default().to_owned(),
+        parents: metadata["parents"]
+            .as_array()
+            .map(|parents| {
+                parents
+                    .iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["root".into()]),
+        mime: metadata["mimeType"]
+            .as_str()
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+        content: Vec::new(),
+    };
+    let resource = drive_resource(&id, &file);
+    rules.drive.files.insert(id, file);
+    json(resource)
+}
+
+/// `files.get`, with `alt=media` the content (with Range).
+async fn drive_get(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    let Some(file) = rules.drive.files.get(&id) else {
+        return drive_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            &format!("File not found: {id}."),
+        );
+    };
+    if query.get("alt").map(String::as_str) != Some("media") {
+        return json(drive_resource(&id, file));
+    }
+    let size = file.content.len();
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("bytes="))
+        .and_then(|spec| spec.split_once('-'))
+        .map(
+            |(start, end)| match (start.parse::<usize>(), end.parse::<usize>()) {
+                (Ok(start), Ok(end)) => (start, end.min(size.saturating_sub(1))),
+                (Ok(start), Err(_)) => (start, size.saturating_sub(1)),
+                (Err(_), Ok(suffix)) => (size.saturating_sub(suffix), size.saturating_sub(1)),
+                _ => (0, size.saturating_sub(1)),
+            },
+        );
+    match range {
+        Some((start, _)) if start >= size => (
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+        )
+            .into_response(),
+        Some((start, end)) => (
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            ],
+            file.content[start..=end].to_vec(),
+        )
+            .into_response(),
+        None => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            file.content.clone(),
+        )
+            .into_response(),
+    }
+}
+
+async fn drive_delete(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let mut rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    match rules.drive.files.remove(&id) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => drive_error(StatusCode::NOT_FOUND, "notFound", "File not found."),
+    }
+}
+
+fn open_session(
+    rules: &mut Rules,
+    base: String,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &str,
+    update: Option<String>,
+) -> Response {
+    if !authorized(rules, headers) {
+        return unauthorized();
+    }
+    if query.get("uploadType").map(String::as_str) != Some("resumable") {
+        return drive_error(
+            StatusCode::BAD_REQUEST,
+            "badRequest",
+            "uploadType=resumable expected",
+        );
+    }
+    let Some(total) = headers
+        .get("x-upload-content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+    else {
+        return drive_error(
+            StatusCode::BAD_REQUEST,
+            "badRequest",
+            "X-Upload-Content-Length missing",
+        );
+    };
+    let metadata: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let (name, parents) = match &update {
+        Some(id) => match rules.drive.files.get(id) {
+            Some(file) => (file.name.clone(), file.parents.clone()),
+            None => return drive_error(StatusCode::NOT_FOUND, "notFound", "File not found."),
+        },
+        None => (
+            metadata["name"].as_str().unwrap_or("Untitled").to_owned(),
+            metadata["parents"]
+                .as_array()
+                .map(|parents| {
+                    parents
+                        .iter()
+                        .filter_map(|p| p.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_else(|| vec!["root".into()]),
+        ),
+    };
+    rules.drive.counter += 1;
+    let id = format!("session{}", rules.drive.counter);
+    rules.drive.sessions.insert(
+        id.clone(),
+        Session {
+            update,
+            name,
+            parents,
+            total,
+            held: Vec::new(),
+            expired: false,
+        },
+    );
+    (
+        StatusCode::OK,
+        [(header::LOCATION, format!("{base}/upload/session/{id}"))],
+    )
+        .into_response()
+}
+
+fn base_of(headers: &HeaderMap) -> String {
+    format!(
+        "http://{}",
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+    )
+}
+
+async fn drive_start(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    let mut rules = rules.lock().unwrap();
+    open_session(&mut rules, base_of(&headers), &headers, &query, &body, None)
+}
+
+async fn drive_start_update(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    let mut rules = rules.lock().unwrap();
+    open_session(
+        &mut rules,
+        base_of(&headers),
+        &headers,
+        &query,
+        &body,
+        Some(id),
+    )
+}
+
+fn incomplete(held: usize) -> Response {
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if held > 0 {
+        response.headers_mut().insert(
+            header::RANGE,
+            format!("bytes=0-{}", held - 1).parse().unwrap(),
+        );
+    }
+    response
+}
+
+async fn drive_put(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut guard = rules.lock().unwrap();
+    let rules = &mut *guard;
+    let Some(session) = rules.drive.sessions.get_mut(&id) else {
+        return drive_error(StatusCode::NOT_FOUND, "notFound", "No such upload session.");
+    };
+    if session.expired {
+        return drive_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "The upload session has expired.",
+        );
+    }
+    let range = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let Some(spec) = range.strip_prefix("bytes ") else {
+        return drive_error(
+            StatusCode::BAD_REQUEST,
+            "badRequest",
+            "Content-Range required",
+        );
+    };
+    let (span, total) = spec.split_once('/').unwrap_or((spec, "*"));
+    if total != "*" && total.parse::<usize>().ok() != Some(session.total) {
+        return drive_error(
+            StatusCode::BAD_REQUEST,
+            "badRequest",
+            "the total does not match the session",
+        );
+    }
+    if span == "*" {
+        // A status query, or the completion of an empty file.
+        if !body.is_empty() {
+            return drive_error(
+                StatusCode::BAD_REQUEST,
+                "badRequest",
+                "a status query has no body",
+            );
+        }
+        if session.held.len() < session.total {
+            return incomplete(session.held.len());
+        }
+    } else {
+        if rules.drive.fail_chunks > 0 {
+            rules.drive.fail_chunks -= 1;
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                "backend error",
+            )
+                .into_response();
+        }
+        if rules.drive.rate_limit_chunks > 0 {
+            rules.drive.rate_limit_chunks -= 1;
+            return drive_error(
+                StatusCode::FORBIDDEN,
+                "userRateLimitExceeded",
+                "User Rate Limit Exceeded",
+            );
+        }
+        let Some((start, end)) = span
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+        else {
+            return drive_error(StatusCode::BAD_REQUEST, "badRequest", "bad Content-Range");
+        };
+        if start != session.held.len() || end < start || end - start + 1 != body.len() {
+            return drive_error(
+                StatusCode::BAD_REQUEST,
+                "badRequest",
+                &format!(
+                    "the chunk {start}-{end} does not continue the {} bytes held",
+                    session.held.len()
+                ),
+            );
+        }
+        let last = end + 1 == session.total;
+        if !last && !body.len().is_multiple_of(CHUNK_MULTIPLE) {
+            return drive_error(
+                StatusCode::BAD_REQUEST,
+                "badRequest",
+                "chunks must be multiples of 256 KiB, except the last",
+            );
+        }
+        let keep = if rules.drive.short_chunks > 0 && body.len() > CHUNK_MULTIPLE {
+            rules.drive.short_chunks -= 1;
+            CHUNK_MULTIPLE
+        } else {
+            body.len()
+        };
+        session.held.extend_from_slice(&body[..keep]);
+        rules.drive.received += keep as u64;
+        if session.held.len() < session.total {
+            return incomplete(session.held.len());
+        }
+    }
+    let Some(session) = rules.drive.sessions.remove(&id) else {
+        return drive_error(StatusCode::NOT_FOUND, "notFound", "No such upload session.");
+    };
+    let file_id = session.update.clone().unwrap_or_else(|| {
+        rules.drive.counter += 1;
+        format!("file{}", rules.drive.counter)
+    });
+    let file = DriveFile {
+        name: session.name,
+        parents: session.parents,
+        mime: "video/x-matroska".into(),
+        content: session.held,
+    };
+    let resource = drive_resource(&file_id, &file);
+    rules.drive.files.insert(file_id, file);
+    json(resource)
+}
+
+async fn drive_cancel(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    rules.lock().unwrap().drive.sessions.remove(&id);
+    // Drive answers a cancelled session with 499.
+    StatusCode::from_u16(499).unwrap().into_response()
 }

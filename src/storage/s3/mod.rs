@@ -33,7 +33,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
@@ -997,36 +997,13 @@ impl StorageBackend for S3Backend {
             .send()
             .await
             .map_err(|error| classify(error, Operation::Download, remote))?;
-        let io = |error: std::io::Error| {
-            StorageError::from_io(BackendKind::S3, Operation::Download, remote, &error)
-        };
-        let parent = local.parent().unwrap_or(Path::new("."));
-        let temp = parent.join(format!(".offload-{}.tmp", uuid::Uuid::new_v4().simple()));
-        let result = async {
-            let mut file = tokio::fs::File::create(&temp).await.map_err(io)?;
-            let mut body = answer.body;
-            let mut written = 0u64;
-            while let Some(chunk) = body.try_next().await.map_err(|error| {
-                StorageError::new(
-                    BackendKind::S3,
-                    Operation::Download,
-                    ErrorKind::Temporary,
-                    remote,
-                    format!("the download was cut off: {error}"),
-                )
-            })? {
-                file.write_all(&chunk).await.map_err(io)?;
-                written += chunk.len() as u64;
-            }
-            file.sync_all().await.map_err(io)?;
-            tokio::fs::rename(&temp, local).await.map_err(io)?;
-            Ok(written)
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        result
+        super::save_download(
+            BackendKind::S3,
+            remote,
+            local,
+            answer.body.into_async_read(),
+        )
+        .await
     }
 
     async fn test_connection(&self) -> ConnectionReport {

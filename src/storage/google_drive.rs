@@ -1,0 +1,808 @@
+//! Google Drive (API v3), through resumable upload sessions.
+//!
+//! Remote paths become folders under the backend's folder (created as needed, their ids cached).
+//! Limits and rules, from "Upload file data" (developers.google.com/drive/api/guides/manage-uploads)
+//! and the Files reference:
+//! - a resumable session starts with `POST /upload/drive/v3/files?uploadType=resumable` (or
+//!   `PATCH …/files/{id}` to replace a file's content) and its URI comes back in `Location`;
+//! - chunks are multiples of 256 KiB except the last ([`CHUNK_MULTIPLE`]); a `308` answer's
+//!   `Range: bytes=0-N` says what the server holds, and what it does not hold is sent again;
+//! - `PUT` with `Content-Range: bytes */size` and no body asks where a session stands; a `404`
+//!   means the session expired (they live about a week) and the upload starts over;
+//! - the finished file's `md5Checksum` must equal the MD5 Offload computed while reading;
+//! - downloads (`alt=media`) need the `Authorization` header, so players cannot be redirected:
+//!   the stream server proxies with the token and passes `Range` through;
+//! - `429`, `5xx`, and `403` with reason `rateLimitExceeded`/`userRateLimitExceeded` are
+//!   temporary; `Retry-After` is honoured.
+
+use std::collections::HashMap;
+use std::io::SeekFrom;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{
+    BackendKind, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath,
+    StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+};
+use crate::backends::CloudConfig;
+use crate::oauth::Authorizer;
+use crate::secrets::SealContext;
+
+/// Chunks must be multiples of this, except the last.
+pub const CHUNK_MULTIPLE: u64 = 256 * 1024;
+/// 32 × 256 KiB: large enough to keep a connection busy, small enough that an interrupted chunk
+/// costs little to send again.
+pub const DEFAULT_CHUNK: u64 = 32 * CHUNK_MULTIPLE;
+const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
+const FILE_FIELDS: &str = "id,name,size,md5Checksum,mimeType,modifiedTime";
+const SESSION_FIELD: &str = "resume.session_uri";
+
+#[derive(Debug)]
+pub struct GoogleDrive {
+    auth: Authorizer,
+    api: String,
+    root: String,
+    chunk: u64,
+    /// Folder ids by remote folder path ("" is the root).
+    folders: Mutex<HashMap<String, String>>,
+}
+
+/// A file as Drive describes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DriveFile {
+    id: String,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default)]
+    md5_checksum: Option<String>,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    modified_time: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FileList {
+    files: Vec<DriveFile>,
+}
+
+/// What a later attempt needs: the session (its URI sealed: it lets anyone holding it write
+/// into the file), the size it was opened for, and what Drive confirmed.
+#[derive(Debug, Serialize, Deserialize)]
+struct Resume {
+    session: String,
+    size: u64,
+    confirmed: u64,
+}
+
+/// Where a session stands.
+enum SessionState {
+    Holds(u64),
+    Finished(DriveFile),
+    Gone,
+}
+
+impl GoogleDrive {
+    pub fn new(config: &CloudConfig, auth: Authorizer) -> GoogleDrive {
+        GoogleDrive {
+            auth,
+            api: config.client.api_base.clone(),
+            root: config.folder_id.clone().unwrap_or_else(|| "root".into()),
+            chunk: DEFAULT_CHUNK,
+            folders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Chunks of `bytes`, rounded down to the 256 KiB multiple Drive requires (at least one).
+    pub fn with_chunk_size(mut self, bytes: u64) -> GoogleDrive {
+        self.chunk = (bytes / CHUNK_MULTIPLE).max(1) * CHUNK_MULTIPLE;
+        self
+    }
+
+    fn error(
+        &self,
+        operation: Operation,
+        kind: ErrorKind,
+        target: &impl std::fmt::Display,
+        message: impl Into<String>,
+    ) -> StorageError {
+        StorageError::new(BackendKind::GoogleDrive, operation, kind, target, message)
+    }
+
+    /// Sends a request with the account's token; after a `401`, once more with a refreshed one.
+    /// Error answers become typed errors.
+    async fn send(
+        &self,
+        operation: Operation,
+        target: &impl std::fmt::Display,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, StorageError> {
+        let mut refreshed = false;
+        loop {
+            let token = self
+                .auth
+                .token(refreshed)
+                .await
+                .map_err(|error| self.token_error(operation, target, error))?;
+            let answer = build(self.auth.http(), &token)
+                .send()
+                .await
+                .map_err(|error| self.transport_error(operation, target, error))?;
+            if answer.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// A token that could not be had: signing in again fixes a disconnected account; a token
+    /// endpoint that cannot be reached is worth another try.
+    fn token_error(
+        &self,
+        operation: Operation,
+        target: &impl std::fmt::Display,
+        error: crate::Error,
+    ) -> StorageError {
+        let kind = match &error {
+            crate::Error::OAuth(crate::oauth::OAuthError::Disconnected { .. }) => {
+                ErrorKind::SignInRequired
+            }
+            crate::Error::OAuth(crate::oauth::OAuthError::Unreachable { .. }) => {
+                ErrorKind::Temporary
+            }
+            _ => ErrorKind::Unauthenticated,
+        };
+        self.error(operation, kind, target, error.to_string())
+    }
+
+    fn transport_error(
+        &self,
+        operation: Operation,
+        target: &impl std::fmt::Display,
+        error: reqwest::Error,
+    ) -> StorageError {
+        self.error(
+            operation,
+            ErrorKind::Temporary,
+            target,
+            format!("Google Drive cannot be reached: {}", error.without_url()),
+        )
+    }
+
+    /// Turns an error answer into a typed error, reading Drive's JSON error body.
+    async fn failure(
+        &self,
+        operation: Operation,
+        target: &impl std::fmt::Display,
+        answer: reqwest::Response,
+    ) -> StorageError {
+        let status = answer.status().as_u16();
+        let retry_after = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body: serde_json::Value = answer.json().await.unwrap_or_default();
+        let reason = body["error"]["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("no detail")
+            .to_owned();
+        let kind = match (status, reason.as_str()) {
+            (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded") => {
+                ErrorKind::RateLimited
+            }
+            (403, "storageQuotaExceeded" | "quotaExceeded") => ErrorKind::NoSpace,
+            (401, _) => ErrorKind::Unauthenticated,
+            (403, _) => ErrorKind::PermissionDenied,
+            (404, _) => ErrorKind::NotFound,
+            (500..=599, _) => ErrorKind::Temporary,
+            _ => ErrorKind::Other,
+        };
+        let hint = match kind {
+            ErrorKind::NoSpace => "; the Drive is full: free space or pick another backend",
+            ErrorKind::PermissionDenied => {
+                "; Offload may only touch files it created (scope drive.file): check the folder id"
+            }
+            _ => "",
+        };
+        let mut error = self.error(
+            operation,
+            kind,
+            target,
+            format!("Google Drive answered {status} {reason}: {message}{hint}"),
+        );
+        error.retry_after = retry_after;
+        error
+    }
+
+    /// The JSON body of a successful answer; an error answer as a typed error.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: Operation,
+        target: &impl std::fmt::Display,
+        answer: reqwest::Response,
+    ) -> Result<T, StorageError> {
+        if !answer.status().is_success() {
+            return Err(self.failure(operation, target, answer).await);
+        }
+        answer.json().await.map_err(|error| {
+            self.error(
+                operation,
+                ErrorKind::Other,
+                target,
+                format!("Google Drive's answer cannot be read: {error}"),
+            )
+        })
+    }
+
+    /// The children of `parent` named `name` (not in the trash).
+    async fn find(
+        &self,
+        operation: Operation,
+        parent: &str,
+        name: &str,
+    ) -> Result<Option<DriveFile>, StorageError> {
+        let escape = |text: &str| text.replace('\\', "\\\\").replace('\'', "\\'");
+        let query = format!(
+            "name = '{}' and '{}' in parents and trashed = false",
+            escape(name),
+            escape(parent)
+        );
+        let url = format!("{}/drive/v3/files", self.api);
+        let answer = self
+            .send(operation, &name, |http, token| {
+                http.get(&url).bearer_auth(token).query(&[
+                    ("q", query.as_str()),
+                    (
+                        "fields",
+                        "files(id,name,size,md5Checksum,mimeType,modifiedTime)",
+                    ),
+                    ("spaces", "drive"),
+                ])
+            })
+            .await?;
+        let list: FileList = self.json(operation, &name, answer).await?;
+        Ok(list.files.into_iter().next())
+    }
+
+    /// The id of the folder holding `remote`, created on the way when `create`.
+    async fn parent_of(
+        &self,
+        operation: Operation,
+        remote: &RemotePath,
+        create: bool,
+    ) -> Result<Option<String>, StorageError> {
+        let segments: Vec<&str> = remote.segments().collect();
+        let mut id = self.root.clone();
+        let mut path = String::new();
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(segment);
+            if let Some(cached) = self.lock_folders().get(&path) {
+                id = cached.clone();
+                continue;
+            }
+            let found = match self.find(operation, &id, segment).await? {
+                Some(folder) if folder.mime_type.as_deref() == Some(FOLDER_MIME) => folder.id,
+                Some(_) => {
+                    return Err(self.error(
+                        operation,
+                        ErrorKind::InvalidName,
+                        remote,
+                        format!("{path:?} is a file in Google Drive, not a folder"),
+                    ))
+                }
+                None if create => self.create_folder(operation, &id, segment).await?,
+                None => return Ok(None),
+            };
+            self.lock_folders().insert(path.clone(), found.clone());
+            id = found;
+        }
+        Ok(Some(id))
+    }
+
+    async fn create_folder(
+        &self,
+        operation: Operation,
+        parent: &str,
+        name: &str,
+    ) -> Result<String, StorageError> {
+        let url = format!("{}/drive/v3/files", self.api);
+        let metadata =
+            serde_json::json!({ "name": name, "mimeType": FOLDER_MIME, "parents": [parent] });
+        let answer = self
+            .send(operation, &name, |http, token| {
+                http.post(&url)
+                    .bearer_auth(token)
+                    .query(&[("fields", "id")])
+                    .json(&metadata)
+            })
+            .await?;
+        let folder: DriveFile = self.json(operation, &name, answer).await?;
+        Ok(folder.id)
+    }
+
+    fn lock_folders(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.folders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn file_of(
+        &self,
+        operation: Operation,
+        remote: &RemotePath,
+    ) -> Result<Option<DriveFile>, StorageError> {
+        match self.parent_of(operation, remote, false).await? {
+            Some(parent) => self.find(operation, &parent, remote.file_name()).await,
+            None => Ok(None),
+        }
+    }
+
+    fn seal_context(&self) -> SealContext<'static> {
+        SealContext {
+            table: "storage_backends",
+            record: self.auth.backend_id(),
+            field: SESSION_FIELD,
+        }
+    }
+
+    /// Opens a session for `request`: a new file, or new content for the file already there.
+    async fn open_session(&self, request: &UploadRequest) -> Result<String, StorageError> {
+        let remote = &request.remote_path;
+        let operation = Operation::Upload;
+        let parent = self
+            .parent_of(operation, remote, true)
+            .await?
+            .unwrap_or_else(|| self.root.clone());
+        let existing = self.find(operation, &parent, remote.file_name()).await?;
+        let answer = self
+            .send(operation, remote, |http, token| {
+                let builder = match &existing {
+                    Some(file) => http
+                        .patch(format!("{}/upload/drive/v3/files/{}", self.api, file.id))
+                        .json(&serde_json::json!({})),
+                    None => http
+                        .post(format!("{}/upload/drive/v3/files", self.api))
+                        .json(
+                            &serde_json::json!({ "name": remote.file_name(), "parents": [parent] }),
+                        ),
+                };
+                builder
+                    .bearer_auth(token)
+                    .query(&[("uploadType", "resumable"), ("fields", FILE_FIELDS)])
+                    .header("X-Upload-Content-Type", &request.content_type)
+                    .header("X-Upload-Content-Length", request.size)
+            })
+            .await?;
+        if !answer.status().is_success() {
+            return Err(self.failure(operation, remote, answer).await);
+        }
+        answer
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                self.error(
+                    operation,
+                    ErrorKind::Other,
+                    remote,
+                    "Google Drive opened no upload session (no Location header)",
+                )
+            })
+    }
+
+    /// Reads a `200`/`201` (finished) or `308` (holds some bytes) answer of a session.
+    async fn session_answer(
+        &self,
+        remote: &RemotePath,
+        answer: reqwest::Response,
+    ) -> Result<SessionState, StorageError> {
+        match answer.status().as_u16() {
+            200 | 201 => Ok(SessionState::Finished(
+                self.json(Operation::Upload, remote, answer).await?,
+            )),
+            308 => {
+                // `Range: bytes=0-N`; absent when nothing has arrived yet.
+                let held = answer
+                    .headers()
+                    .get(reqwest::header::RANGE)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("bytes=0-"))
+                    .and_then(|last| last.parse::<u64>().ok())
+                    .map_or(0, |last| last + 1);
+                Ok(SessionState::Holds(held))
+            }
+            404 | 410 => Ok(SessionState::Gone),
+            _ => Err(self.failure(Operation::Upload, remote, answer).await),
+        }
+    }
+
+    /// Asks a session how much it holds.
+    async fn session_state(
+        &self,
+        session: &str,
+        size: u64,
+        remote: &RemotePath,
+    ) -> Result<SessionState, StorageError> {
+        let answer = self
+            .send(Operation::Upload, remote, |http, token| {
+                http.put(session)
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_LENGTH, 0)
+                    .header(reqwest::header::CONTENT_RANGE, format!("bytes */{size}"))
+            })
+            .await?;
+        self.session_answer(remote, answer).await
+    }
+
+    async fn save(
+        &self,
+        transfer: &dyn Transfer,
+        session: &str,
+        size: u64,
+        confirmed: u64,
+    ) -> Result<(), StorageError> {
+        let sealed = self
+            .auth
+            .vault()
+            .sealer()
+            .map_err(|error| {
+                self.error(Operation::Upload, ErrorKind::Config, &"", error.to_string())
+            })?
+            .seal_str(session, self.seal_context());
+        transfer
+            .save_resume(serde_json::json!(Resume {
+                session: sealed,
+                size,
+                confirmed
+            }))
+            .await
+    }
+
+    /// The session of an earlier attempt at this upload, and where it stands, if it is usable.
+    async fn resumable_session(
+        &self,
+        request: &UploadRequest,
+    ) -> Result<Option<(String, SessionState)>, StorageError> {
+        let Some(resume) = request
+            .resume
+            .as_ref()
+            .and_then(|value| serde_json::from_value::<Resume>(value.clone()).ok())
+            .filter(|resume| resume.size == request.size)
+        else {
+            return Ok(None);
+        };
+        let Ok(session) = self
+            .auth
+            .vault()
+            .sealer()
+            .and_then(|sealer| Ok(sealer.open_string(&resume.session, self.seal_context())?))
+        else {
+            return Ok(None);
+        };
+        let state = self
+            .session_state(&session, request.size, &request.remote_path)
+            .await?;
+        match state {
+            SessionState::Gone => Ok(None),
+            state => Ok(Some((session.as_str().to_owned(), state))),
+        }
+    }
+}
+
+#[async_trait]
+impl StorageBackend for GoogleDrive {
+    fn kind(&self) -> BackendKind {
+        BackendKind::GoogleDrive
+    }
+
+    async fn upload(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<StoredObject, StorageError> {
+        let remote = &request.remote_path;
+        let size = request.size;
+        let io = |error: std::io::Error| {
+            StorageError::from_io(BackendKind::GoogleDrive, Operation::Upload, remote, &error)
+        };
+        let (mut session, mut state) = match self.resumable_session(request).await? {
+            Some(found) => {
+                if let SessionState::Holds(held) = found.1 {
+                    tracing::info!(path = %remote, held, "resuming a Google Drive upload session");
+                }
+                found
+            }
+            None => {
+                let session = self.open_session(request).await?;
+                self.save(transfer, &session, size, 0).await?;
+                (session, SessionState::Holds(0))
+            }
+        };
+        let mut file = tokio::fs::File::open(&request.local_path)
+            .await
+            .map_err(io)?;
+        let mut md5 = Md5::new();
+        let mut sha = ChecksumHasher::default();
+        // Bytes of the file hashed so far; they always run ahead of or equal to what is sent.
+        let mut hashed = 0u64;
+        let mut buffer = vec![0u8; self.chunk as usize];
+        let finished = loop {
+            let offset = match state {
+                SessionState::Finished(file) => break file,
+                SessionState::Gone => {
+                    // Expired between chunks: start over, from the first byte.
+                    session = self.open_session(request).await?;
+                    self.save(transfer, &session, size, 0).await?;
+                    md5 = Md5::new();
+                    sha = ChecksumHasher::default();
+                    hashed = 0;
+                    0
+                }
+                SessionState::Holds(held) => held,
+            };
+            if offset > hashed {
+                // Drive already holds bytes an earlier attempt sent: hash them from disk,
+                // without sending them again.
+                file.seek(SeekFrom::Start(hashed)).await.map_err(io)?;
+                let mut remaining = offset - hashed;
+                while remaining > 0 {
+                    let take = remaining.min(buffer.len() as u64) as usize;
+                    file.read_exact(&mut buffer[..take]).await.map_err(io)?;
+                    md5.update(&buffer[..take]);
+                    sha.update(&buffer[..take]);
+                    remaining -= take as u64;
+                }
+                transfer.resumed(offset - hashed).await;
+                hashed = offset;
+            }
+            let length = (size - offset).min(self.chunk);
+            file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
+            file.read_exact(&mut buffer[..length as usize])
+                .await
+                .map_err(io)?;
+            if offset + length > hashed {
+                let fresh = &buffer[(hashed - offset) as usize..length as usize];
+                md5.update(fresh);
+                sha.update(fresh);
+                transfer.advance(fresh.len() as u64).await?;
+                hashed = offset + length;
+            }
+            let body = bytes::Bytes::copy_from_slice(&buffer[..length as usize]);
+            let range = if size == 0 {
+                "bytes */0".to_owned()
+            } else {
+                format!("bytes {offset}-{}/{size}", offset + length - 1)
+            };
+            let answer = self
+                .send(Operation::Upload, remote, |http, token| {
+                    http.put(&session)
+                        .bearer_auth(token)
+                        .header(reqwest::header::CONTENT_RANGE, &range)
+                        .header(reqwest::header::CONTENT_LENGTH, length)
+                        .body(body.clone())
+                })
+                .await?;
+            state = self.session_answer(remote, answer).await?;
+            if let SessionState::Holds(held) = state {
+                self.save(transfer, &session, size, held).await?;
+            }
+        };
+        let stored_size = finished
+            .size
+            .as_deref()
+            .and_then(|text| text.parse::<u64>().ok());
+        let md5 = hex::encode(md5.finalize());
+        if stored_size != Some(size) || finished.md5_checksum.as_deref() != Some(md5.as_str()) {
+            return Err(self.error(
+                Operation::Verify,
+                ErrorKind::Integrity,
+                remote,
+                format!(
+                    "Google Drive holds {} bytes with MD5 {}, but {size} bytes with MD5 {md5} were sent",
+                    stored_size.map_or("?".into(), |size| size.to_string()),
+                    finished.md5_checksum.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        Ok(StoredObject {
+            size,
+            checksum: sha.finish(),
+            verified: true,
+        })
+    }
+
+    async fn stat(&self, remote: &RemotePath) -> Result<Option<ObjectMeta>, StorageError> {
+        Ok(self
+            .file_of(Operation::Stat, remote)
+            .await?
+            .map(|file| ObjectMeta {
+                size: file
+                    .size
+                    .as_deref()
+                    .and_then(|size| size.parse().ok())
+                    .unwrap_or(0),
+                checksum: None,
+                modified: file
+                    .modified_time
+                    .as_deref()
+                    .and_then(|time| chrono::DateTime::parse_from_rfc3339(time).ok())
+                    .map(std::time::SystemTime::from),
+            }))
+    }
+
+    async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
+        let Ok(resume) = serde_json::from_value::<Resume>(resume.clone()) else {
+            return Ok(());
+        };
+        let Ok(session) = self
+            .auth
+            .vault()
+            .sealer()
+            .and_then(|sealer| Ok(sealer.open_string(&resume.session, self.seal_context())?))
+        else {
+            return Ok(());
+        };
+        // Cancelling a session is a DELETE to its URI; an unknown session is already gone.
+        let _ = self
+            .send(Operation::Delete, &"upload session", |http, token| {
+                http.delete(session.as_str()).bearer_auth(token)
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
+        let Some(file) = self.file_of(Operation::Delete, remote).await? else {
+            return Ok(());
+        };
+        let url = format!("{}/drive/v3/files/{}", self.api, file.id);
+        let answer = self
+            .send(Operation::Delete, remote, |http, token| {
+                http.delete(&url).bearer_auth(token)
+            })
+            .await?;
+        match answer.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            _ => Err(self.failure(Operation::Delete, remote, answer).await),
+        }
+    }
+
+    async fn stream_target(
+        &self,
+        remote: &RemotePath,
+        _lifetime: Duration,
+    ) -> Result<StreamTarget, StorageError> {
+        let file = self
+            .file_of(Operation::StreamTarget, remote)
+            .await?
+            .ok_or_else(|| {
+                self.error(
+                    Operation::StreamTarget,
+                    ErrorKind::NotFound,
+                    remote,
+                    "the file is not in Google Drive",
+                )
+            })?;
+        let token = self
+            .auth
+            .token(false)
+            .await
+            .map_err(|error| self.token_error(Operation::StreamTarget, remote, error))?;
+        Ok(StreamTarget::Proxy {
+            url: format!("{}/drive/v3/files/{}?alt=media", self.api, file.id),
+            headers: vec![(
+                "Authorization".to_owned(),
+                format!("Bearer {}", token.as_str()),
+            )],
+        })
+    }
+
+    async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {
+        let file = self
+            .file_of(Operation::Download, remote)
+            .await?
+            .ok_or_else(|| {
+                self.error(
+                    Operation::Download,
+                    ErrorKind::NotFound,
+                    remote,
+                    "the file is not in Google Drive",
+                )
+            })?;
+        let url = format!("{}/drive/v3/files/{}", self.api, file.id);
+        let answer = self
+            .send(Operation::Download, remote, |http, token| {
+                http.get(&url).bearer_auth(token).query(&[("alt", "media")])
+            })
+            .await?;
+        if !answer.status().is_success() {
+            return Err(self.failure(Operation::Download, remote, answer).await);
+        }
+        use futures_util::TryStreamExt;
+        let body =
+            tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
+        super::save_download(BackendKind::GoogleDrive, remote, local, body).await
+    }
+
+    async fn test_connection(&self) -> ConnectionReport {
+        let mut report = ConnectionReport::default();
+        let url = format!("{}/drive/v3/about", self.api);
+        let about = self
+            .send(Operation::TestConnection, &"account", |http, token| {
+                http.get(&url)
+                    .bearer_auth(token)
+                    .query(&[("fields", "user,storageQuota")])
+            })
+            .await;
+        match about {
+            Ok(answer) if answer.status().is_success() => {
+                let body: serde_json::Value = answer.json().await.unwrap_or_default();
+                report.pass(
+                    "account",
+                    body["user"]["emailAddress"]
+                        .as_str()
+                        .unwrap_or("signed in")
+                        .to_owned(),
+                );
+                let quota = &body["storageQuota"];
+                let number = |key: &str| quota[key].as_str().and_then(|v| v.parse::<u64>().ok());
+                match (number("limit"), number("usage")) {
+                    (Some(limit), Some(usage)) => report.pass(
+                        "space",
+                        format!("{} GiB free", limit.saturating_sub(usage) / (1 << 30)),
+                    ),
+                    _ => report.pass("space", "no limit"),
+                }
+            }
+            Ok(answer) => {
+                let error = self
+                    .failure(Operation::TestConnection, &"account", answer)
+                    .await;
+                report.fail("account", error.message);
+                return report;
+            }
+            Err(error) => {
+                report.fail("account", error.message);
+                return report;
+            }
+        }
+        if self.root != "root" {
+            let url = format!("{}/drive/v3/files/{}", self.api, self.root);
+            match self
+                .send(Operation::TestConnection, &"folder", |http, token| {
+                    http.get(&url)
+                        .bearer_auth(token)
+                        .query(&[("fields", "id,mimeType")])
+                })
+                .await
+            {
+                Ok(answer) if answer.status().is_success() => {
+                    report.pass("folder", format!("folder {} is reachable", self.root))
+                }
+                Ok(_) | Err(_) => report.fail(
+                    "folder",
+                    format!("folder {} cannot be reached; check --folder-id", self.root),
+                ),
+            }
+        }
+        report
+    }
+}
