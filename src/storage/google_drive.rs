@@ -354,6 +354,22 @@ impl GoogleDrive {
         }
     }
 
+    /// The file at `remote`, which must be there.
+    async fn existing_file(
+        &self,
+        operation: Operation,
+        remote: &RemotePath,
+    ) -> Result<DriveFile, StorageError> {
+        self.file_of(operation, remote).await?.ok_or_else(|| {
+            self.error(
+                operation,
+                ErrorKind::NotFound,
+                remote,
+                "the file is not in Google Drive",
+            )
+        })
+    }
+
     fn seal_context(&self) -> SealContext<'static> {
         SealContext {
             table: "storage_backends",
@@ -690,17 +706,7 @@ impl StorageBackend for GoogleDrive {
         remote: &RemotePath,
         _lifetime: Duration,
     ) -> Result<StreamTarget, StorageError> {
-        let file = self
-            .file_of(Operation::StreamTarget, remote)
-            .await?
-            .ok_or_else(|| {
-                self.error(
-                    Operation::StreamTarget,
-                    ErrorKind::NotFound,
-                    remote,
-                    "the file is not in Google Drive",
-                )
-            })?;
+        let file = self.existing_file(Operation::StreamTarget, remote).await?;
         let token = self
             .auth
             .token(false)
@@ -716,17 +722,7 @@ impl StorageBackend for GoogleDrive {
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {
-        let file = self
-            .file_of(Operation::Download, remote)
-            .await?
-            .ok_or_else(|| {
-                self.error(
-                    Operation::Download,
-                    ErrorKind::NotFound,
-                    remote,
-                    "the file is not in Google Drive",
-                )
-            })?;
+        let file = self.existing_file(Operation::Download, remote).await?;
         let url = format!("{}/drive/v3/files/{}", self.api, file.id);
         let answer = self
             .send(Operation::Download, remote, |http, token| {
