@@ -13,6 +13,7 @@ use crate::oauth::{Authorizer, ClientConfig};
 use crate::secrets::{SealContext, Sealer, Vault};
 use crate::storage::google_drive::GoogleDrive;
 use crate::storage::local::{LocalBackend, LocalConfig};
+use crate::storage::onedrive::OneDrive;
 use crate::storage::s3::{S3Backend, S3Config};
 use crate::storage::{BackendKind, StorageBackend};
 use zeroize::Zeroizing;
@@ -44,6 +45,36 @@ pub struct CloudConfig {
     /// The connected account (`oauth_connections`), once signed in.
     #[serde(default)]
     pub connection_id: Option<i64>,
+    /// Bytes per upload request (Drive chunk, OneDrive fragment); the provider's default when
+    /// absent. Checked against the provider's rules by [`CloudConfig::check_chunk_size`].
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+}
+
+impl CloudConfig {
+    /// Drive wants multiples of 256 KiB; OneDrive multiples of 320 KiB under 60 MiB.
+    pub fn check_chunk_size(kind: BackendKind, bytes: u64) -> Result<()> {
+        let (multiple, limit, provider) = match kind {
+            BackendKind::GoogleDrive => (
+                crate::storage::google_drive::CHUNK_MULTIPLE,
+                u64::MAX,
+                "Google Drive",
+            ),
+            _ => (
+                crate::storage::onedrive::FRAGMENT_MULTIPLE,
+                crate::storage::onedrive::FRAGMENT_LIMIT,
+                "OneDrive",
+            ),
+        };
+        if bytes == 0 || !bytes.is_multiple_of(multiple) || bytes >= limit {
+            return Err(Error::Invalid(format!(
+                "{provider} takes upload requests in multiples of {} KiB{}; {bytes} bytes is not one",
+                multiple / 1024,
+                if limit == u64::MAX { "" } else { " under 60 MiB" }
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl BackendSettings {
@@ -204,15 +235,20 @@ impl BackendRecord {
             }
             BackendKind::GoogleDrive => {
                 let (config, _) = self.cloud(vault)?;
-                Ok(Arc::new(GoogleDrive::new(
-                    &config,
-                    Authorizer::new(db, vault, self),
-                )))
+                let drive = GoogleDrive::new(&config, Authorizer::new(db, vault, self));
+                Ok(Arc::new(match config.chunk_size {
+                    Some(bytes) => drive.with_chunk_size(bytes),
+                    None => drive,
+                }))
             }
-            other => Err(Error::Invalid(format!(
-                "backend {:?} is of type {other}, which this build of Offload cannot use yet",
-                self.name
-            ))),
+            BackendKind::Onedrive => {
+                let (config, _) = self.cloud(vault)?;
+                let onedrive = OneDrive::new(&config, Authorizer::new(db, vault, self));
+                Ok(Arc::new(match config.chunk_size {
+                    Some(bytes) => onedrive.with_fragment_size(bytes),
+                    None => onedrive,
+                }))
+            }
         }
     }
 

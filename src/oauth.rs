@@ -29,6 +29,7 @@ use crate::backends::{self, BackendRecord};
 use crate::db::{now_ms, Db};
 use crate::error::{Error, Result};
 use crate::secrets::{SealContext, Vault};
+use crate::storage::{BackendKind, ErrorKind, Operation, StorageError};
 
 /// How long a sign-in may take from the printed URL to the callback.
 pub const FLOW_LIFETIME: Duration = Duration::from_secs(10 * 60);
@@ -776,4 +777,64 @@ impl Authorizer {
     pub async fn token(&self, refresh: bool) -> Result<Zeroizing<String>> {
         access_token(&self.db, &self.vault, &self.http, &self.record, refresh).await
     }
+
+    /// Sends the request `build` makes with a bearer token; after a `401`, once more with a
+    /// refreshed token. The answer is returned whatever its status.
+    pub async fn send(
+        &self,
+        service: BackendKind,
+        operation: Operation,
+        target: &(dyn std::fmt::Display + Sync),
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> std::result::Result<reqwest::Response, StorageError> {
+        let mut refreshed = false;
+        loop {
+            let token = self
+                .token(refreshed)
+                .await
+                .map_err(|error| token_failure(service, operation, target, error))?;
+            let answer = build(&self.http, &token)
+                .send()
+                .await
+                .map_err(|error| transport_failure(service, operation, target, error))?;
+            if answer.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+}
+
+/// A token that could not be had, as a storage error: a disconnected account waits for the user
+/// to sign in again; a token endpoint that cannot be reached is worth another try.
+pub fn token_failure(
+    service: BackendKind,
+    operation: Operation,
+    target: &(dyn std::fmt::Display + Sync),
+    error: Error,
+) -> StorageError {
+    let kind = match &error {
+        Error::OAuth(OAuthError::Disconnected { .. }) => ErrorKind::SignInRequired,
+        Error::OAuth(OAuthError::Unreachable { .. }) => ErrorKind::Temporary,
+        _ => ErrorKind::Unauthenticated,
+    };
+    StorageError::new(service, operation, kind, target, error.to_string())
+}
+
+/// A request that got no answer: temporary. The URL stays out of the message (it may carry a
+/// session or a signature).
+pub fn transport_failure(
+    service: BackendKind,
+    operation: Operation,
+    target: &(dyn std::fmt::Display + Sync),
+    error: reqwest::Error,
+) -> StorageError {
+    StorageError::new(
+        service,
+        operation,
+        ErrorKind::Temporary,
+        target,
+        format!("{service} cannot be reached: {}", error.without_url()),
+    )
 }

@@ -275,6 +275,10 @@ struct BackendAddArgs {
     /// google-drive, onedrive: the id of the folder uploads go under (default: the drive's root).
     #[arg(long)]
     folder_id: Option<String>,
+    /// google-drive, onedrive: bytes per upload request, e.g. 16M (Drive: a multiple of 256K,
+    /// default 8M; OneDrive: a multiple of 320K under 60M, default 10M).
+    #[arg(long, value_parser = parse_size)]
+    chunk_size: Option<u64>,
     /// google-drive, onedrive: the authorization endpoint (national clouds, tests).
     #[arg(long)]
     auth_url: Option<String>,
@@ -362,6 +366,11 @@ fn read_secret(
         return Err(Error::Invalid(format!("{what} is empty")).into());
     }
     Ok(Some(secret))
+}
+
+/// `8M` → 8 MiB, with the suffixes of [`parse_rate`].
+fn parse_size(text: &str) -> Result<u64, String> {
+    parse_rate(text).map_err(|_| format!("{text:?} is not a size like 256K, 8M or 1G"))
 }
 
 /// `10M` → 10 MiB/s. Suffixes K, M, G (powers of 1024), optionally followed by `B`, `iB`, `/s`.
@@ -918,12 +927,16 @@ fn backend_settings(engine: &Engine, args: &BackendAddArgs) -> CliResult<Backend
                 &format!("OFFLOAD_{upper}_CLIENT_SECRET"),
                 "the client secret",
             )?;
+            if let Some(bytes) = args.chunk_size {
+                backends::CloudConfig::check_chunk_size(kind, bytes)?;
+            }
             Ok(BackendSettings::Cloud {
                 kind,
                 config: Box::new(backends::CloudConfig {
                     client,
                     folder_id: args.folder_id.clone(),
                     connection_id: None,
+                    chunk_size: args.chunk_size,
                 }),
                 client_secret,
             })

@@ -16,32 +16,30 @@
 //!   temporary; `Retry-After` is honoured.
 
 use std::collections::HashMap;
-use std::io::SeekFrom;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use serde::Deserialize;
 
+use super::chunked::{self, ChunkReader};
+use super::json_api::JsonApi;
 use super::{
-    BackendKind, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath,
-    StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath, StorageBackend,
+    StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 use crate::backends::CloudConfig;
 use crate::oauth::Authorizer;
-use crate::secrets::SealContext;
 
 /// Chunks must be multiples of this, except the last.
 pub const CHUNK_MULTIPLE: u64 = 256 * 1024;
-/// 32 × 256 KiB: large enough to keep a connection busy, small enough that an interrupted chunk
-/// costs little to send again.
+/// 8 MiB (32 × 256 KiB): large enough to keep a connection busy, small enough that an
+/// interrupted chunk costs little to send again.
 pub const DEFAULT_CHUNK: u64 = 32 * CHUNK_MULTIPLE;
 const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 const FILE_FIELDS: &str = "id,name,size,md5Checksum,mimeType,modifiedTime";
-const SESSION_FIELD: &str = "resume.session_uri";
 
 #[derive(Debug)]
 pub struct GoogleDrive {
@@ -73,15 +71,6 @@ struct FileList {
     files: Vec<DriveFile>,
 }
 
-/// What a later attempt needs: the session (its URI sealed: it lets anyone holding it write
-/// into the file), the size it was opened for, and what Drive confirmed.
-#[derive(Debug, Serialize, Deserialize)]
-struct Resume {
-    session: String,
-    size: u64,
-    confirmed: u64,
-}
-
 /// Where a session stands.
 enum SessionState {
     Holds(u64),
@@ -104,148 +93,6 @@ impl GoogleDrive {
     pub fn with_chunk_size(mut self, bytes: u64) -> GoogleDrive {
         self.chunk = (bytes / CHUNK_MULTIPLE).max(1) * CHUNK_MULTIPLE;
         self
-    }
-
-    fn error(
-        &self,
-        operation: Operation,
-        kind: ErrorKind,
-        target: &impl std::fmt::Display,
-        message: impl Into<String>,
-    ) -> StorageError {
-        StorageError::new(BackendKind::GoogleDrive, operation, kind, target, message)
-    }
-
-    /// Sends a request with the account's token; after a `401`, once more with a refreshed one.
-    /// Error answers become typed errors.
-    async fn send(
-        &self,
-        operation: Operation,
-        target: &impl std::fmt::Display,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, StorageError> {
-        let mut refreshed = false;
-        loop {
-            let token = self
-                .auth
-                .token(refreshed)
-                .await
-                .map_err(|error| self.token_error(operation, target, error))?;
-            let answer = build(self.auth.http(), &token)
-                .send()
-                .await
-                .map_err(|error| self.transport_error(operation, target, error))?;
-            if answer.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
-                refreshed = true;
-                continue;
-            }
-            return Ok(answer);
-        }
-    }
-
-    /// A token that could not be had: signing in again fixes a disconnected account; a token
-    /// endpoint that cannot be reached is worth another try.
-    fn token_error(
-        &self,
-        operation: Operation,
-        target: &impl std::fmt::Display,
-        error: crate::Error,
-    ) -> StorageError {
-        let kind = match &error {
-            crate::Error::OAuth(crate::oauth::OAuthError::Disconnected { .. }) => {
-                ErrorKind::SignInRequired
-            }
-            crate::Error::OAuth(crate::oauth::OAuthError::Unreachable { .. }) => {
-                ErrorKind::Temporary
-            }
-            _ => ErrorKind::Unauthenticated,
-        };
-        self.error(operation, kind, target, error.to_string())
-    }
-
-    fn transport_error(
-        &self,
-        operation: Operation,
-        target: &impl std::fmt::Display,
-        error: reqwest::Error,
-    ) -> StorageError {
-        self.error(
-            operation,
-            ErrorKind::Temporary,
-            target,
-            format!("Google Drive cannot be reached: {}", error.without_url()),
-        )
-    }
-
-    /// Turns an error answer into a typed error, reading Drive's JSON error body.
-    async fn failure(
-        &self,
-        operation: Operation,
-        target: &impl std::fmt::Display,
-        answer: reqwest::Response,
-    ) -> StorageError {
-        let status = answer.status().as_u16();
-        let retry_after = answer
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body: serde_json::Value = answer.json().await.unwrap_or_default();
-        let reason = body["error"]["errors"][0]["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let message = body["error"]["message"]
-            .as_str()
-            .unwrap_or("no detail")
-            .to_owned();
-        let kind = match (status, reason.as_str()) {
-            (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded") => {
-                ErrorKind::RateLimited
-            }
-            (403, "storageQuotaExceeded" | "quotaExceeded") => ErrorKind::NoSpace,
-            (401, _) => ErrorKind::Unauthenticated,
-            (403, _) => ErrorKind::PermissionDenied,
-            (404, _) => ErrorKind::NotFound,
-            (500..=599, _) => ErrorKind::Temporary,
-            _ => ErrorKind::Other,
-        };
-        let hint = match kind {
-            ErrorKind::NoSpace => "; the Drive is full: free space or pick another backend",
-            ErrorKind::PermissionDenied => {
-                "; Offload may only touch files it created (scope drive.file): check the folder id"
-            }
-            _ => "",
-        };
-        let mut error = self.error(
-            operation,
-            kind,
-            target,
-            format!("Google Drive answered {status} {reason}: {message}{hint}"),
-        );
-        error.retry_after = retry_after;
-        error
-    }
-
-    /// The JSON body of a successful answer; an error answer as a typed error.
-    async fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        operation: Operation,
-        target: &impl std::fmt::Display,
-        answer: reqwest::Response,
-    ) -> Result<T, StorageError> {
-        if !answer.status().is_success() {
-            return Err(self.failure(operation, target, answer).await);
-        }
-        answer.json().await.map_err(|error| {
-            self.error(
-                operation,
-                ErrorKind::Other,
-                target,
-                format!("Google Drive's answer cannot be read: {error}"),
-            )
-        })
     }
 
     /// The children of `parent` named `name` (not in the trash).
@@ -370,14 +217,6 @@ impl GoogleDrive {
         })
     }
 
-    fn seal_context(&self) -> SealContext<'static> {
-        SealContext {
-            table: "storage_backends",
-            record: self.auth.backend_id(),
-            field: SESSION_FIELD,
-        }
-    }
-
     /// Opens a session for `request`: a new file, or new content for the file already there.
     async fn open_session(&self, request: &UploadRequest) -> Result<String, StorageError> {
         let remote = &request.remote_path;
@@ -468,48 +307,13 @@ impl GoogleDrive {
         self.session_answer(remote, answer).await
     }
 
-    async fn save(
-        &self,
-        transfer: &dyn Transfer,
-        session: &str,
-        size: u64,
-        confirmed: u64,
-    ) -> Result<(), StorageError> {
-        let sealed = self
-            .auth
-            .vault()
-            .sealer()
-            .map_err(|error| {
-                self.error(Operation::Upload, ErrorKind::Config, &"", error.to_string())
-            })?
-            .seal_str(session, self.seal_context());
-        transfer
-            .save_resume(serde_json::json!(Resume {
-                session: sealed,
-                size,
-                confirmed
-            }))
-            .await
-    }
-
     /// The session of an earlier attempt at this upload, and where it stands, if it is usable.
     async fn resumable_session(
         &self,
         request: &UploadRequest,
     ) -> Result<Option<(String, SessionState)>, StorageError> {
-        let Some(resume) = request
-            .resume
-            .as_ref()
-            .and_then(|value| serde_json::from_value::<Resume>(value.clone()).ok())
-            .filter(|resume| resume.size == request.size)
-        else {
-            return Ok(None);
-        };
-        let Ok(session) = self
-            .auth
-            .vault()
-            .sealer()
-            .and_then(|sealer| Ok(sealer.open_string(&resume.session, self.seal_context())?))
+        let Some(session) =
+            chunked::saved_session(&self.auth, request.resume.as_ref(), Some(request.size))
         else {
             return Ok(None);
         };
@@ -520,6 +324,44 @@ impl GoogleDrive {
             SessionState::Gone => Ok(None),
             state => Ok(Some((session.as_str().to_owned(), state))),
         }
+    }
+}
+
+impl JsonApi for GoogleDrive {
+    const SERVICE: BackendKind = BackendKind::GoogleDrive;
+
+    fn auth(&self) -> &Authorizer {
+        &self.auth
+    }
+
+    /// Drive's errors: `{"error": {"errors": [{"reason": …}], "message": …}}`.
+    fn classify(status: u16, body: &serde_json::Value) -> (ErrorKind, String) {
+        let reason = body["error"]["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or("no detail");
+        let kind = match (status, reason) {
+            (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded") => {
+                ErrorKind::RateLimited
+            }
+            (403, "storageQuotaExceeded" | "quotaExceeded") => ErrorKind::NoSpace,
+            (401, _) => ErrorKind::Unauthenticated,
+            (403, _) => ErrorKind::PermissionDenied,
+            (404, _) => ErrorKind::NotFound,
+            (500..=599, _) => ErrorKind::Temporary,
+            _ => ErrorKind::Other,
+        };
+        let hint = match kind {
+            ErrorKind::NoSpace => "; the Drive is full: free space or pick another backend",
+            ErrorKind::PermissionDenied => {
+                "; Offload may only touch files it created (scope drive.file): check the folder id"
+            }
+            _ => "",
+        };
+        (
+            kind,
+            format!("Google Drive answered {status} {reason}: {message}{hint}"),
+        )
     }
 }
 
@@ -536,9 +378,6 @@ impl StorageBackend for GoogleDrive {
     ) -> Result<StoredObject, StorageError> {
         let remote = &request.remote_path;
         let size = request.size;
-        let io = |error: std::io::Error| {
-            StorageError::from_io(BackendKind::GoogleDrive, Operation::Upload, remote, &error)
-        };
         let (mut session, mut state) = match self.resumable_session(request).await? {
             Some(found) => {
                 if let SessionState::Holds(held) = found.1 {
@@ -548,60 +387,48 @@ impl StorageBackend for GoogleDrive {
             }
             None => {
                 let session = self.open_session(request).await?;
-                self.save(transfer, &session, size, 0).await?;
+                chunked::save_session(
+                    &self.auth,
+                    transfer,
+                    BackendKind::GoogleDrive,
+                    &session,
+                    size,
+                    0,
+                )
+                .await?;
                 (session, SessionState::Holds(0))
             }
         };
-        let mut file = tokio::fs::File::open(&request.local_path)
-            .await
-            .map_err(io)?;
-        let mut md5 = Md5::new();
-        let mut sha = ChecksumHasher::default();
-        // Bytes of the file hashed so far; they always run ahead of or equal to what is sent.
-        let mut hashed = 0u64;
-        let mut buffer = vec![0u8; self.chunk as usize];
+        let mut reader = ChunkReader::<Md5>::open(
+            BackendKind::GoogleDrive,
+            remote,
+            &request.local_path,
+            size,
+            self.chunk,
+        )
+        .await?;
         let finished = loop {
             let offset = match state {
                 SessionState::Finished(file) => break file,
                 SessionState::Gone => {
                     // Expired between chunks: start over, from the first byte.
                     session = self.open_session(request).await?;
-                    self.save(transfer, &session, size, 0).await?;
-                    md5 = Md5::new();
-                    sha = ChecksumHasher::default();
-                    hashed = 0;
+                    chunked::save_session(
+                        &self.auth,
+                        transfer,
+                        BackendKind::GoogleDrive,
+                        &session,
+                        size,
+                        0,
+                    )
+                    .await?;
+                    reader.restart();
                     0
                 }
                 SessionState::Holds(held) => held,
             };
-            if offset > hashed {
-                // Drive already holds bytes an earlier attempt sent: hash them from disk,
-                // without sending them again.
-                file.seek(SeekFrom::Start(hashed)).await.map_err(io)?;
-                let mut remaining = offset - hashed;
-                while remaining > 0 {
-                    let take = remaining.min(buffer.len() as u64) as usize;
-                    file.read_exact(&mut buffer[..take]).await.map_err(io)?;
-                    md5.update(&buffer[..take]);
-                    sha.update(&buffer[..take]);
-                    remaining -= take as u64;
-                }
-                transfer.resumed(offset - hashed).await;
-                hashed = offset;
-            }
-            let length = (size - offset).min(self.chunk);
-            file.seek(SeekFrom::Start(offset)).await.map_err(io)?;
-            file.read_exact(&mut buffer[..length as usize])
-                .await
-                .map_err(io)?;
-            if offset + length > hashed {
-                let fresh = &buffer[(hashed - offset) as usize..length as usize];
-                md5.update(fresh);
-                sha.update(fresh);
-                transfer.advance(fresh.len() as u64).await?;
-                hashed = offset + length;
-            }
-            let body = bytes::Bytes::copy_from_slice(&buffer[..length as usize]);
+            let body = reader.chunk_at(offset, transfer).await?;
+            let length = body.len() as u64;
             let range = if size == 0 {
                 "bytes */0".to_owned()
             } else {
@@ -618,13 +445,22 @@ impl StorageBackend for GoogleDrive {
                 .await?;
             state = self.session_answer(remote, answer).await?;
             if let SessionState::Holds(held) = state {
-                self.save(transfer, &session, size, held).await?;
+                chunked::save_session(
+                    &self.auth,
+                    transfer,
+                    BackendKind::GoogleDrive,
+                    &session,
+                    size,
+                    held,
+                )
+                .await?;
             }
         };
         let stored_size = finished
             .size
             .as_deref()
             .and_then(|text| text.parse::<u64>().ok());
+        let (md5, checksum) = reader.finish();
         let md5 = hex::encode(md5.finalize());
         if stored_size != Some(size) || finished.md5_checksum.as_deref() != Some(md5.as_str()) {
             return Err(self.error(
@@ -640,7 +476,7 @@ impl StorageBackend for GoogleDrive {
         }
         Ok(StoredObject {
             size,
-            checksum: sha.finish(),
+            checksum,
             verified: true,
         })
     }
@@ -665,15 +501,7 @@ impl StorageBackend for GoogleDrive {
     }
 
     async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
-        let Ok(resume) = serde_json::from_value::<Resume>(resume.clone()) else {
-            return Ok(());
-        };
-        let Ok(session) = self
-            .auth
-            .vault()
-            .sealer()
-            .and_then(|sealer| Ok(sealer.open_string(&resume.session, self.seal_context())?))
-        else {
+        let Some(session) = chunked::saved_session(&self.auth, Some(resume), None) else {
             return Ok(());
         };
         // Cancelling a session is a DELETE to its URI; an unknown session is already gone.
@@ -689,16 +517,8 @@ impl StorageBackend for GoogleDrive {
         let Some(file) = self.file_of(Operation::Delete, remote).await? else {
             return Ok(());
         };
-        let url = format!("{}/drive/v3/files/{}", self.api, file.id);
-        let answer = self
-            .send(Operation::Delete, remote, |http, token| {
-                http.delete(&url).bearer_auth(token)
-            })
-            .await?;
-        match answer.status().as_u16() {
-            200..=299 | 404 => Ok(()),
-            _ => Err(self.failure(Operation::Delete, remote, answer).await),
-        }
+        self.delete_at(&format!("{}/drive/v3/files/{}", self.api, file.id), remote)
+            .await
     }
 
     async fn stream_target(
@@ -707,11 +527,14 @@ impl StorageBackend for GoogleDrive {
         _lifetime: Duration,
     ) -> Result<StreamTarget, StorageError> {
         let file = self.existing_file(Operation::StreamTarget, remote).await?;
-        let token = self
-            .auth
-            .token(false)
-            .await
-            .map_err(|error| self.token_error(Operation::StreamTarget, remote, error))?;
+        let token = self.auth.token(false).await.map_err(|error| {
+            crate::oauth::token_failure(
+                BackendKind::GoogleDrive,
+                Operation::StreamTarget,
+                remote,
+                error,
+            )
+        })?;
         Ok(StreamTarget::Proxy {
             url: format!("{}/drive/v3/files/{}?alt=media", self.api, file.id),
             headers: vec![(

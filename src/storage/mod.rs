@@ -5,8 +5,11 @@
 //! policy); a backend only moves bytes, reports progress through [`Transfer`], and says in a
 //! typed [`StorageError`] what failed and whether trying again can help.
 
+mod chunked;
 pub mod google_drive;
+mod json_api;
 pub mod local;
+pub mod onedrive;
 mod path;
 pub mod s3;
 

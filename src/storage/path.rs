@@ -22,6 +22,28 @@ pub enum PathError {
     Control(String),
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`), as
+/// SigV4 canonical requests and path-addressed APIs (Graph) want.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `a/b c/d` → `a/b%20c/d`: each segment encoded, the slashes kept.
+pub fn percent_encode_path(path: &str) -> String {
+    path.split('/')
+        .map(percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A validated remote path: relative, `/`-separated, no empty, `.` or `..` segments, NFC.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RemotePath(String);

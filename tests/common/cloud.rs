@@ -101,3 +101,133 @@ pub async fn sign_in(db: &Db, vault: &Arc<Vault>, record: &BackendRecord) -> oau
         .await
         .unwrap()
 }
+
+/// A sandbox with a profile "Home" whose default backend "Cloud" (`kind`: "google-drive" or
+/// "onedrive") is signed in at a fresh fake.
+pub struct Setup {
+    pub fake: FakeIdentity,
+    pub sandbox: Sandbox,
+    pub db: Db,
+    pub vault: Arc<Vault>,
+    pub record: BackendRecord,
+}
+
+impl Setup {
+    pub async fn new(kind: &str) -> Setup {
+        let fake = FakeIdentity::start();
+        let sandbox = Sandbox::new();
+        sandbox.ok(&["profile", "add", "Home"]);
+        add_cloud_backend(&sandbox, &fake, kind, None);
+        sandbox.ok(&["backend", "default", "Cloud", "--profile", "Home"]);
+        let (db, vault, record) = engine_parts(&sandbox);
+        sign_in(&db, &vault, &record).await;
+        let record = backends::get(&db, record.id).unwrap();
+        Setup {
+            fake,
+            sandbox,
+            db,
+            vault,
+            record,
+        }
+    }
+
+    /// The same, with "Home" watching `watch/`; returns that folder too.
+    pub async fn watched(kind: &str) -> (Setup, std::path::PathBuf) {
+        let setup = Setup::new(kind).await;
+        let watch = setup.sandbox.path("watch");
+        std::fs::create_dir_all(&watch).unwrap();
+        setup
+            .sandbox
+            .ok(&["profile", "watch", "Home", watch.to_str().unwrap()]);
+        (setup, watch)
+    }
+}
+
+/// A video dropped into the watched folder uploads, and ffprobe plays it from its stream URL.
+pub async fn check_video_plays(kind: &str) {
+    let (setup, watch) = Setup::watched(kind).await;
+    let sandbox = &setup.sandbox;
+    let daemon = sandbox.daemon(&[]);
+    let video = super::media::make_video(&sandbox.path("Film.mp4"));
+    std::fs::rename(sandbox.path("Film.mp4"), watch.join("Film.mp4")).unwrap();
+    let sandbox_ref = sandbox;
+    tokio::task::block_in_place(|| {
+        super::wait_for("the upload", || {
+            super::job_states(&sandbox_ref.jobs()) == vec!["done"]
+        })
+    });
+    assert_eq!(setup.fake.stored_file(kind, "Film.mp4").unwrap(), video);
+    let id = sandbox.media()[0]["item"]["id"].as_i64().unwrap();
+    let report = sandbox.ok(&["backend", "test", "Cloud", "--profile", "Home"]);
+    assert!(report.contains("ok   account: "), "{report}");
+    let url = sandbox.ok(&["media", "url", &id.to_string()]);
+    tokio::task::block_in_place(|| super::media::assert_plays(url.trim()));
+    daemon.stop();
+}
+
+/// `kill -9` of the daemon mid-upload: the next daemon asks the session where it stands and
+/// sends only what the provider does not hold.
+pub async fn check_kill_9_resumes(kind: &str) {
+    let (setup, watch) = Setup::watched(kind).await;
+    let sandbox = &setup.sandbox;
+    let size = 80 * 1024 * 1024;
+    let bytes = super::write_random(&watch.join("film.mkv"), size);
+    sandbox.ok(&["limit", "8M"]);
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&[]);
+        super::wait_for("some chunks to be confirmed", || {
+            sandbox
+                .jobs()
+                .first()
+                .is_some_and(|job| job["bytes_done"].as_u64().unwrap_or(0) >= 20 * 1024 * 1024)
+        });
+        daemon.kill();
+        sandbox.ok(&["limit", "0"]);
+        let daemon = sandbox.daemon(&[]);
+        super::wait_for("the upload to finish", || {
+            super::job_states(&sandbox.jobs()) == vec!["done"]
+        });
+        assert!(daemon.log().contains("resuming a"), "{}", daemon.log());
+        daemon.stop();
+    });
+    assert_eq!(
+        setup.fake.received(kind),
+        size as u64,
+        "no byte was sent into the file twice"
+    );
+    assert!(setup.fake.stored_file(kind, "film.mkv").unwrap() == bytes);
+}
+
+/// A revoked sign-in pauses the job with what to do; signing in again queues it.
+pub async fn check_revoked_account_waits(kind: &str) {
+    let (setup, watch) = Setup::watched(kind).await;
+    let sandbox = &setup.sandbox;
+    setup.fake.revoke_all();
+    setup.fake.expire_access_tokens();
+    let bytes = super::write_random(&watch.join("clip.mkv"), 3 * 1024 * 1024);
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&[]);
+        super::wait_for("the job to wait for a sign-in", || {
+            sandbox.jobs().first().is_some_and(|job| {
+                job["state"] == "paused"
+                    && job["last_error"]
+                        .as_str()
+                        .is_some_and(|error| error.contains("offload backend connect Cloud"))
+            })
+        });
+        let listed = sandbox.ok(&["backend", "list"]);
+        assert!(listed.contains("DISCONNECTED"), "{listed}");
+        daemon.stop();
+    });
+    // Signing in again (the desktop app's deep link, or `offload backend connect`) queues it.
+    sign_in(&setup.db, &setup.vault, &setup.record).await;
+    assert_eq!(super::job_states(&sandbox.jobs()), vec!["queued"]);
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&[]);
+        super::wait_for("the upload to finish", || {
+            super::job_states(&sandbox.jobs()) == vec!["done"]
+        });
+        daemon.stop();
+    });
+    assert!(setup.fake.stored_file(kind, "clip.mkv").unwrap() == bytes);
+}

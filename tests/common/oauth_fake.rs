@@ -30,6 +30,7 @@ pub const ACCOUNT: &str = "ada@example.com";
 #[derive(Default)]
 struct Rules {
     drive: Drive,
+    graph: Graph,
     codes: HashMap<String, Code>,
     /// The one refresh token that works now (rotation retires the one before it).
     refresh_tokens: HashMap<String, bool>,
@@ -80,6 +81,19 @@ impl FakeIdentity {
                 "/upload/session/{id}",
                 axum::routing::put(drive_put).delete(drive_cancel),
             )
+            .route("/me/drive", get(graph_drive))
+            .route(
+                "/me/drive/{*rest}",
+                get(graph_item)
+                    .put(graph_item)
+                    .post(graph_item)
+                    .delete(graph_item),
+            )
+            .route(
+                "/upload/graph/{id}",
+                get(graph_session).put(graph_session).delete(graph_session),
+            )
+            .route("/download/{id}", get(graph_download))
             // Drive takes chunks of any size the rules allow; axum's 2 MiB default would not.
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(rules.clone());
@@ -549,7 +563,12 @@ async fn drive_get(
     if query.get("alt").map(String::as_str) != Some("media") {
         return json(drive_resource(&id, file));
     }
-    let size = file.content.len();
+    serve_range(&file.content, &headers)
+}
+
+/// Content with single-range support, as both Drive's and Graph's download endpoints answer.
+fn serve_range(content: &[u8], headers: &HeaderMap) -> Response {
+    let size = content.len();
     let range = headers
         .get(header::RANGE)
         .and_then(|value| value.to_str().ok())
@@ -575,12 +594,12 @@ async fn drive_get(
                 (header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
                 (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             ],
-            file.content[start..=end].to_vec(),
+            content[start..=end].to_vec(),
         )
             .into_response(),
         None => (
             [(header::CONTENT_TYPE, "application/octet-stream")],
-            file.content.clone(),
+            content.to_vec(),
         )
             .into_response(),
     }
@@ -848,4 +867,330 @@ async fn drive_cancel(
     rules.lock().unwrap().drive.sessions.remove(&id);
     // Drive answers a cancelled session with 499.
     StatusCode::from_u16(499).unwrap().into_response()
+}
+
+// ---- Microsoft Graph (OneDrive) --------------------------------------------------------------
+// Rules from "Upload large files with an upload session" and the driveItem reference:
+// - `POST …:/createUploadSession` answers `uploadUrl` and `nextExpectedRanges`;
+// - fragments `PUT` to the `uploadUrl` must not carry `Authorization` (401 here), are multiples
+//   of 320 KiB except the last, under 60 MiB, and continue where the held bytes end (else 416);
+// - `202 Accepted` with `nextExpectedRanges` until the last fragment, then `201` and the item;
+// - `GET` of the `uploadUrl` reports `nextExpectedRanges`; an expired session is `404`;
+// - items carry `file.hashes.quickXorHash`; `@microsoft.graph.downloadUrl` needs no token.
+
+const FRAGMENT_MULTIPLE: usize = 320 * 1024;
+const FRAGMENT_LIMIT: usize = 60 * 1024 * 1024;
+
+#[derive(Default)]
+struct Graph {
+    /// Files by full path ("root/a/b.mkv" or "{folder id}/a/b.mkv").
+    files: HashMap<String, (String, Vec<u8>)>,
+    sessions: HashMap<String, GraphSession>,
+    counter: u64,
+    received: u64,
+    fail_fragments: u32,
+    sessions_with_auth_header: u32,
+}
+
+struct GraphSession {
+    path: String,
+    held: Vec<u8>,
+    total: Option<usize>,
+    expired: bool,
+}
+
+impl FakeIdentity {
+    /// Bytes the fake OneDrive accepted (simple uploads and fragments) so far.
+    pub fn graph_received(&self) -> u64 {
+        self.rules.lock().unwrap().graph.received
+    }
+
+    pub fn graph_file(&self, path: &str) -> Option<Vec<u8>> {
+        self.rules
+            .lock()
+            .unwrap()
+            .graph
+            .files
+            .get(&format!("root/{path}"))
+            .map(|(_, content)| content.clone())
+    }
+
+    /// The next `count` fragments fail with `503` and `Retry-After: 1`.
+    pub fn fail_next_fragments(&self, count: u32) {
+        self.rules.lock().unwrap().graph.fail_fragments = count;
+    }
+
+    pub fn expire_graph_sessions(&self) {
+        for session in self.rules.lock().unwrap().graph.sessions.values_mut() {
+            session.expired = true;
+        }
+    }
+
+    /// Fragment requests that carried an Authorization header (and were refused).
+    pub fn fragments_with_auth_header(&self) -> u32 {
+        self.rules.lock().unwrap().graph.sessions_with_auth_header
+    }
+}
+
+fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "error": { "code": code, "message": message } }).to_string(),
+    )
+        .into_response()
+}
+
+fn graph_item_json(base: &str, id: &str, path: &str, content: &[u8]) -> serde_json::Value {
+    let mut hash = offload::storage::onedrive::quickxor::QuickXorHash::default();
+    hash.update(content);
+    serde_json::json!({
+        "id": id,
+        "name": path.rsplit('/').next().unwrap_or_default(),
+        "size": content.len(),
+        "lastModifiedDateTime": "2026-11-28T10:00:00Z",
+        "file": { "mimeType": "application/octet-stream", "hashes": { "quickXorHash": hash.finish_base64() } },
+        "@microsoft.graph.downloadUrl": format!("{base}/download/{id}"),
+    })
+}
+
+async fn graph_drive(State(rules): State<Arc<Mutex<Rules>>>, headers: HeaderMap) -> Response {
+    if !authorized(&rules.lock().unwrap(), &headers) {
+        return unauthorized();
+    }
+    json(serde_json::json!({
+        "id": "drive1",
+        "driveType": "personal",
+        "owner": { "user": { "displayName": "Ada" } },
+        "quota": { "total": 1_099_511_627_776u64, "remaining": 1_000_000_000_000u64 },
+    }))
+}
+
+/// `root:/a/b.mkv:`, `root:/a/b.mkv:/content`, `root:/a/b.mkv:/createUploadSession`, and the
+/// same under `items/{id}:`.
+async fn graph_item(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut guard = rules.lock().unwrap();
+    let rules = &mut *guard;
+    if !authorized(rules, &headers) {
+        return unauthorized();
+    }
+    let (folder, rest) = if let Some(rest) = rest.strip_prefix("root:/") {
+        ("root".to_owned(), rest.to_owned())
+    } else if let Some((id, rest)) = rest
+        .strip_prefix("items/")
+        .and_then(|rest| rest.split_once(":/"))
+    {
+        (id.to_owned(), rest.to_owned())
+    } else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "invalidRequest",
+            "unsupported address",
+        );
+    };
+    let (path, action) = match rest.rsplit_once(':') {
+        Some((path, action)) => (path.to_owned(), action.to_owned()),
+        None => return graph_error(StatusCode::BAD_REQUEST, "invalidRequest", "missing ':'"),
+    };
+    let key = format!("{folder}/{path}");
+    let base = base_of(&headers);
+    match (method.as_str(), action.as_str()) {
+        ("GET", "") => match rules.graph.files.get(&key) {
+            Some((id, content)) => json(graph_item_json(&base, id, &key, content)),
+            None => graph_error(
+                StatusCode::NOT_FOUND,
+                "itemNotFound",
+                "The resource could not be found.",
+            ),
+        },
+        ("DELETE", "") => match rules.graph.files.remove(&key) {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => graph_error(
+                StatusCode::NOT_FOUND,
+                "itemNotFound",
+                "The resource could not be found.",
+            ),
+        },
+        ("PUT", "/content") => {
+            rules.graph.counter += 1;
+            let id = format!("item{}", rules.graph.counter);
+            rules.graph.received += body.len() as u64;
+            let item = graph_item_json(&base, &id, &key, &body);
+            rules.graph.files.insert(key, (id, body.to_vec()));
+            (StatusCode::CREATED, json(item)).into_response()
+        }
+        ("POST", "/createUploadSession") => {
+            rules.graph.counter += 1;
+            let id = format!("upload{}", rules.graph.counter);
+            rules.graph.sessions.insert(
+                id.clone(),
+                GraphSession {
+                    path: key,
+                    held: Vec::new(),
+                    total: None,
+                    expired: false,
+                },
+            );
+            json(serde_json::json!({
+                "uploadUrl": format!("{base}/upload/graph/{id}"),
+                "expirationDateTime": "2026-12-05T10:00:00Z",
+                "nextExpectedRanges": ["0-"],
+            }))
+        }
+        _ => graph_error(
+            StatusCode::BAD_REQUEST,
+            "invalidRequest",
+            "unsupported request",
+        ),
+    }
+}
+
+fn expected(held: usize) -> serde_json::Value {
+    serde_json::json!({
+        "expirationDateTime": "2026-12-05T10:00:00Z",
+        "nextExpectedRanges": [format!("{held}-")],
+    })
+}
+
+async fn graph_session(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut guard = rules.lock().unwrap();
+    let rules = &mut *guard;
+    if headers.contains_key(header::AUTHORIZATION) {
+        rules.graph.sessions_with_auth_header += 1;
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "an upload URL takes no Authorization header",
+        );
+    }
+    let base = base_of(&headers);
+    let Some(session) = rules.graph.sessions.get_mut(&id) else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "The upload session was not found.",
+        );
+    };
+    if session.expired {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "The upload session has expired.",
+        );
+    }
+    match method.as_str() {
+        "GET" => return json(expected(session.held.len())),
+        "DELETE" => {
+            rules.graph.sessions.remove(&id);
+            return StatusCode::NO_CONTENT.into_response();
+        }
+        _ => {}
+    }
+    if rules.graph.fail_fragments > 0 {
+        rules.graph.fail_fragments -= 1;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "",
+        )
+            .into_response();
+    }
+    let spec = headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("bytes "))
+        .unwrap_or_default()
+        .to_owned();
+    let parsed = spec.split_once('/').and_then(|(span, total)| {
+        let (start, end) = span.split_once('-')?;
+        Some((
+            start.parse::<usize>().ok()?,
+            end.parse::<usize>().ok()?,
+            total.parse::<usize>().ok()?,
+        ))
+    });
+    let Some((start, end, total)) = parsed else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "invalidRange",
+            "Content-Range bytes a-b/total required",
+        );
+    };
+    if *session.total.get_or_insert(total) != total {
+        return graph_error(StatusCode::BAD_REQUEST, "invalidRange", "the total changed");
+    }
+    if start != session.held.len() || end < start || end - start + 1 != body.len() {
+        return graph_error(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "invalidRange",
+            "The uploaded fragment overlaps with data that has already been received.",
+        );
+    }
+    let last = end + 1 == total;
+    if body.len() >= FRAGMENT_LIMIT || (!last && !body.len().is_multiple_of(FRAGMENT_MULTIPLE)) {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            "invalidRange",
+            "fragments are multiples of 320 KiB (except the last) and under 60 MiB",
+        );
+    }
+    session.held.extend_from_slice(&body);
+    rules.graph.received += body.len() as u64;
+    if !last {
+        return (StatusCode::ACCEPTED, json(expected(session.held.len()))).into_response();
+    }
+    let Some(session) = rules.graph.sessions.remove(&id) else {
+        return graph_error(StatusCode::NOT_FOUND, "itemNotFound", "gone");
+    };
+    rules.graph.counter += 1;
+    let item_id = format!("item{}", rules.graph.counter);
+    let item = graph_item_json(&base, &item_id, &session.path, &session.held);
+    rules
+        .graph
+        .files
+        .insert(session.path, (item_id, session.held));
+    (StatusCode::CREATED, json(item)).into_response()
+}
+
+/// A `@microsoft.graph.downloadUrl`: no token, Range honoured.
+async fn graph_download(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let rules = rules.lock().unwrap();
+    match rules.graph.files.values().find(|(item, _)| *item == id) {
+        Some((_, content)) => serve_range(content, &headers),
+        None => graph_error(StatusCode::NOT_FOUND, "itemNotFound", "gone"),
+    }
+}
+
+impl FakeIdentity {
+    /// A file's content at the provider behind backend type `kind`.
+    pub fn stored_file(&self, kind: &str, path: &str) -> Option<Vec<u8>> {
+        match kind {
+            "google-drive" => self.drive_file(path),
+            _ => self.graph_file(path),
+        }
+    }
+
+    /// Bytes the provider behind `kind` accepted into files so far.
+    pub fn received(&self, kind: &str) -> u64 {
+        match kind {
+            "google-drive" => self.drive_received(),
+            _ => self.graph_received(),
+        }
+    }
 }

@@ -976,7 +976,7 @@ impl StorageBackend for S3Backend {
         let key = self.key(remote);
         if let Some(public) = &self.config.public_url {
             return Ok(StreamTarget::Redirect {
-                url: format!("{public}/{}", presign::encode_key(&key)),
+                url: format!("{public}/{}", super::path::percent_encode_path(&key)),
                 expires_in: MAX_URL_LIFETIME,
             });
         }
@@ -1157,7 +1157,7 @@ mod tests {
     #[test]
     fn public_url_segments_are_encoded() {
         assert_eq!(
-            presign::encode_key("Show Name S01E02 (1).mkv"),
+            crate::storage::path::percent_encode_path("Show Name S01E02 (1).mkv"),
             "Show%20Name%20S01E02%20%281%29.mkv"
         );
     }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::S3Config;
+use crate::storage::path::{percent_encode as encode, percent_encode_path};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -75,7 +76,7 @@ impl Presigner {
         let date = now.format("%Y%m%d").to_string();
         let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let path = format!("{}/{}", self.bucket_path, encode_key(key));
+        let path = format!("{}/{}", self.bucket_path, percent_encode_path(key));
         // Sorted by name, as the canonical query string must be (upper case sorts first).
         let query = format!(
             "X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={}&X-Amz-Date={timestamp}&X-Amz-Expires={}&X-Amz-SignedHeaders=host&x-id=GetObject",
@@ -136,24 +137,6 @@ fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
     };
     mac.update(message);
     mac.finalize().into_bytes().into()
-}
-
-/// URI-encodes everything but the unreserved characters, as SigV4 requires.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// An object key as a URL path: each segment encoded, the slashes kept.
-pub(super) fn encode_key(key: &str) -> String {
-    key.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 /// A bucket name usable as one DNS label: 3–63 lower-case letters, digits and hyphens, starting

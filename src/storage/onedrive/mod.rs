@@ -1,0 +1,557 @@
+//! OneDrive (Microsoft Graph v1.0), through upload sessions.
+//!
+//! Remote paths are addressed by path under the backend's folder (`/me/drive/items/{id}:/path:`)
+//! or the drive's root; Graph creates the folders on the way. Limits and rules, from "Upload
+//! large files with an upload session" and the driveItem reference:
+//! - files up to [`SIMPLE_UPLOAD_LIMIT`] go in one `PUT …:/content`; larger ones through
+//!   `POST …:/createUploadSession`, which answers an `uploadUrl`;
+//! - fragments are multiples of 320 KiB ([`FRAGMENT_MULTIPLE`]) except the last, and under
+//!   60 MiB; each `PUT` to the `uploadUrl` carries **no** `Authorization` header (the URL is the
+//!   credential, and Graph may refuse a request that has one);
+//! - `202 Accepted` answers carry `nextExpectedRanges`; a `GET` of the `uploadUrl` says where a
+//!   session stands; `404` means it expired and the upload starts over;
+//! - the finished item's `file.hashes.quickXorHash` must equal the hash Offload computed while
+//!   reading ([`quickxor`]);
+//! - players are redirected to `@microsoft.graph.downloadUrl`, fetched fresh for each request
+//!   (it needs no token and lives about an hour);
+//! - `429` and `503` with `Retry-After` are temporary.
+
+pub mod quickxor;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::chunked::{self, ChunkReader};
+use super::json_api::JsonApi;
+use super::{
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
+    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+};
+use crate::backends::CloudConfig;
+use crate::oauth::{transport_failure, Authorizer};
+use quickxor::QuickXorHash;
+
+/// Fragments must be multiples of this, except the last.
+pub const FRAGMENT_MULTIPLE: u64 = 320 * 1024;
+/// Fragments must be smaller than this.
+pub const FRAGMENT_LIMIT: u64 = 60 * 1024 * 1024;
+/// 32 × 320 KiB = 10 MiB, the size Microsoft suggests.
+pub const DEFAULT_FRAGMENT: u64 = 32 * FRAGMENT_MULTIPLE;
+/// Above this, an upload session; at or below, one `PUT`.
+pub const SIMPLE_UPLOAD_LIMIT: u64 = 4 * 1024 * 1024;
+/// How long a `@microsoft.graph.downloadUrl` is good for, as far as Offload relies on.
+const DOWNLOAD_URL_LIFETIME: Duration = Duration::from_secs(3600);
+
+#[derive(Debug)]
+pub struct OneDrive {
+    auth: Authorizer,
+    api: String,
+    folder: Option<String>,
+    fragment: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct DriveItem {
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    file: Option<FileFacet>,
+    #[serde(default, rename = "lastModifiedDateTime")]
+    modified: Option<String>,
+    #[serde(default, rename = "@microsoft.graph.downloadUrl")]
+    download_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct FileFacet {
+    #[serde(default)]
+    hashes: Option<Hashes>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Hashes {
+    #[serde(default, rename = "quickXorHash")]
+    quick_xor_hash: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionStatus {
+    #[serde(default, rename = "uploadUrl")]
+    upload_url: Option<String>,
+    #[serde(default, rename = "nextExpectedRanges")]
+    next_expected_ranges: Vec<String>,
+}
+
+enum SessionState {
+    /// The session wants bytes from this offset on.
+    Expects(u64),
+    Finished(DriveItem),
+    Gone,
+}
+
+impl OneDrive {
+    pub fn new(config: &CloudConfig, auth: Authorizer) -> OneDrive {
+        OneDrive {
+            auth,
+            api: config.client.api_base.clone(),
+            folder: config.folder_id.clone(),
+            fragment: DEFAULT_FRAGMENT,
+        }
+    }
+
+    /// Fragments of `bytes`, rounded down to a 320 KiB multiple and kept under 60 MiB.
+    pub fn with_fragment_size(mut self, bytes: u64) -> OneDrive {
+        let multiples =
+            (bytes / FRAGMENT_MULTIPLE).clamp(1, (FRAGMENT_LIMIT - 1) / FRAGMENT_MULTIPLE);
+        self.fragment = multiples * FRAGMENT_MULTIPLE;
+        self
+    }
+
+    /// `…/root:/a/b.mkv:` or `…/items/{folder}:/a/b.mkv:`, each segment percent-encoded.
+    fn item_url(&self, remote: &RemotePath) -> String {
+        let path = super::path::percent_encode_path(remote.as_str());
+        match &self.folder {
+            Some(folder) => format!("{}/me/drive/items/{folder}:/{path}:", self.api),
+            None => format!("{}/me/drive/root:/{path}:", self.api),
+        }
+    }
+
+    /// The item at `remote`, or `None`; with `download_url` asked for when `with_url`.
+    async fn item(
+        &self,
+        operation: Operation,
+        remote: &RemotePath,
+        with_url: bool,
+    ) -> Result<Option<DriveItem>, StorageError> {
+        let mut url = self.item_url(remote);
+        if with_url {
+            url.push_str("?select=id,size,@microsoft.graph.downloadUrl");
+        }
+        let answer = self
+            .send(operation, remote, |http, token| {
+                http.get(&url).bearer_auth(token)
+            })
+            .await?;
+        if answer.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.json(operation, remote, answer).await.map(Some)
+    }
+
+    async fn put_whole(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<(DriveItem, QuickXorHash, Checksum), StorageError> {
+        let remote = &request.remote_path;
+        let bytes = tokio::fs::read(&request.local_path)
+            .await
+            .map_err(|error| {
+                StorageError::from_io(BackendKind::Onedrive, Operation::Upload, remote, &error)
+            })?;
+        if bytes.len() as u64 != request.size {
+            return Err(StorageError::interrupted(BackendKind::Onedrive, remote));
+        }
+        let mut xor = QuickXorHash::default();
+        let mut sha = ChecksumHasher::default();
+        xor.update(&bytes);
+        sha.update(&bytes);
+        let checksum = sha.finish();
+        transfer.advance(request.size).await?;
+        let body = bytes::Bytes::from(bytes);
+        let url = format!(
+            "{}/content?@microsoft.graph.conflictBehavior=replace",
+            self.item_url(remote)
+        );
+        let answer = self
+            .send(Operation::Upload, remote, |http, token| {
+                http.put(&url)
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, &request.content_type)
+                    .body(body.clone())
+            })
+            .await?;
+        let item = self.json(Operation::Upload, remote, answer).await?;
+        Ok((item, xor, checksum))
+    }
+
+    async fn open_session(&self, remote: &RemotePath) -> Result<String, StorageError> {
+        let url = format!("{}/createUploadSession", self.item_url(remote));
+        let body = serde_json::json!({
+            "item": { "@microsoft.graph.conflictBehavior": "replace", "name": remote.file_name() }
+        });
+        let answer = self
+            .send(Operation::Upload, remote, |http, token| {
+                http.post(&url).bearer_auth(token).json(&body)
+            })
+            .await?;
+        let status: SessionStatus = self.json(Operation::Upload, remote, answer).await?;
+        status.upload_url.ok_or_else(|| {
+            self.error(
+                Operation::Upload,
+                ErrorKind::Other,
+                remote,
+                "OneDrive opened no upload session (no uploadUrl)",
+            )
+        })
+    }
+
+    /// Reads a session's answer: `202` (more wanted), `200`/`201` (finished), `404` (expired).
+    async fn session_answer(
+        &self,
+        remote: &RemotePath,
+        answer: reqwest::Response,
+        finished_on_ok: bool,
+    ) -> Result<SessionState, StorageError> {
+        match answer.status().as_u16() {
+            202 => {
+                let status: SessionStatus = self.json(Operation::Upload, remote, answer).await?;
+                Ok(SessionState::Expects(first_expected(&status)))
+            }
+            200 if !finished_on_ok => {
+                let status: SessionStatus = self.json(Operation::Upload, remote, answer).await?;
+                Ok(SessionState::Expects(first_expected(&status)))
+            }
+            200 | 201 => Ok(SessionState::Finished(
+                self.json(Operation::Upload, remote, answer).await?,
+            )),
+            404 | 410 => Ok(SessionState::Gone),
+            _ => Err(self.failure(Operation::Upload, remote, answer).await),
+        }
+    }
+
+    /// The session of an earlier attempt and what it expects next, if it is still usable.
+    async fn resumable_session(
+        &self,
+        request: &UploadRequest,
+    ) -> Result<Option<(String, u64)>, StorageError> {
+        let Some(session) =
+            chunked::saved_session(&self.auth, request.resume.as_ref(), Some(request.size))
+        else {
+            return Ok(None);
+        };
+        // No Authorization header on the upload URL.
+        let answer = self
+            .auth
+            .http()
+            .get(session.as_str())
+            .send()
+            .await
+            .map_err(|error| {
+                transport_failure(
+                    BackendKind::Onedrive,
+                    Operation::Upload,
+                    &request.remote_path,
+                    error,
+                )
+            })?;
+        match self
+            .session_answer(&request.remote_path, answer, false)
+            .await?
+        {
+            SessionState::Expects(offset) => Ok(Some((session.as_str().to_owned(), offset))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn upload_in_session(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<(DriveItem, QuickXorHash, Checksum), StorageError> {
+        let remote = &request.remote_path;
+        let size = request.size;
+        let (mut session, mut state) = match self.resumable_session(request).await? {
+            Some((session, offset)) => {
+                tracing::info!(path = %remote, held = offset, "resuming a OneDrive upload session");
+                (session, SessionState::Expects(offset))
+            }
+            None => {
+                let session = self.open_session(remote).await?;
+                chunked::save_session(
+                    &self.auth,
+                    transfer,
+                    BackendKind::Onedrive,
+                    &session,
+                    size,
+                    0,
+                )
+                .await?;
+                (session, SessionState::Expects(0))
+            }
+        };
+        let mut reader = ChunkReader::<QuickXorHash>::open(
+            BackendKind::Onedrive,
+            remote,
+            &request.local_path,
+            size,
+            self.fragment,
+        )
+        .await?;
+        loop {
+            let offset = match state {
+                SessionState::Finished(item) => {
+                    let (xor, checksum) = reader.finish();
+                    return Ok((item, xor, checksum));
+                }
+                SessionState::Gone => {
+                    session = self.open_session(remote).await?;
+                    chunked::save_session(
+                        &self.auth,
+                        transfer,
+                        BackendKind::Onedrive,
+                        &session,
+                        size,
+                        0,
+                    )
+                    .await?;
+                    reader.restart();
+                    0
+                }
+                SessionState::Expects(offset) => offset,
+            };
+            let body = reader.chunk_at(offset, transfer).await?;
+            let length = body.len() as u64;
+            // The upload URL is the credential: no Authorization header.
+            let answer = self
+                .auth
+                .http()
+                .put(&session)
+                .header(reqwest::header::CONTENT_LENGTH, length)
+                .header(
+                    reqwest::header::CONTENT_RANGE,
+                    format!("bytes {offset}-{}/{size}", offset + length - 1),
+                )
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| {
+                    transport_failure(BackendKind::Onedrive, Operation::Upload, remote, error)
+                })?;
+            state = self.session_answer(remote, answer, true).await?;
+        }
+    }
+}
+
+/// The start of the first range a session still expects (`"26-"` or `"26-100"`).
+fn first_expected(status: &SessionStatus) -> u64 {
+    status
+        .next_expected_ranges
+        .first()
+        .and_then(|range| range.split('-').next())
+        .and_then(|start| start.parse().ok())
+        .unwrap_or(0)
+}
+
+impl JsonApi for OneDrive {
+    const SERVICE: BackendKind = BackendKind::Onedrive;
+
+    fn auth(&self) -> &Authorizer {
+        &self.auth
+    }
+
+    /// Graph's errors: `{"error": {"code": …, "message": …}}`.
+    fn classify(status: u16, body: &serde_json::Value) -> (ErrorKind, String) {
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or("no detail");
+        let kind = match (status, code) {
+            (429, _) => ErrorKind::RateLimited,
+            (507, _) | (_, "quotaLimitReached") => ErrorKind::NoSpace,
+            (401, _) => ErrorKind::Unauthenticated,
+            (403, _) => ErrorKind::PermissionDenied,
+            (404, _) => ErrorKind::NotFound,
+            (500..=599, _) => ErrorKind::Temporary,
+            _ => ErrorKind::Other,
+        };
+        let hint = match kind {
+            ErrorKind::NoSpace => "; the OneDrive is full: free space or pick another backend",
+            _ => "",
+        };
+        (
+            kind,
+            format!("OneDrive answered {status} {code}: {message}{hint}"),
+        )
+    }
+}
+
+#[async_trait]
+impl StorageBackend for OneDrive {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Onedrive
+    }
+
+    async fn upload(
+        &self,
+        request: &UploadRequest,
+        transfer: &dyn Transfer,
+    ) -> Result<StoredObject, StorageError> {
+        let remote = &request.remote_path;
+        let (item, xor, checksum) = if request.size <= SIMPLE_UPLOAD_LIMIT {
+            self.put_whole(request, transfer).await?
+        } else {
+            self.upload_in_session(request, transfer).await?
+        };
+        let ours = xor.finish_base64();
+        let theirs = item
+            .file
+            .as_ref()
+            .and_then(|file| file.hashes.as_ref())
+            .and_then(|hashes| hashes.quick_xor_hash.clone());
+        if item.size != Some(request.size) || theirs.as_deref() != Some(ours.as_str()) {
+            return Err(self.error(
+                Operation::Verify,
+                ErrorKind::Integrity,
+                remote,
+                format!(
+                    "OneDrive holds {} bytes with QuickXorHash {}, but {} bytes with {ours} were sent",
+                    item.size.map_or("?".into(), |size| size.to_string()),
+                    theirs.as_deref().unwrap_or("?"),
+                    request.size
+                ),
+            ));
+        }
+        Ok(StoredObject {
+            size: request.size,
+            checksum,
+            verified: true,
+        })
+    }
+
+    async fn stat(&self, remote: &RemotePath) -> Result<Option<ObjectMeta>, StorageError> {
+        Ok(self
+            .item(Operation::Stat, remote, false)
+            .await?
+            .map(|item| ObjectMeta {
+                size: item.size.unwrap_or(0),
+                checksum: None,
+                modified: item
+                    .modified
+                    .as_deref()
+                    .and_then(|time| chrono::DateTime::parse_from_rfc3339(time).ok())
+                    .map(std::time::SystemTime::from),
+            }))
+    }
+
+    async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
+        if let Some(session) = chunked::saved_session(&self.auth, Some(resume), None) {
+            // Cancelling is a DELETE of the upload URL, again without a token.
+            let _ = self.auth.http().delete(session.as_str()).send().await;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
+        self.delete_at(&self.item_url(remote), remote).await
+    }
+
+    async fn stream_target(
+        &self,
+        remote: &RemotePath,
+        _lifetime: Duration,
+    ) -> Result<StreamTarget, StorageError> {
+        let item = self
+            .item(Operation::StreamTarget, remote, true)
+            .await?
+            .ok_or_else(|| {
+                self.error(
+                    Operation::StreamTarget,
+                    ErrorKind::NotFound,
+                    remote,
+                    "the file is not in OneDrive",
+                )
+            })?;
+        let url = item.download_url.ok_or_else(|| {
+            self.error(
+                Operation::StreamTarget,
+                ErrorKind::Other,
+                remote,
+                "OneDrive gave no download URL",
+            )
+        })?;
+        Ok(StreamTarget::Redirect {
+            url,
+            expires_in: DOWNLOAD_URL_LIFETIME,
+        })
+    }
+
+    async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {
+        let StreamTarget::Redirect { url, .. } =
+            self.stream_target(remote, DOWNLOAD_URL_LIFETIME).await?
+        else {
+            return Err(self.error(
+                Operation::Download,
+                ErrorKind::Other,
+                remote,
+                "OneDrive gave no download URL",
+            ));
+        };
+        let answer = self.auth.http().get(&url).send().await.map_err(|error| {
+            transport_failure(BackendKind::Onedrive, Operation::Download, remote, error)
+        })?;
+        if !answer.status().is_success() {
+            return Err(self.failure(Operation::Download, remote, answer).await);
+        }
+        use futures_util::TryStreamExt;
+        let body =
+            tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
+        super::save_download(BackendKind::Onedrive, remote, local, body).await
+    }
+
+    async fn test_connection(&self) -> ConnectionReport {
+        let mut report = ConnectionReport::default();
+        let url = format!("{}/me/drive", self.api);
+        let drive = self
+            .send(Operation::TestConnection, &"account", |http, token| {
+                http.get(&url).bearer_auth(token)
+            })
+            .await;
+        let drive: serde_json::Value = match drive {
+            Ok(answer) => match self
+                .json(Operation::TestConnection, &"account", answer)
+                .await
+            {
+                Ok(drive) => drive,
+                Err(error) => {
+                    report.fail("account", error.message);
+                    return report;
+                }
+            },
+            Err(error) => {
+                report.fail("account", error.message);
+                return report;
+            }
+        };
+        report.pass(
+            "account",
+            drive["owner"]["user"]["displayName"]
+                .as_str()
+                .unwrap_or("signed in")
+                .to_owned(),
+        );
+        match drive["quota"]["remaining"].as_u64() {
+            Some(remaining) => report.pass("space", format!("{} GiB free", remaining / (1 << 30))),
+            None => report.pass("space", "unknown"),
+        }
+        if let Some(folder) = &self.folder {
+            let url = format!("{}/me/drive/items/{folder}", self.api);
+            match self
+                .send(Operation::TestConnection, &"folder", |http, token| {
+                    http.get(&url).bearer_auth(token)
+                })
+                .await
+            {
+                Ok(answer) if answer.status().is_success() => {
+                    report.pass("folder", format!("folder {folder} is reachable"))
+                }
+                _ => report.fail(
+                    "folder",
+                    format!("folder {folder} cannot be reached; check --folder-id"),
+                ),
+            }
+        }
+        report
+    }
+}
