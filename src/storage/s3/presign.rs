@@ -72,9 +72,16 @@ impl Presigner {
 
     /// A URL that lets its holder `GET` `key` (with any `Range`) for `lifetime` from `now`.
     pub fn presign_get(&self, key: &str, lifetime: Duration, now: SystemTime) -> String {
+        use chrono::{Datelike, Timelike};
         let now = chrono::DateTime::<chrono::Utc>::from(now);
-        let date = now.format("%Y%m%d").to_string();
-        let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+        // Formatted by hand: strftime patterns are parsed on every call, once per playback.
+        let date = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
+        let timestamp = format!(
+            "{date}T{:02}{:02}{:02}Z",
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
         let path = format!("{}/{}", self.bucket_path, percent_encode_path(key));
         // Sorted by name, as the canonical query string must be (upper case sorts first).
