@@ -15,6 +15,7 @@ pub mod queue;
 pub mod secrets;
 pub mod storage;
 pub mod stream;
+pub mod summary;
 pub mod template;
 pub mod watch;
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use offload::engine::DaemonOptions;
 use offload::queue::{self, Event, Job};
+use offload::summary::TransferSummary;
 use offload::Engine;
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -45,12 +46,41 @@ fn show_window(app: &AppHandle) {
     }
 }
 
-/// Sends the engine's events to the window as they happen.
-fn forward_events(app: AppHandle, engine: &Engine) {
+/// How often the tray's summary is redrawn: progress events come many times a second.
+const TRAY_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends the engine's events to the window as they happen, and keeps the tray's summary line.
+fn forward_events(app: AppHandle, engine: &Engine, status: MenuItem<tauri::Wry>) {
     let mut events = engine.subscribe();
+    let summary = Arc::new(std::sync::Mutex::new(TransferSummary::default()));
+    let shown = summary.clone();
+    let tray_app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut last = String::new();
+        let mut tick = tokio::time::interval(TRAY_REFRESH);
+        loop {
+            tick.tick().await;
+            let line = shown
+                .lock()
+                .map(|summary| summary.line())
+                .unwrap_or_default();
+            if line != last {
+                if let Some(tray) = tray_app.tray_by_id("offload") {
+                    let _ = tray.set_tooltip(Some(format!("Offload: {line}")));
+                    let _ = tray.set_title(Some(&line));
+                }
+                let _ = status.set_text(&line);
+                last = line;
+            }
+        }
+    });
     tauri::async_runtime::spawn(async move {
         loop {
-            match events.recv().await {
+            let event = events.recv().await;
+            if let (Ok(event), Ok(mut summary)) = (&event, summary.lock()) {
+                summary.observe(event);
+            }
+            match event {
                 Ok(Event::Progress(progress)) => {
                     let _ = app.emit("upload-progress", progress);
                 }
@@ -93,11 +123,12 @@ fn main() {
         })
         .invoke_handler(tauri::generate_handler![list_jobs, pause_all, resume_all])
         .setup(move |app| {
+            let status = MenuItem::with_id(app, "status", "Idle", false, None::<&str>)?;
             let open = MenuItem::with_id(app, "open", "Open Offload", true, None::<&str>)?;
             let pause = MenuItem::with_id(app, "pause", "Pause all", true, None::<&str>)?;
             let resume = MenuItem::with_id(app, "resume", "Resume all", true, None::<&str>)?;
             let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
-            let menu = Menu::with_items(app, &[&open, &pause, &resume, &quit])?;
+            let menu = Menu::with_items(app, &[&status, &open, &pause, &resume, &quit])?;
             let mut tray = TrayIconBuilder::with_id("offload")
                 .tooltip("Offload")
                 .menu(&menu);
@@ -128,7 +159,7 @@ fn main() {
             if std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
                 show_window(app.handle());
             }
-            forward_events(app.handle().clone(), &engine);
+            forward_events(app.handle().clone(), &engine, status);
             let engine = engine.clone();
             tauri::async_runtime::spawn(async move {
                 let options = DaemonOptions {

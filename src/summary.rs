@@ -1,0 +1,197 @@
+//! The one-line state of all uploads, for a tray tooltip or a status line: "Uploading 2 files ·
+//! 43% · 12.4 MiB/s · 3 min left". Built from the queue's events, so it costs nothing to keep
+//! and can be shown as often as the shell likes (the tray updates it once a second, not per
+//! progress event).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::queue::{Event, JobState, Progress};
+
+/// What the tray icon should show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    Idle,
+    Uploading,
+    /// Nothing uploads and something waits paused.
+    Paused,
+    /// An upload failed since the summary was last cleared.
+    Error,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TransferSummary {
+    running: HashMap<i64, Progress>,
+    paused: HashSet<i64>,
+    failed: usize,
+}
+
+impl TransferSummary {
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Progress(progress) => {
+                self.paused.remove(&progress.job_id);
+                self.running.insert(progress.job_id, progress.clone());
+            }
+            Event::State { job_id, state, .. } => {
+                self.running.remove(job_id);
+                self.paused.remove(job_id);
+                match state {
+                    JobState::Paused => {
+                        self.paused.insert(*job_id);
+                    }
+                    JobState::Failed => self.failed += 1,
+                    _ => {}
+                }
+            }
+            Event::Queued { .. } | Event::Notice { .. } => {}
+        }
+    }
+
+    /// Forgets failures the user has seen.
+    pub fn clear_failures(&mut self) {
+        self.failed = 0;
+    }
+
+    pub fn activity(&self) -> Activity {
+        if self.failed > 0 {
+            Activity::Error
+        } else if !self.running.is_empty() {
+            Activity::Uploading
+        } else if !self.paused.is_empty() {
+            Activity::Paused
+        } else {
+            Activity::Idle
+        }
+    }
+
+    /// The running uploads: (job id, percent).
+    pub fn running(&self) -> Vec<(i64, u8)> {
+        let mut running: Vec<(i64, u8)> = self
+            .running
+            .values()
+            .map(|progress| {
+                (
+                    progress.job_id,
+                    percent(progress.bytes_done, progress.total),
+                )
+            })
+            .collect();
+        running.sort_unstable();
+        running
+    }
+
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.running.is_empty() {
+            let count = self.running.len();
+            let done: u64 = self.running.values().map(|p| p.bytes_done).sum();
+            let total: u64 = self.running.values().map(|p| p.total).sum();
+            let rate: f64 = self.running.values().map(|p| p.rate).sum();
+            parts.push(format!(
+                "Uploading {count} file{}",
+                if count == 1 { "" } else { "s" }
+            ));
+            parts.push(format!("{}%", percent(done, total)));
+            if rate >= 1.0 {
+                parts.push(format!("{}/s", human_bytes(rate)));
+                let left = total.saturating_sub(done) as f64 / rate;
+                parts.push(format!("{} left", human_duration(left as u64)));
+            }
+        } else if !self.paused.is_empty() {
+            parts.push(format!("{} paused", self.paused.len()));
+        } else {
+            parts.push("Idle".to_owned());
+        }
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// An empty file is complete.
+fn percent(done: u64, total: u64) -> u8 {
+    (done.min(total) * 100).checked_div(total).unwrap_or(100) as u8
+}
+
+/// `12.4 MiB`: binary units, one decimal.
+pub fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn human_duration(seconds: u64) -> String {
+    match seconds {
+        0..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min", seconds.div_ceil(60)),
+        _ => format!("{} h {} min", seconds / 3600, (seconds % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(job_id: i64, bytes_done: u64, total: u64, rate: f64) -> Event {
+        Event::Progress(Progress {
+            job_id,
+            bytes_done,
+            total,
+            rate,
+            eta_seconds: None,
+        })
+    }
+
+    fn state(job_id: i64, state: JobState) -> Event {
+        Event::State {
+            job_id,
+            state,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn sums_the_running_uploads_into_one_line() {
+        let mut summary = TransferSummary::default();
+        assert_eq!(summary.line(), "Idle");
+        assert_eq!(summary.activity(), Activity::Idle);
+        const MIB: u64 = 1024 * 1024;
+        summary.observe(&progress(1, 300 * MIB, 1000 * MIB, 6.0 * MIB as f64));
+        summary.observe(&progress(2, 560 * MIB, 1000 * MIB, 6.4 * MIB as f64));
+        assert_eq!(
+            summary.line(),
+            "Uploading 2 files · 43% · 12.4 MiB/s · 2 min left"
+        );
+        assert_eq!(summary.activity(), Activity::Uploading);
+        assert_eq!(summary.running(), vec![(1, 30), (2, 56)]);
+
+        summary.observe(&state(1, JobState::Done));
+        summary.observe(&state(2, JobState::Paused));
+        assert_eq!(summary.line(), "1 paused");
+        assert_eq!(summary.activity(), Activity::Paused);
+
+        summary.observe(&progress(3, 0, 10, 0.0));
+        summary.observe(&state(3, JobState::Failed));
+        assert_eq!(summary.line(), "1 paused · 1 failed");
+        assert_eq!(summary.activity(), Activity::Error);
+        summary.clear_failures();
+        assert_eq!(summary.activity(), Activity::Paused);
+    }
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human_duration(45), "45 s");
+        assert_eq!(human_duration(61), "2 min");
+        assert_eq!(human_duration(3 * 3600 + 5 * 60), "3 h 5 min");
+    }
+}
