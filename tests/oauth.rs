@@ -49,7 +49,7 @@ fn connect_through_the_loopback_redirect_with_pkce() {
     sandbox.ok(&["profile", "add", "Home"]);
     add_cloud_backend(
         &sandbox,
-        &fake,
+        &fake.backend_args(),
         "google-drive",
         Some("desktop-client-secret"),
     );
@@ -338,24 +338,12 @@ async fn an_independent_authorization_server_accepts_offloads_client() {
     let server = oauth2_mock_server();
     let sandbox = Sandbox::new();
     sandbox.ok(&["profile", "add", "Home"]);
-    let base = server.base.clone();
-    sandbox.ok(&[
-        "backend",
-        "add",
-        "Cloud",
-        "--profile",
-        "Home",
-        "--type",
+    add_cloud_backend(
+        &sandbox,
+        &common::oauth_fake::endpoint_args(&server.base, "offload"),
         "onedrive",
-        "--client-id",
-        "offload",
-        "--auth-url",
-        &format!("{base}/authorize"),
-        "--token-url",
-        &format!("{base}/token"),
-        "--api-base",
-        &base,
-    ]);
+        None,
+    );
     let (db, vault, record) = engine_parts(&sandbox);
     let http = oauth::http_client();
     let flow = oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").unwrap();

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use zeroize::Zeroizing;
 
+use super::json_api::JsonApi;
 use super::{BackendKind, Checksum, ChecksumHasher, Operation, RemotePath, StorageError, Transfer};
 use crate::oauth::Authorizer;
 use crate::secrets::SealContext;
@@ -150,7 +151,7 @@ fn session_context(auth: &Authorizer) -> SealContext<'static> {
 }
 
 /// Saves `session` in the job's resume record, sealed.
-pub async fn save_session(
+async fn save_session(
     auth: &Authorizer,
     transfer: &dyn Transfer,
     service: BackendKind,
@@ -193,4 +194,102 @@ pub fn saved_session(
         .ok()?
         .open_string(&record.session, session_context(auth))
         .ok()
+}
+
+/// Where an upload session stands.
+pub(crate) enum SessionState<F> {
+    /// The provider holds the file's first N bytes and wants the rest.
+    Next(u64),
+    /// The upload is complete; the provider's description of the file.
+    Finished(F),
+    /// The session expired or was never there: a new one is needed.
+    Gone,
+}
+
+/// What a provider with resumable upload sessions does differently; [`upload_in_sessions`] does
+/// the rest, the same way for every provider.
+#[async_trait::async_trait]
+pub(crate) trait SessionProtocol: JsonApi {
+    type Digest: ProviderDigest + Send;
+    type Finished: Send;
+
+    /// Bytes per request, within the provider's rules.
+    fn chunk_size(&self) -> u64;
+
+    /// Opens a session for `request` and returns its URL.
+    async fn open_session(&self, request: &super::UploadRequest) -> Result<String, StorageError>;
+
+    /// Asks a session where it stands.
+    async fn session_status(
+        &self,
+        session: &str,
+        request: &super::UploadRequest,
+    ) -> Result<SessionState<Self::Finished>, StorageError>;
+
+    /// Sends `body`, the file's bytes from `offset`, and reads the answer.
+    async fn send_chunk(
+        &self,
+        session: &str,
+        request: &super::UploadRequest,
+        offset: u64,
+        body: Bytes,
+    ) -> Result<SessionState<Self::Finished>, StorageError>;
+}
+
+/// Uploads through sessions: continues the session of an earlier attempt where the provider's
+/// copy ends, opens a new one when there is none or it expired, saves the session (sealed) and
+/// the confirmed offset after every chunk, and hashes every byte once. Returns the provider's
+/// description of the file, its digest, and Offload's SHA-256.
+pub(crate) async fn upload_in_sessions<P: SessionProtocol>(
+    provider: &P,
+    request: &super::UploadRequest,
+    transfer: &dyn Transfer,
+) -> Result<(P::Finished, P::Digest, Checksum), StorageError> {
+    let remote = &request.remote_path;
+    let size = request.size;
+    let earlier = match saved_session(provider.auth(), request.resume.as_ref(), Some(size)) {
+        Some(session) => match provider.session_status(&session, request).await? {
+            SessionState::Gone => None,
+            state => Some((session.as_str().to_owned(), state)),
+        },
+        None => None,
+    };
+    let (mut session, mut state) = match earlier {
+        Some((session, state)) => {
+            if let SessionState::Next(held) = state {
+                tracing::info!(service = %P::SERVICE, path = %remote, held, "resuming an upload session");
+            }
+            (session, state)
+        }
+        None => (String::new(), SessionState::Gone),
+    };
+    let mut reader = ChunkReader::<P::Digest>::open(
+        P::SERVICE,
+        remote,
+        &request.local_path,
+        size,
+        provider.chunk_size(),
+    )
+    .await?;
+    loop {
+        let offset = match state {
+            SessionState::Finished(finished) => {
+                let (digest, checksum) = reader.finish();
+                return Ok((finished, digest, checksum));
+            }
+            SessionState::Gone => {
+                // None yet, or expired between chunks: a new session, from the first byte.
+                session = provider.open_session(request).await?;
+                save_session(provider.auth(), transfer, P::SERVICE, &session, size, 0).await?;
+                reader.restart();
+                0
+            }
+            SessionState::Next(offset) => offset,
+        };
+        let body = reader.chunk_at(offset, transfer).await?;
+        state = provider.send_chunk(&session, request, offset, body).await?;
+        if let SessionState::Next(held) = state {
+            save_session(provider.auth(), transfer, P::SERVICE, &session, size, held).await?;
+        }
+    }
 }

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use md5::{Digest, Md5};
 use serde::Deserialize;
 
-use super::chunked::{self, ChunkReader};
+use super::chunked::{self, SessionProtocol, SessionState};
 use super::json_api::JsonApi;
 use super::{
     BackendKind, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath, StorageBackend,
@@ -54,7 +54,7 @@ pub struct GoogleDrive {
 /// A file as Drive describes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DriveFile {
+pub(crate) struct DriveFile {
     id: String,
     #[serde(default)]
     size: Option<String>,
@@ -69,13 +69,6 @@ struct DriveFile {
 #[derive(Debug, Deserialize)]
 struct FileList {
     files: Vec<DriveFile>,
-}
-
-/// Where a session stands.
-enum SessionState {
-    Holds(u64),
-    Finished(DriveFile),
-    Gone,
 }
 
 impl GoogleDrive {
@@ -218,7 +211,7 @@ impl GoogleDrive {
     }
 
     /// Opens a session for `request`: a new file, or new content for the file already there.
-    async fn open_session(&self, request: &UploadRequest) -> Result<String, StorageError> {
+    async fn create_session(&self, request: &UploadRequest) -> Result<String, StorageError> {
         let remote = &request.remote_path;
         let operation = Operation::Upload;
         let parent = self
@@ -268,7 +261,7 @@ impl GoogleDrive {
         &self,
         remote: &RemotePath,
         answer: reqwest::Response,
-    ) -> Result<SessionState, StorageError> {
+    ) -> Result<SessionState<DriveFile>, StorageError> {
         match answer.status().as_u16() {
             200 | 201 => Ok(SessionState::Finished(
                 self.json(Operation::Upload, remote, answer).await?,
@@ -282,48 +275,68 @@ impl GoogleDrive {
                     .and_then(|value| value.strip_prefix("bytes=0-"))
                     .and_then(|last| last.parse::<u64>().ok())
                     .map_or(0, |last| last + 1);
-                Ok(SessionState::Holds(held))
+                Ok(SessionState::Next(held))
             }
             404 | 410 => Ok(SessionState::Gone),
             _ => Err(self.failure(Operation::Upload, remote, answer).await),
         }
     }
+}
 
-    /// Asks a session how much it holds.
-    async fn session_state(
+#[async_trait]
+impl SessionProtocol for GoogleDrive {
+    type Digest = Md5;
+    type Finished = DriveFile;
+
+    fn chunk_size(&self) -> u64 {
+        self.chunk
+    }
+
+    async fn open_session(&self, request: &UploadRequest) -> Result<String, StorageError> {
+        self.create_session(request).await
+    }
+
+    /// `PUT` with `Content-Range: bytes */size` and no body.
+    async fn session_status(
         &self,
         session: &str,
-        size: u64,
-        remote: &RemotePath,
-    ) -> Result<SessionState, StorageError> {
+        request: &UploadRequest,
+    ) -> Result<SessionState<DriveFile>, StorageError> {
+        let size = request.size;
         let answer = self
-            .send(Operation::Upload, remote, |http, token| {
+            .send(Operation::Upload, &request.remote_path, |http, token| {
                 http.put(session)
                     .bearer_auth(token)
                     .header(reqwest::header::CONTENT_LENGTH, 0)
                     .header(reqwest::header::CONTENT_RANGE, format!("bytes */{size}"))
             })
             .await?;
-        self.session_answer(remote, answer).await
+        self.session_answer(&request.remote_path, answer).await
     }
 
-    /// The session of an earlier attempt at this upload, and where it stands, if it is usable.
-    async fn resumable_session(
+    async fn send_chunk(
         &self,
+        session: &str,
         request: &UploadRequest,
-    ) -> Result<Option<(String, SessionState)>, StorageError> {
-        let Some(session) =
-            chunked::saved_session(&self.auth, request.resume.as_ref(), Some(request.size))
-        else {
-            return Ok(None);
+        offset: u64,
+        body: bytes::Bytes,
+    ) -> Result<SessionState<DriveFile>, StorageError> {
+        let (size, length) = (request.size, body.len() as u64);
+        let range = if size == 0 {
+            "bytes */0".to_owned()
+        } else {
+            format!("bytes {offset}-{}/{size}", offset + length - 1)
         };
-        let state = self
-            .session_state(&session, request.size, &request.remote_path)
+        let answer = self
+            .send(Operation::Upload, &request.remote_path, |http, token| {
+                http.put(session)
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_RANGE, &range)
+                    .header(reqwest::header::CONTENT_LENGTH, length)
+                    .body(body.clone())
+            })
             .await?;
-        match state {
-            SessionState::Gone => Ok(None),
-            state => Ok(Some((session.as_str().to_owned(), state))),
-        }
+        self.session_answer(&request.remote_path, answer).await
     }
 }
 
@@ -378,89 +391,12 @@ impl StorageBackend for GoogleDrive {
     ) -> Result<StoredObject, StorageError> {
         let remote = &request.remote_path;
         let size = request.size;
-        let (mut session, mut state) = match self.resumable_session(request).await? {
-            Some(found) => {
-                if let SessionState::Holds(held) = found.1 {
-                    tracing::info!(path = %remote, held, "resuming a Google Drive upload session");
-                }
-                found
-            }
-            None => {
-                let session = self.open_session(request).await?;
-                chunked::save_session(
-                    &self.auth,
-                    transfer,
-                    BackendKind::GoogleDrive,
-                    &session,
-                    size,
-                    0,
-                )
-                .await?;
-                (session, SessionState::Holds(0))
-            }
-        };
-        let mut reader = ChunkReader::<Md5>::open(
-            BackendKind::GoogleDrive,
-            remote,
-            &request.local_path,
-            size,
-            self.chunk,
-        )
-        .await?;
-        let finished = loop {
-            let offset = match state {
-                SessionState::Finished(file) => break file,
-                SessionState::Gone => {
-                    // Expired between chunks: start over, from the first byte.
-                    session = self.open_session(request).await?;
-                    chunked::save_session(
-                        &self.auth,
-                        transfer,
-                        BackendKind::GoogleDrive,
-                        &session,
-                        size,
-                        0,
-                    )
-                    .await?;
-                    reader.restart();
-                    0
-                }
-                SessionState::Holds(held) => held,
-            };
-            let body = reader.chunk_at(offset, transfer).await?;
-            let length = body.len() as u64;
-            let range = if size == 0 {
-                "bytes */0".to_owned()
-            } else {
-                format!("bytes {offset}-{}/{size}", offset + length - 1)
-            };
-            let answer = self
-                .send(Operation::Upload, remote, |http, token| {
-                    http.put(&session)
-                        .bearer_auth(token)
-                        .header(reqwest::header::CONTENT_RANGE, &range)
-                        .header(reqwest::header::CONTENT_LENGTH, length)
-                        .body(body.clone())
-                })
-                .await?;
-            state = self.session_answer(remote, answer).await?;
-            if let SessionState::Holds(held) = state {
-                chunked::save_session(
-                    &self.auth,
-                    transfer,
-                    BackendKind::GoogleDrive,
-                    &session,
-                    size,
-                    held,
-                )
-                .await?;
-            }
-        };
+        let (finished, md5, checksum) =
+            chunked::upload_in_sessions(self, request, transfer).await?;
         let stored_size = finished
             .size
             .as_deref()
             .and_then(|text| text.parse::<u64>().ok());
-        let (md5, checksum) = reader.finish();
         let md5 = hex::encode(md5.finalize());
         if stored_size != Some(size) || finished.md5_checksum.as_deref() != Some(md5.as_str()) {
             return Err(self.error(

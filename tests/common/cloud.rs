@@ -17,8 +17,14 @@ use super::oauth_fake::FakeIdentity;
 use super::s3::fetch;
 use super::{Sandbox, MASTER_KEY};
 
-/// Adds a backend of `kind` ("google-drive" or "onedrive") that signs in at `fake`.
-pub fn add_cloud_backend(sandbox: &Sandbox, fake: &FakeIdentity, kind: &str, secret: Option<&str>) {
+/// Adds a backend "Cloud" of `kind` ("google-drive" or "onedrive") to "Home", with `endpoints`
+/// (see `oauth_fake::endpoint_args`) and the client secret on stdin when there is one.
+pub fn add_cloud_backend(
+    sandbox: &Sandbox,
+    endpoints: &[String],
+    kind: &str,
+    secret: Option<&str>,
+) {
     let mut command = sandbox.offload();
     command
         .args([
@@ -30,7 +36,7 @@ pub fn add_cloud_backend(sandbox: &Sandbox, fake: &FakeIdentity, kind: &str, sec
             "--type",
             kind,
         ])
-        .args(fake.backend_args())
+        .args(endpoints)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if secret.is_some() {
@@ -69,7 +75,7 @@ pub fn onedrive() -> (FakeIdentity, Sandbox, Db, Arc<Vault>, BackendRecord) {
     let fake = FakeIdentity::start();
     let sandbox = Sandbox::new();
     sandbox.ok(&["profile", "add", "Home"]);
-    add_cloud_backend(&sandbox, &fake, "onedrive", None);
+    add_cloud_backend(&sandbox, &fake.backend_args(), "onedrive", None);
     let (db, vault, record) = engine_parts(&sandbox);
     (fake, sandbox, db, vault, record)
 }
@@ -117,7 +123,7 @@ impl Setup {
         let fake = FakeIdentity::start();
         let sandbox = Sandbox::new();
         sandbox.ok(&["profile", "add", "Home"]);
-        add_cloud_backend(&sandbox, &fake, kind, None);
+        add_cloud_backend(&sandbox, &fake.backend_args(), kind, None);
         sandbox.ok(&["backend", "default", "Cloud", "--profile", "Home"]);
         let (db, vault, record) = engine_parts(&sandbox);
         sign_in(&db, &vault, &record).await;

@@ -112,16 +112,7 @@ impl FakeIdentity {
 
     /// The arguments `offload backend add` needs to use this fake.
     pub fn backend_args(&self) -> Vec<String> {
-        vec![
-            "--client-id".into(),
-            CLIENT_ID.into(),
-            "--auth-url".into(),
-            format!("{}/authorize", self.base),
-            "--token-url".into(),
-            format!("{}/token", self.base),
-            "--api-base".into(),
-            self.base.clone(),
-        ]
+        endpoint_args(&self.base, CLIENT_ID)
     }
 
     pub fn require_client_secret(&self, secret: &str) {
@@ -153,6 +144,21 @@ impl FakeIdentity {
             .copied()
             .unwrap_or(false)
     }
+}
+
+/// `--client-id --auth-url --token-url --api-base` for an identity platform at `base` that
+/// serves `/authorize` and `/token`.
+pub fn endpoint_args(base: &str, client_id: &str) -> Vec<String> {
+    vec![
+        "--client-id".into(),
+        client_id.into(),
+        "--auth-url".into(),
+        format!("{base}/authorize"),
+        "--token-url".into(),
+        format!("{base}/token"),
+        "--api-base".into(),
+        base.into(),
+    ]
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::chunked::{self, ChunkReader};
+use super::chunked::{self, SessionProtocol, SessionState};
 use super::json_api::JsonApi;
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
@@ -54,7 +54,7 @@ pub struct OneDrive {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct DriveItem {
+pub(crate) struct DriveItem {
     #[serde(default)]
     size: Option<u64>,
     #[serde(default)]
@@ -83,13 +83,6 @@ struct SessionStatus {
     upload_url: Option<String>,
     #[serde(default, rename = "nextExpectedRanges")]
     next_expected_ranges: Vec<String>,
-}
-
-enum SessionState {
-    /// The session wants bytes from this offset on.
-    Expects(u64),
-    Finished(DriveItem),
-    Gone,
 }
 
 impl OneDrive {
@@ -178,7 +171,7 @@ impl OneDrive {
         Ok((item, xor, checksum))
     }
 
-    async fn open_session(&self, remote: &RemotePath) -> Result<String, StorageError> {
+    async fn create_session(&self, remote: &RemotePath) -> Result<String, StorageError> {
         let url = format!("{}/createUploadSession", self.item_url(remote));
         let body = serde_json::json!({
             "item": { "@microsoft.graph.conflictBehavior": "replace", "name": remote.file_name() }
@@ -205,133 +198,21 @@ impl OneDrive {
         remote: &RemotePath,
         answer: reqwest::Response,
         finished_on_ok: bool,
-    ) -> Result<SessionState, StorageError> {
+    ) -> Result<SessionState<DriveItem>, StorageError> {
         match answer.status().as_u16() {
             202 => {
                 let status: SessionStatus = self.json(Operation::Upload, remote, answer).await?;
-                Ok(SessionState::Expects(first_expected(&status)))
+                Ok(SessionState::Next(first_expected(&status)))
             }
             200 if !finished_on_ok => {
                 let status: SessionStatus = self.json(Operation::Upload, remote, answer).await?;
-                Ok(SessionState::Expects(first_expected(&status)))
+                Ok(SessionState::Next(first_expected(&status)))
             }
             200 | 201 => Ok(SessionState::Finished(
                 self.json(Operation::Upload, remote, answer).await?,
             )),
             404 | 410 => Ok(SessionState::Gone),
             _ => Err(self.failure(Operation::Upload, remote, answer).await),
-        }
-    }
-
-    /// The session of an earlier attempt and what it expects next, if it is still usable.
-    async fn resumable_session(
-        &self,
-        request: &UploadRequest,
-    ) -> Result<Option<(String, u64)>, StorageError> {
-        let Some(session) =
-            chunked::saved_session(&self.auth, request.resume.as_ref(), Some(request.size))
-        else {
-            return Ok(None);
-        };
-        // No Authorization header on the upload URL.
-        let answer = self
-            .auth
-            .http()
-            .get(session.as_str())
-            .send()
-            .await
-            .map_err(|error| {
-                transport_failure(
-                    BackendKind::Onedrive,
-                    Operation::Upload,
-                    &request.remote_path,
-                    error,
-                )
-            })?;
-        match self
-            .session_answer(&request.remote_path, answer, false)
-            .await?
-        {
-            SessionState::Expects(offset) => Ok(Some((session.as_str().to_owned(), offset))),
-            _ => Ok(None),
-        }
-    }
-
-    async fn upload_in_session(
-        &self,
-        request: &UploadRequest,
-        transfer: &dyn Transfer,
-    ) -> Result<(DriveItem, QuickXorHash, Checksum), StorageError> {
-        let remote = &request.remote_path;
-        let size = request.size;
-        let (mut session, mut state) = match self.resumable_session(request).await? {
-            Some((session, offset)) => {
-                tracing::info!(path = %remote, held = offset, "resuming a OneDrive upload session");
-                (session, SessionState::Expects(offset))
-            }
-            None => {
-                let session = self.open_session(remote).await?;
-                chunked::save_session(
-                    &self.auth,
-                    transfer,
-                    BackendKind::Onedrive,
-                    &session,
-                    size,
-                    0,
-                )
-                .await?;
-                (session, SessionState::Expects(0))
-            }
-        };
-        let mut reader = ChunkReader::<QuickXorHash>::open(
-            BackendKind::Onedrive,
-            remote,
-            &request.local_path,
-            size,
-            self.fragment,
-        )
-        .await?;
-        loop {
-            let offset = match state {
-                SessionState::Finished(item) => {
-                    let (xor, checksum) = reader.finish();
-                    return Ok((item, xor, checksum));
-                }
-                SessionState::Gone => {
-                    session = self.open_session(remote).await?;
-                    chunked::save_session(
-                        &self.auth,
-                        transfer,
-                        BackendKind::Onedrive,
-                        &session,
-                        size,
-                        0,
-                    )
-                    .await?;
-                    reader.restart();
-                    0
-                }
-                SessionState::Expects(offset) => offset,
-            };
-            let body = reader.chunk_at(offset, transfer).await?;
-            let length = body.len() as u64;
-            // The upload URL is the credential: no Authorization header.
-            let answer = self
-                .auth
-                .http()
-                .put(&session)
-                .header(reqwest::header::CONTENT_LENGTH, length)
-                .header(
-                    reqwest::header::CONTENT_RANGE,
-                    format!("bytes {offset}-{}/{size}", offset + length - 1),
-                )
-                .body(body)
-                .send()
-                .await
-                .map_err(|error| {
-                    transport_failure(BackendKind::Onedrive, Operation::Upload, remote, error)
-                })?;
-            state = self.session_answer(remote, answer, true).await?;
         }
     }
 }
@@ -344,6 +225,68 @@ fn first_expected(status: &SessionStatus) -> u64 {
         .and_then(|range| range.split('-').next())
         .and_then(|start| start.parse().ok())
         .unwrap_or(0)
+}
+
+#[async_trait]
+impl SessionProtocol for OneDrive {
+    type Digest = QuickXorHash;
+    type Finished = DriveItem;
+
+    fn chunk_size(&self) -> u64 {
+        self.fragment
+    }
+
+    async fn open_session(&self, request: &UploadRequest) -> Result<String, StorageError> {
+        self.create_session(&request.remote_path).await
+    }
+
+    /// A `GET` of the upload URL answers `nextExpectedRanges` (no token: the URL is the
+    /// credential).
+    async fn session_status(
+        &self,
+        session: &str,
+        request: &UploadRequest,
+    ) -> Result<SessionState<DriveItem>, StorageError> {
+        let remote = &request.remote_path;
+        let answer = self
+            .auth
+            .http()
+            .get(session)
+            .send()
+            .await
+            .map_err(|error| {
+                transport_failure(BackendKind::Onedrive, Operation::Upload, remote, error)
+            })?;
+        self.session_answer(remote, answer, false).await
+    }
+
+    /// A fragment `PUT` to the upload URL, again without a token.
+    async fn send_chunk(
+        &self,
+        session: &str,
+        request: &UploadRequest,
+        offset: u64,
+        body: bytes::Bytes,
+    ) -> Result<SessionState<DriveItem>, StorageError> {
+        let remote = &request.remote_path;
+        let length = body.len() as u64;
+        let answer = self
+            .auth
+            .http()
+            .put(session)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .header(
+                reqwest::header::CONTENT_RANGE,
+                format!("bytes {offset}-{}/{}", offset + length - 1, request.size),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                transport_failure(BackendKind::Onedrive, Operation::Upload, remote, error)
+            })?;
+        self.session_answer(remote, answer, true).await
+    }
 }
 
 impl JsonApi for OneDrive {
@@ -392,7 +335,7 @@ impl StorageBackend for OneDrive {
         let (item, xor, checksum) = if request.size <= SIMPLE_UPLOAD_LIMIT {
             self.put_whole(request, transfer).await?
         } else {
-            self.upload_in_session(request, transfer).await?
+            chunked::upload_in_sessions(self, request, transfer).await?
         };
         let ours = xor.finish_base64();
         let theirs = item
