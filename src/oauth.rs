@@ -136,7 +136,9 @@ pub enum OAuthError {
         error: String,
         description: Option<String>,
     },
-    #[error("{provider} refused the sign-in: {0}", .detail)]
+    #[error(
+        "{provider} refused the sign-in: {detail}; start again with `offload backend connect`"
+    )]
     Exchange { provider: Provider, detail: String },
     #[error("the {provider} account of backend {backend:?} needs signing in again ({reason}): run `offload backend connect {backend} --profile {profile}`")]
     Disconnected {

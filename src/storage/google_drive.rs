@@ -49,7 +49,13 @@ pub struct GoogleDrive {
     chunk: u64,
     /// Folder ids by remote folder path ("" is the root).
     folders: Mutex<HashMap<String, String>>,
+    /// File ids of recently streamed paths: a player sends a request per seek, and looking the
+    /// file up again each time would add a round trip to Drive to every seek.
+    streamed: Mutex<HashMap<String, (String, std::time::Instant)>>,
 }
+
+/// How long a streamed file's id is reused without asking Drive again.
+const STREAM_ID_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A file as Drive describes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +85,7 @@ impl GoogleDrive {
             root: config.folder_id.clone().unwrap_or_else(|| "root".into()),
             chunk: DEFAULT_CHUNK,
             folders: Mutex::new(HashMap::new()),
+            streamed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -175,6 +182,14 @@ impl GoogleDrive {
             .await?;
         let folder: DriveFile = self.json(operation, &name, answer).await?;
         Ok(folder.id)
+    }
+
+    fn lock_streamed(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, std::time::Instant)>> {
+        self.streamed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock_folders(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
@@ -450,6 +465,7 @@ impl StorageBackend for GoogleDrive {
     }
 
     async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
+        self.lock_streamed().remove(remote.as_str());
         let Some(file) = self.file_of(Operation::Delete, remote).await? else {
             return Ok(());
         };
@@ -462,7 +478,25 @@ impl StorageBackend for GoogleDrive {
         remote: &RemotePath,
         _lifetime: Duration,
     ) -> Result<StreamTarget, StorageError> {
-        let file = self.existing_file(Operation::StreamTarget, remote).await?;
+        let cached = self
+            .lock_streamed()
+            .get(remote.as_str())
+            .filter(|(_, at)| at.elapsed() < STREAM_ID_LIFETIME)
+            .map(|(id, _)| id.clone());
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .existing_file(Operation::StreamTarget, remote)
+                    .await?
+                    .id;
+                self.lock_streamed().insert(
+                    remote.as_str().to_owned(),
+                    (id.clone(), std::time::Instant::now()),
+                );
+                id
+            }
+        };
         let token = self.auth.token(false).await.map_err(|error| {
             crate::oauth::token_failure(
                 BackendKind::GoogleDrive,
@@ -472,7 +506,7 @@ impl StorageBackend for GoogleDrive {
             )
         })?;
         Ok(StreamTarget::Proxy {
-            url: format!("{}/drive/v3/files/{}?alt=media", self.api, file.id),
+            url: format!("{}/drive/v3/files/{id}?alt=media", self.api),
             headers: vec![(
                 "Authorization".to_owned(),
                 format!("Bearer {}", token.as_str()),
