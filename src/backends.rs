@@ -14,7 +14,7 @@ use crate::secrets::{SealContext, Sealer, Vault};
 use crate::storage::google_drive::GoogleDrive;
 use crate::storage::local::{LocalBackend, LocalConfig};
 use crate::storage::onedrive::OneDrive;
-use crate::storage::s3::{S3Backend, S3Config};
+use crate::storage::s3::{Provider as S3Provider, S3Backend, S3Config, S3Options};
 use crate::storage::{BackendKind, StorageBackend};
 use zeroize::Zeroizing;
 
@@ -32,6 +32,140 @@ pub enum BackendSettings {
         config: Box<CloudConfig>,
         client_secret: Option<Zeroizing<String>>,
     },
+}
+
+/// A backend as a person describes it (the CLI's flags, the window's Add storage form), before
+/// it is checked and turned into [`BackendSettings`]. Secrets arrive here and nowhere else.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct BackendForm {
+    pub kind: Option<BackendKind>,
+    /// local: the library folder (the default library when absent).
+    pub path: Option<PathBuf>,
+    /// s3
+    pub provider: S3Provider,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Zeroizing<String>>,
+    pub prefix: Option<String>,
+    pub public_url: Option<String>,
+    pub path_style: bool,
+    /// google-drive, onedrive: the OAuth app registration (the configured one when absent).
+    pub client_id: Option<String>,
+    pub client_secret: Option<Zeroizing<String>>,
+    pub folder_id: Option<String>,
+    pub chunk_size: Option<u64>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub api_base: Option<String>,
+}
+
+impl BackendForm {
+    /// Checks the form and fills in defaults: the library folder, the provider's endpoint and
+    /// region, the configured OAuth client id (`OFFLOAD_GOOGLE_CLIENT_ID`, setting
+    /// `oauth.google.client_id`, …).
+    pub fn settings(&self, db: &Db, data_dir: &std::path::Path) -> Result<BackendSettings> {
+        let blank = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        let kind = self
+            .kind
+            .ok_or_else(|| Error::Invalid("choose a kind of storage".into()))?;
+        match kind {
+            BackendKind::Local => {
+                let path = self
+                    .path
+                    .clone()
+                    .filter(|path| !path.as_os_str().is_empty())
+                    .unwrap_or_else(|| default_library_dir(data_dir));
+                let path = std::path::absolute(&path).map_err(|error| {
+                    Error::io(format!("cannot resolve {}", path.display()), error)
+                })?;
+                Ok(BackendSettings::Local(LocalConfig { path }))
+            }
+            BackendKind::S3 => {
+                let required = |value: &Option<String>, what: &str| {
+                    blank(value)
+                        .ok_or_else(|| Error::Invalid(format!("an S3 backend needs {what}")))
+                };
+                let config = S3Config::new(S3Options {
+                    provider: self.provider,
+                    endpoint: blank(&self.endpoint),
+                    region: blank(&self.region),
+                    bucket: required(&self.bucket, "a bucket")?,
+                    access_key_id: required(&self.access_key_id, "an access key id")?,
+                    prefix: blank(&self.prefix),
+                    public_url: blank(&self.public_url),
+                    path_style: self.path_style,
+                })
+                .map_err(Error::Invalid)?;
+                let secret_access_key = self
+                    .secret_access_key
+                    .clone()
+                    .filter(|secret| !secret.is_empty())
+                    .ok_or_else(|| {
+                        Error::Invalid("an S3 backend needs its secret access key".into())
+                    })?;
+                Ok(BackendSettings::S3 {
+                    config: Box::new(config),
+                    secret_access_key,
+                })
+            }
+            BackendKind::GoogleDrive | BackendKind::Onedrive => {
+                let provider = if kind == BackendKind::GoogleDrive {
+                    crate::accounts::Provider::Google
+                } else {
+                    crate::accounts::Provider::Microsoft
+                };
+                let client_id = match blank(&self.client_id) {
+                    Some(id) => id,
+                    None => configured_client_id(db, provider)?,
+                };
+                let client = ClientConfig::new(
+                    provider,
+                    client_id,
+                    blank(&self.auth_url),
+                    blank(&self.token_url),
+                    blank(&self.api_base),
+                )?;
+                if let Some(bytes) = self.chunk_size {
+                    CloudConfig::check_chunk_size(kind, bytes)?;
+                }
+                Ok(BackendSettings::Cloud {
+                    kind,
+                    config: Box::new(CloudConfig {
+                        client,
+                        folder_id: blank(&self.folder_id),
+                        connection_id: None,
+                        chunk_size: self.chunk_size,
+                    }),
+                    client_secret: self
+                        .client_secret
+                        .clone()
+                        .filter(|secret| !secret.is_empty()),
+                })
+            }
+        }
+    }
+}
+
+/// The OAuth client id registered for `provider`: `OFFLOAD_GOOGLE_CLIENT_ID` (or `…MICROSOFT…`),
+/// else the setting `oauth.google.client_id`; empty when neither is set ([`ClientConfig::new`]
+/// then says what to do).
+fn configured_client_id(db: &Db, provider: crate::accounts::Provider) -> Result<String> {
+    let name = provider.as_str();
+    if let Ok(id) = std::env::var(format!("OFFLOAD_{}_CLIENT_ID", name.to_ascii_uppercase())) {
+        return Ok(id);
+    }
+    Ok(db
+        .setting(&format!("oauth.{name}.client_id"))?
+        .unwrap_or_default())
 }
 
 /// A Google Drive or OneDrive backend as stored. `client.client_secret` is sealed.
@@ -164,6 +298,30 @@ fn secret_context(id: i64, field: &str) -> SealContext<'_> {
     }
 }
 
+/// What [`BackendRecord::readiness`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Readiness {
+    Ready,
+    Connected { account: Option<String> },
+    NotSignedIn,
+    Disconnected { reason: String },
+}
+
+impl std::fmt::Display for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Readiness::Ready => f.write_str("ready"),
+            Readiness::Connected {
+                account: Some(account),
+            } => write!(f, "signed in as {account}"),
+            Readiness::Connected { account: None } => f.write_str("signed in"),
+            Readiness::NotSignedIn => f.write_str("not signed in"),
+            Readiness::Disconnected { reason } => write!(f, "DISCONNECTED ({reason})"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackendRecord {
     pub id: i64,
@@ -207,6 +365,34 @@ impl BackendRecord {
                 }
             }
         }
+    }
+
+    /// Whether the backend can be used now: local and S3 backends are ready; a cloud backend
+    /// needs a signed-in account that the provider has not refused.
+    pub fn readiness(&self, db: &Db) -> Result<Readiness> {
+        let connection = match self.kind {
+            BackendKind::Local | BackendKind::S3 => return Ok(Readiness::Ready),
+            BackendKind::GoogleDrive | BackendKind::Onedrive => {
+                serde_json::from_value::<CloudConfig>(self.config.clone())
+                    .ok()
+                    .and_then(|config| config.connection_id)
+            }
+        };
+        let Some(id) = connection else {
+            return Ok(Readiness::NotSignedIn);
+        };
+        let status = crate::accounts::status(db, id)?;
+        Ok(if status.connected {
+            Readiness::Connected {
+                account: status.account,
+            }
+        } else {
+            Readiness::Disconnected {
+                reason: status
+                    .reason
+                    .unwrap_or_else(|| "the account was signed out".into()),
+            }
+        })
     }
 
     /// Builds the live backend this row describes, opening its secrets with the vault. Cloud

@@ -42,6 +42,52 @@ pub struct DaemonOptions {
     pub stream: Option<StreamSettings>,
 }
 
+/// Settings the window's Settings tab changes; `offload run` flags override them.
+pub const SETTING_WORKERS: &str = "queue.workers";
+pub const SETTING_QUIET_PERIOD: &str = "watch.quiet_period_secs";
+/// The most uploads at once a person can ask for.
+pub const MAX_WORKERS: usize = 64;
+
+impl DaemonOptions {
+    /// The saved tuning (uploads at once, quiet period) over the defaults, with the stream
+    /// server's settings.
+    pub fn from_settings(db: &Db) -> Result<DaemonOptions> {
+        let mut options = DaemonOptions::default();
+        if let Some(workers) = db
+            .setting(SETTING_WORKERS)?
+            .and_then(|text| text.parse().ok())
+        {
+            options.queue.workers = usize::clamp(workers, 1, MAX_WORKERS);
+        }
+        if let Some(secs) = db
+            .setting(SETTING_QUIET_PERIOD)?
+            .and_then(|text| text.parse().ok())
+        {
+            options.set_quiet_period(Duration::from_secs(secs));
+        }
+        options.stream = Some(StreamSettings::load(db)?);
+        Ok(options)
+    }
+
+    /// A file must hold still this long before it is uploaded, and again after it changed.
+    pub fn set_quiet_period(&mut self, quiet_period: Duration) {
+        self.watch.quiet_period = quiet_period;
+        self.queue.settle = quiet_period;
+    }
+
+    /// Saves the tuning that [`DaemonOptions::from_settings`] reads.
+    pub fn save_tuning(db: &Db, workers: usize, quiet_period: Duration) -> Result<()> {
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            return Err(Error::Invalid(format!(
+                "uploads at once must be between 1 and {MAX_WORKERS}"
+            )));
+        }
+        db.set_setting(SETTING_WORKERS, &workers.to_string())?;
+        db.set_setting(SETTING_QUIET_PERIOD, &quiet_period.as_secs().to_string())?;
+        Ok(())
+    }
+}
+
 pub struct Engine {
     data_dir: PathBuf,
     db: Db,

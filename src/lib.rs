@@ -10,6 +10,7 @@ mod error;
 pub mod library;
 pub mod logging;
 pub mod oauth;
+pub mod opener;
 pub mod profiles;
 pub mod queue;
 pub mod secrets;

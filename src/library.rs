@@ -12,7 +12,7 @@ use crate::storage::{Checksum, RemotePath};
 use crate::template::{parse_episode, tidy_title};
 
 /// Where a verified upload was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum LibraryItem {
     Media(i64),
@@ -185,6 +185,40 @@ pub fn get(db: &Db, item: LibraryItem) -> Result<Option<LibraryEntry>> {
     Ok(statement
         .query_row(params![is_episode, id], entry_from_row)
         .optional()?)
+}
+
+/// Deletes an item's remote copy, then marks it removed (its stream URL answers 410 from then
+/// on). A copy that is already gone from storage counts as deleted.
+pub async fn remove(
+    db: &Db,
+    vault: &std::sync::Arc<crate::secrets::Vault>,
+    item: LibraryItem,
+) -> Result<()> {
+    let entry = get(db, item)?
+        .ok_or_else(|| crate::Error::NotFound("that library item does not exist".into()))?;
+    if let (Some(backend_id), Some(path), "uploaded") = (
+        entry.storage_backend_id,
+        entry.storage_path.as_deref(),
+        entry.status.as_str(),
+    ) {
+        let remote = crate::storage::RemotePath::parse(path)
+            .map_err(|error| crate::Error::Invalid(error.to_string()))?;
+        let backend = crate::backends::get(db, backend_id)?.open(db, vault)?;
+        match backend.delete(&remote).await {
+            Ok(()) => {}
+            Err(error) if error.kind == crate::storage::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let (table, id) = match item {
+        LibraryItem::Media(id) => ("media", id),
+        LibraryItem::Episode(id) => ("episodes", id),
+    };
+    db.lock().execute(
+        &format!("UPDATE {table} SET status = 'removed' WHERE id = ?1"),
+        [id],
+    )?;
+    Ok(())
 }
 
 const ENTRY_COLUMNS: &str =

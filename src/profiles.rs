@@ -11,7 +11,7 @@ use crate::error::{is_unique_violation, Error, Result};
 use crate::template;
 
 /// What happens to the local file once its remote copy is verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "policy", content = "dir", rename_all = "lowercase")]
 pub enum AfterUpload {
     Keep,
@@ -224,6 +224,37 @@ pub fn remove_watch_folder(db: &Db, profile_id: i64, path: &Path) -> Result<()> 
         )));
     }
     Ok(())
+}
+
+/// Stops watching the folder with this id.
+pub fn remove_watch_folder_by_id(db: &Db, id: i64) -> Result<()> {
+    let removed = db
+        .lock()
+        .execute("DELETE FROM watch_folders WHERE id = ?1", [id])?;
+    if removed == 0 {
+        return Err(Error::NotFound(format!("no watched folder with id {id}")));
+    }
+    Ok(())
+}
+
+/// Changes where a profile's uploads go and what happens to the local files afterwards. Jobs
+/// already queued keep the remote path they were given.
+pub fn update(
+    db: &Db,
+    id: i64,
+    remote_template: &str,
+    after_upload: &AfterUpload,
+) -> Result<Profile> {
+    template::validate(remote_template)?;
+    let (policy, dir) = after_upload.columns();
+    let changed = db.lock().execute(
+        "UPDATE profiles SET remote_template = ?2, after_upload = ?3, after_upload_dir = ?4 WHERE id = ?1",
+        params![id, remote_template, policy, dir],
+    )?;
+    if changed == 0 {
+        return Err(Error::NotFound(format!("no profile with id {id}")));
+    }
+    get(db, id)
 }
 
 pub fn rename(db: &Db, name: &str, new_name: &str) -> Result<()> {

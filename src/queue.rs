@@ -304,6 +304,15 @@ pub fn list(db: &Db, states: &[JobState]) -> Result<Vec<Job>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// How many jobs wait for an account to be signed in again.
+pub fn waiting_for_sign_in(db: &Db) -> Result<usize> {
+    Ok(db.lock().query_row(
+        "SELECT count(*) FROM upload_jobs WHERE state = 'paused' AND waiting_for = 'sign-in'",
+        [],
+        |row| row.get::<_, i64>(0),
+    )? as usize)
+}
+
 pub fn is_paused_globally(db: &Db) -> Result<bool> {
     Ok(db.setting(SETTING_PAUSED)?.as_deref() == Some("1"))
 }

@@ -16,6 +16,8 @@ pub enum Activity {
     Paused,
     /// An upload failed since the summary was last cleared.
     Error,
+    /// Uploads wait for an account to be signed in again.
+    SignInRequired,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -23,6 +25,7 @@ pub struct TransferSummary {
     running: HashMap<i64, Progress>,
     paused: HashSet<i64>,
     failed: usize,
+    waiting_for_sign_in: usize,
 }
 
 impl TransferSummary {
@@ -47,6 +50,12 @@ impl TransferSummary {
         }
     }
 
+    /// How many jobs wait for a sign-in ([`crate::queue::waiting_for_sign_in`]); the events do
+    /// not say why a job paused.
+    pub fn set_waiting_for_sign_in(&mut self, jobs: usize) {
+        self.waiting_for_sign_in = jobs;
+    }
+
     /// Forgets failures the user has seen.
     pub fn clear_failures(&mut self) {
         self.failed = 0;
@@ -55,6 +64,8 @@ impl TransferSummary {
     pub fn activity(&self) -> Activity {
         if self.failed > 0 {
             Activity::Error
+        } else if self.waiting_for_sign_in > 0 {
+            Activity::SignInRequired
         } else if !self.running.is_empty() {
             Activity::Uploading
         } else if !self.paused.is_empty() {
@@ -101,6 +112,9 @@ impl TransferSummary {
             parts.push(format!("{} paused", self.paused.len()));
         } else {
             parts.push("Idle".to_owned());
+        }
+        if self.waiting_for_sign_in > 0 {
+            parts.push(format!("{} wait for sign-in", self.waiting_for_sign_in));
         }
         if self.failed > 0 {
             parts.push(format!("{} failed", self.failed));
@@ -186,6 +200,10 @@ mod tests {
         assert_eq!(summary.activity(), Activity::Error);
         summary.clear_failures();
         assert_eq!(summary.activity(), Activity::Paused);
+
+        summary.set_waiting_for_sign_in(1);
+        assert_eq!(summary.activity(), Activity::SignInRequired);
+        assert_eq!(summary.line(), "1 paused · 1 wait for sign-in");
     }
 
     #[test]

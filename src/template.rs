@@ -110,16 +110,22 @@ pub struct TemplateInput<'a> {
 /// an allowed remote path.
 pub fn validate(template: &str) -> Result<(), TemplateError> {
     for sample in ["Films/Film.2019.mkv", "Show.Name.S01E02.mkv"] {
-        render(
-            template,
-            &TemplateInput {
-                profile: "Profile",
-                relative_path: Path::new(sample),
-                date: Local::now(),
-            },
-        )?;
+        preview(template, "Profile", sample)?;
     }
     Ok(())
+}
+
+/// Where a file named `sample` would go under `template`, for a live preview while a person
+/// edits the template.
+pub fn preview(template: &str, profile: &str, sample: &str) -> Result<RemotePath, TemplateError> {
+    render(
+        template,
+        &TemplateInput {
+            profile,
+            relative_path: Path::new(sample),
+            date: Local::now(),
+        },
+    )
 }
 
 /// Renders `template` for one file into a remote path.

@@ -1,104 +1,68 @@
-//! The Offload tray app: runs the same engine as `offload run` inside the app process and
-//! forwards its events to the window. Commands here are thin adapters over the engine.
+//! The Offload tray app: runs the same engine as `offload run` (watchers, queue, stream server)
+//! inside the app process. The window, tray, notifications and deep links are thin layers over
+//! the engine's functions and events.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-use std::sync::Arc;
+mod commands;
+mod links;
+mod notify;
+mod tray;
+mod window;
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use offload::db::Db;
 use offload::engine::DaemonOptions;
-use offload::queue::{self, Event, Job};
-use offload::summary::TransferSummary;
 use offload::Engine;
-use tauri::menu::{Menu, MenuItem};
-use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager, State};
+use tauri::{AppHandle, Manager, RunEvent};
+use tauri_plugin_deep_link::DeepLinkExt as _;
 use tokio_util::sync::CancellationToken;
 
-/// What the app keeps for its commands.
-struct AppState {
-    engine: Arc<Engine>,
+/// Set once the welcome was dismissed; until then every launch opens the window.
+pub const SETTING_WELCOMED: &str = "app.welcomed";
+/// "0" turns desktop notifications off.
+pub const SETTING_NOTIFICATIONS: &str = "app.notifications";
+/// How long Quit waits for uploads to checkpoint before leaving anyway.
+const QUIT_GRACE: Duration = Duration::from_secs(15);
+
+/// What the commands and the tray share.
+pub struct AppState {
+    pub engine: Arc<Engine>,
     shutdown: CancellationToken,
+    engine_task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
 }
 
-#[tauri::command]
-fn list_jobs(state: State<'_, AppState>) -> Result<Vec<Job>, String> {
-    queue::list(state.engine.db(), &[]).map_err(|error| error.to_string())
+pub fn notifications_enabled(db: &Db) -> bool {
+    db.setting(SETTING_NOTIFICATIONS).ok().flatten().as_deref() != Some("0")
 }
 
-#[tauri::command]
-fn pause_all(state: State<'_, AppState>) -> Result<(), String> {
-    queue::pause(state.engine.db(), None)
-        .map(|_| ())
-        .map_err(|error| error.to_string())
-}
-
-#[tauri::command]
-fn resume_all(state: State<'_, AppState>) -> Result<(), String> {
-    queue::resume(state.engine.db(), None)
-        .map(|_| state.engine.wake_daemon())
-        .map_err(|error| error.to_string())
-}
-
-fn show_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.show();
-        let _ = window.set_focus();
-    }
-}
-
-/// How often the tray's summary is redrawn: progress events come many times a second.
-const TRAY_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Sends the engine's events to the window as they happen, and keeps the tray's summary line.
-fn forward_events(app: AppHandle, engine: &Engine, status: MenuItem<tauri::Wry>) {
-    let mut events = engine.subscribe();
-    let summary = Arc::new(std::sync::Mutex::new(TransferSummary::default()));
-    let shown = summary.clone();
-    let tray_app = app.clone();
+/// Stops the engine (running uploads checkpoint, so the next start resumes them), then exits.
+pub fn quit(app: &AppHandle) {
+    let state = app.state::<AppState>();
+    state.shutdown.cancel();
+    let task = state
+        .engine_task
+        .lock()
+        .ok()
+        .and_then(|mut task| task.take());
+    let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let mut last = String::new();
-        let mut tick = tokio::time::interval(TRAY_REFRESH);
-        loop {
-            tick.tick().await;
-            let line = shown
-                .lock()
-                .map(|summary| summary.line())
-                .unwrap_or_default();
-            if line != last {
-                if let Some(tray) = tray_app.tray_by_id("offload") {
-                    let _ = tray.set_tooltip(Some(format!("Offload: {line}")));
-                    let _ = tray.set_title(Some(&line));
-                }
-                let _ = status.set_text(&line);
-                last = line;
+        if let Some(task) = task {
+            if tokio::time::timeout(QUIT_GRACE, task).await.is_err() {
+                tracing::warn!(
+                    "uploads did not checkpoint in time; they resume from their last checkpoint"
+                );
             }
         }
-    });
-    tauri::async_runtime::spawn(async move {
-        loop {
-            let event = events.recv().await;
-            if let (Ok(event), Ok(mut summary)) = (&event, summary.lock()) {
-                summary.observe(event);
-            }
-            match event {
-                Ok(Event::Progress(progress)) => {
-                    let _ = app.emit("upload-progress", progress);
-                }
-                Ok(event @ Event::State { .. }) | Ok(event @ Event::Queued { .. }) => {
-                    let _ = app.emit("upload-state", event);
-                }
-                Ok(Event::Notice { message }) => {
-                    let _ = app.emit("notice", message);
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
+        offload::logging::flush();
+        app.exit(0);
     });
 }
 
 fn main() {
-    tracing_subscriber_init();
+    init_logging();
     let data_dir = std::env::var_os("OFFLOAD_DATA_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(Engine::default_data_dir);
@@ -113,82 +77,139 @@ fn main() {
         }
     };
     if let Err(error) = engine.ensure_default_profile() {
-        eprintln!("warning: {error}");
+        tracing::warn!(%error, "no default profile");
     }
     let shutdown = CancellationToken::new();
-    let result = tauri::Builder::default()
+    let app = tauri::Builder::default()
+        // First: a second launch hands its arguments (and deep link) to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            window::show(app);
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
         .manage(AppState {
             engine: engine.clone(),
             shutdown: shutdown.clone(),
+            engine_task: Mutex::new(None),
         })
-        .invoke_handler(tauri::generate_handler![list_jobs, pause_all, resume_all])
+        .invoke_handler(tauri::generate_handler![
+            commands::overview,
+            commands::dismiss_welcome,
+            commands::list_jobs,
+            commands::pause_job,
+            commands::resume_job,
+            commands::retry_job,
+            commands::cancel_job,
+            commands::list_library,
+            commands::remove_library_item,
+            commands::open_url,
+            commands::list_profiles,
+            commands::create_profile,
+            commands::rename_profile,
+            commands::delete_profile,
+            commands::update_profile,
+            commands::preview_template,
+            commands::pick_folder,
+            commands::add_watch_folder,
+            commands::remove_watch_folder,
+            commands::list_backends,
+            commands::s3_presets,
+            commands::test_backend_form,
+            commands::add_backend,
+            commands::test_backend,
+            commands::set_default_backend,
+            commands::remove_backend,
+            commands::connect_backend,
+            commands::get_settings,
+            commands::save_settings,
+        ])
         .setup(move |app| {
-            let status = MenuItem::with_id(app, "status", "Idle", false, None::<&str>)?;
-            let open = MenuItem::with_id(app, "open", "Open Offload", true, None::<&str>)?;
-            let pause = MenuItem::with_id(app, "pause", "Pause all", true, None::<&str>)?;
-            let resume = MenuItem::with_id(app, "resume", "Resume all", true, None::<&str>)?;
-            let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
-            let menu = Menu::with_items(app, &[&status, &open, &pause, &resume, &quit])?;
-            let mut tray = TrayIconBuilder::with_id("offload")
-                .tooltip("Offload")
-                .menu(&menu);
-            if let Some(icon) = app.default_window_icon() {
-                tray = tray.icon(icon.clone());
-            }
-            tray.on_menu_event(|app, event| {
-                let state = app.state::<AppState>();
-                match event.id.as_ref() {
-                    "open" => show_window(app),
-                    "pause" => {
-                        let _ = queue::pause(state.engine.db(), None);
-                    }
-                    "resume" => {
-                        let _ = queue::resume(state.engine.db(), None);
-                        state.engine.wake_daemon();
-                    }
-                    "quit" => {
-                        state.shutdown.cancel();
-                        app.exit(0);
-                    }
-                    _ => {}
-                }
-            })
-            .build(app)?;
+            let handle = app.handle().clone();
+            register_deep_links(&handle, &engine);
+            tray::start(&handle, engine.clone())?;
 
+            let welcomed = engine
+                .db()
+                .setting(SETTING_WELCOMED)
+                .ok()
+                .flatten()
+                .is_some();
             // Under WebDriver the window must be visible to be clicked.
-            if std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
-                show_window(app.handle());
+            if !welcomed || std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
+                window::show(&handle);
             }
-            forward_events(app.handle().clone(), &engine, status);
+
+            let options = match DaemonOptions::from_settings(engine.db()) {
+                Ok(options) => options,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the settings; using the defaults");
+                    DaemonOptions::default()
+                }
+            };
             let engine = engine.clone();
-            tauri::async_runtime::spawn(async move {
-                let options = DaemonOptions {
-                    stream: match offload::stream::StreamSettings::load(engine.db()) {
-                        Ok(settings) => Some(settings),
-                        Err(error) => {
-                            tracing::error!(%error, "the stream server is off");
-                            None
-                        }
-                    },
-                    ..DaemonOptions::default()
-                };
+            let task = tauri::async_runtime::spawn(async move {
                 if let Err(error) = engine.run(options, shutdown).await {
                     tracing::error!(%error, "the upload engine stopped");
+                    notify::show(&handle, "Offload stopped uploading", &error.to_string());
                 }
             });
+            if let Ok(mut slot) = app.state::<AppState>().engine_task.lock() {
+                *slot = Some(task);
+            }
             Ok(())
         })
-        .run(tauri::generate_context!("../tauri.conf.json"));
-    if let Err(error) = result {
-        eprintln!("error: the desktop app failed: {error}");
-        std::process::exit(1);
-    }
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("error: the desktop app failed to start: {error}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|_app, event| {
+        // The last window closing leaves the tray running; only Quit (an explicit exit code) ends.
+        if let RunEvent::ExitRequested {
+            api, code: None, ..
+        } = event
+        {
+            api.prevent_exit();
+        }
+    });
 }
 
-fn tracing_subscriber_init() {
+/// Registers `offload://` with the desktop on first run (Linux: a desktop entry with `%u`), and
+/// completes sign-in links this launch was given or that later launches hand over.
+fn register_deep_links(app: &AppHandle, engine: &Arc<Engine>) {
+    let deep_link = app.deep_link();
+    #[cfg(any(target_os = "linux", windows))]
+    if !deep_link.is_registered("offload").unwrap_or(false) {
+        if let Err(error) = deep_link.register_all() {
+            tracing::warn!(%error, "cannot register offload:// links; sign-ins through the browser still work");
+        }
+    }
+    if let Ok(Some(urls)) = deep_link.get_current() {
+        links::open(app, engine, urls.into_iter().map(String::from));
+    }
+    let (app_for_links, engine) = (app.clone(), engine.clone());
+    deep_link.on_open_url(move |event| {
+        links::open(
+            &app_for_links,
+            &engine,
+            event.urls().into_iter().map(String::from),
+        );
+    });
+}
+
+fn init_logging() {
     // The engine logs through `tracing`; the shell shows its warnings on stderr.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OFFLOAD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("offload=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OFFLOAD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("offload=info,offload_desktop=info")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(offload::logging::LogOutput)

@@ -11,13 +11,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use offload::backends::{self, BackendSettings};
+use offload::backends::{self, BackendForm, BackendSettings};
 use offload::engine::{parse_duration, DaemonOptions};
 use offload::library;
 use offload::profiles::{self, AfterUpload, NewWatchFolder};
 use offload::queue::{self, ClaimMode, Enqueued, Event, JobState, QueueOptions};
-use offload::storage::local::LocalConfig;
-use offload::storage::s3::{Provider, S3Config, S3Options};
+use offload::storage::s3::Provider;
 use offload::storage::BackendKind;
 use offload::stream::StreamSettings;
 use offload::{template, Engine, Error};
@@ -91,15 +90,16 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// How long a file must hold still before it counts as finished.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, env = "OFFLOAD_QUIET_PERIOD")]
-    quiet_period: Duration,
+    /// How long a file must hold still before it counts as finished (default: the setting
+    /// watch.quiet_period_secs, else 5s).
+    #[arg(long, value_parser = parse_duration, env = "OFFLOAD_QUIET_PERIOD")]
+    quiet_period: Option<Duration>,
     /// How often every watched folder is scanned in full, for changes the OS did not report.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     rescan_interval: Duration,
-    /// Files uploaded at once.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    workers: u16,
+    /// Files uploaded at once (default: the setting queue.workers, else 2).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: Option<u16>,
     /// Attempts before an upload with temporary errors is marked failed.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
@@ -565,23 +565,18 @@ async fn run(engine: Engine, args: RunArgs) -> CliResult<ExitCode> {
             }
         }
     }
-    let options = DaemonOptions {
-        watch: offload::watch::WatchOptions {
-            quiet_period: args.quiet_period,
-            rescan_interval: args.rescan_interval,
-        },
-        queue: QueueOptions {
-            workers: args.workers.into(),
-            max_attempts: args.max_attempts,
-            settle: args.quiet_period,
-            ..QueueOptions::default()
-        },
-        stream: if args.no_stream {
-            None
-        } else {
-            Some(StreamSettings::load(engine.db())?)
-        },
-    };
+    let mut options = DaemonOptions::from_settings(engine.db())?;
+    options.watch.rescan_interval = args.rescan_interval;
+    options.queue.max_attempts = args.max_attempts;
+    if let Some(quiet_period) = args.quiet_period {
+        options.set_quiet_period(quiet_period);
+    }
+    if let Some(workers) = args.workers {
+        options.queue.workers = workers.into();
+    }
+    if args.no_stream {
+        options.stream = None;
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     engine.run(options, shutdown).await?;
@@ -747,22 +742,16 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
                         .get(&record.profile_id)
                         .map(String::as_str)
                         .unwrap_or("?");
-                    let account =
-                        serde_json::from_value::<backends::CloudConfig>(record.config.clone())
-                            .ok()
-                            .and_then(|config| config.connection_id)
-                            .and_then(|id| offload::accounts::status(db, id).ok())
-                            .map(
-                                |status| match (status.connected, status.account, status.reason) {
-                                    (true, Some(account), _) => format!("  signed in as {account}"),
-                                    (true, None, _) => "  signed in".to_owned(),
-                                    (false, _, reason) => format!(
-                                        "  DISCONNECTED ({}): `offload backend connect`",
-                                        reason.unwrap_or_default()
-                                    ),
-                                },
-                            )
-                            .unwrap_or_default();
+                    let account = match record.readiness(db)? {
+                        // The location already says how to sign in.
+                        backends::Readiness::Ready | backends::Readiness::NotSignedIn => {
+                            String::new()
+                        }
+                        state @ backends::Readiness::Disconnected { .. } => {
+                            format!("  {state}: `offload backend connect`")
+                        }
+                        state => format!("  {state}"),
+                    };
                     println!(
                         "{owner}/{}  {}  {}{default}{account}",
                         record.name,
@@ -815,7 +804,8 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
             println!("{}", flow.url);
             let _ = std::io::stdout().flush();
             if !no_browser {
-                open_in_browser(&flow.url);
+                // Failing is fine: the address was printed.
+                let _ = offload::opener::open(&flow.url);
             }
             let connected = loopback
                 .finish(db, engine.vault(), &offload::oauth::http_client(), &flow)
@@ -832,116 +822,56 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens `url` in the desktop's browser; failing is fine, the address was printed.
-fn open_in_browser(url: &str) {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else if cfg!(windows) {
-        "explorer"
-    } else {
-        "xdg-open"
-    };
-    let _ = std::process::Command::new(opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-}
-
 /// The settings `backend add` was given, with the secret read from stdin or the environment.
 fn backend_settings(engine: &Engine, args: &BackendAddArgs) -> CliResult<BackendSettings> {
+    let mut form = BackendForm {
+        kind: Some(args.kind),
+        path: args.path.clone(),
+        provider: args.provider,
+        endpoint: args.endpoint.clone(),
+        region: args.region.clone(),
+        bucket: args.bucket.clone(),
+        access_key_id: args.access_key_id.clone(),
+        prefix: args.prefix.clone(),
+        public_url: args.public_url.clone(),
+        path_style: args.path_style,
+        client_id: args.client_id.clone(),
+        folder_id: args.folder_id.clone(),
+        chunk_size: args.chunk_size,
+        auth_url: args.auth_url.clone(),
+        token_url: args.token_url.clone(),
+        api_base: args.api_base.clone(),
+        ..BackendForm::default()
+    };
     match args.kind {
-        BackendKind::Local => {
-            let path = args
-                .path
-                .clone()
-                .unwrap_or_else(|| backends::default_library_dir(engine.data_dir()));
-            let path = std::path::absolute(&path)
-                .with_context(|| format!("cannot resolve {}", path.display()))?;
-            Ok(BackendSettings::Local(LocalConfig { path }))
-        }
+        BackendKind::Local => {}
         BackendKind::S3 => {
-            let usage = |message: String| Failure::from(Error::Invalid(message));
-            let bucket = args
-                .bucket
-                .clone()
-                .ok_or_else(|| usage("--bucket is required for an s3 backend".into()))?;
-            let access_key_id = args
-                .access_key_id
-                .clone()
-                .ok_or_else(|| usage("--access-key-id is required for an s3 backend".into()))?;
-            let config = S3Config::new(S3Options {
-                provider: args.provider,
-                endpoint: args.endpoint.clone(),
-                region: args.region.clone(),
-                bucket,
-                access_key_id,
-                prefix: args.prefix.clone(),
-                public_url: args.public_url.clone(),
-                path_style: args.path_style,
-            })
-            .map_err(usage)?;
-            let secret_access_key = read_secret(
+            form.secret_access_key = read_secret(
                 args.secret_access_key_stdin,
                 "OFFLOAD_S3_SECRET_ACCESS_KEY",
                 "the secret access key",
-            )?
-            .ok_or_else(|| {
-                usage(
+            )?;
+            if form.secret_access_key.is_none() {
+                return Err(Error::Invalid(
                     "give the secret access key on standard input with --secret-access-key-stdin, or in OFFLOAD_S3_SECRET_ACCESS_KEY (never as an argument)".into(),
                 )
-            })?;
-            Ok(BackendSettings::S3 {
-                config: Box::new(config),
-                secret_access_key,
-            })
+                .into());
+            }
         }
-        kind @ (BackendKind::GoogleDrive | BackendKind::Onedrive) => {
-            let provider = if kind == BackendKind::GoogleDrive {
-                offload::accounts::Provider::Google
+        BackendKind::GoogleDrive | BackendKind::Onedrive => {
+            let upper = if args.kind == BackendKind::GoogleDrive {
+                "GOOGLE"
             } else {
-                offload::accounts::Provider::Microsoft
+                "MICROSOFT"
             };
-            let upper = provider.as_str().to_ascii_uppercase();
-            let client_id = match &args.client_id {
-                Some(id) => id.clone(),
-                None => match std::env::var(format!("OFFLOAD_{upper}_CLIENT_ID")) {
-                    Ok(id) => id,
-                    Err(_) => engine
-                        .db()
-                        .setting(&format!("oauth.{}.client_id", provider.as_str()))
-                        .map_err(Error::from)?
-                        .unwrap_or_default(),
-                },
-            };
-            let client = offload::oauth::ClientConfig::new(
-                provider,
-                client_id,
-                args.auth_url.clone(),
-                args.token_url.clone(),
-                args.api_base.clone(),
-            )?;
-            let client_secret = read_secret(
+            form.client_secret = read_secret(
                 args.client_secret_stdin,
                 &format!("OFFLOAD_{upper}_CLIENT_SECRET"),
                 "the client secret",
             )?;
-            if let Some(bytes) = args.chunk_size {
-                backends::CloudConfig::check_chunk_size(kind, bytes)?;
-            }
-            Ok(BackendSettings::Cloud {
-                kind,
-                config: Box::new(backends::CloudConfig {
-                    client,
-                    folder_id: args.folder_id.clone(),
-                    connection_id: None,
-                    chunk_size: args.chunk_size,
-                }),
-                client_secret,
-            })
         }
     }
+    Ok(form.settings(engine.db(), engine.data_dir())?)
 }
 
 async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<ExitCode> {

@@ -41,7 +41,7 @@ pub use plan::{
     PartPlan, TooLarge, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
     MAX_PARTS, MIN_PART_SIZE,
 };
-pub use providers::Provider;
+pub use providers::{Preset, Provider};
 
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,

@@ -17,6 +17,18 @@ pub enum Provider {
     Other,
 }
 
+/// A provider's defaults, as a form shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Preset {
+    pub provider: Provider,
+    pub label: &'static str,
+    pub endpoint_template: Option<&'static str>,
+    pub default_region: Option<&'static str>,
+    pub path_style: bool,
+    /// The endpoint cannot be derived from the region alone.
+    pub needs_endpoint: bool,
+}
+
 /// One provider's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quirks {
@@ -62,6 +74,34 @@ impl Provider {
         Provider::ALL
             .into_iter()
             .find(|provider| provider.as_str() == text)
+    }
+
+    /// The name a person knows the service by.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Aws => "Amazon S3",
+            Provider::R2 => "Cloudflare R2",
+            Provider::B2 => "Backblaze B2",
+            Provider::Wasabi => "Wasabi",
+            Provider::Minio => "MinIO",
+            Provider::Garage => "Garage",
+            Provider::Other => "Other S3-compatible",
+        }
+    }
+
+    /// What an "Add storage" form pre-fills for this service.
+    pub fn preset(self) -> Preset {
+        let quirks = self.quirks();
+        Preset {
+            provider: self,
+            label: self.label(),
+            endpoint_template: quirks.endpoint_template,
+            default_region: quirks.default_region,
+            path_style: quirks.path_style,
+            needs_endpoint: quirks
+                .endpoint_template
+                .is_none_or(|template| template.contains("{account}")),
+        }
     }
 
     pub fn quirks(self) -> Quirks {

@@ -1,0 +1,84 @@
+//! `offload://` deep links: the end of a Microsoft sign-in comes back as
+//! `offload://oauth/microsoft?code=…&state=…`, to this process or through a second launch that
+//! the single-instance plugin hands over. The engine checks state, expiry and reuse.
+
+use std::sync::Arc;
+
+use offload::oauth::{self, Connected};
+use offload::{Engine, Result};
+use serde::Serialize;
+use tauri::{AppHandle, Emitter};
+
+/// The redirect address a Microsoft app registration lists for Offload (platform "Mobile and
+/// desktop applications").
+pub const MICROSOFT_REDIRECT: &str = "offload://oauth/microsoft";
+
+#[derive(Clone, Serialize)]
+struct AccountConnected {
+    backend_id: i64,
+    account: Option<String>,
+}
+
+#[derive(Clone, Serialize)]
+struct AccountFailed {
+    backend_id: Option<i64>,
+    message: String,
+}
+
+/// Completes every sign-in link among `urls`; other links are ignored (and never logged: a link
+/// carries an authorization code).
+pub fn open(app: &AppHandle, engine: &Arc<Engine>, urls: impl IntoIterator<Item = String>) {
+    for url in urls
+        .into_iter()
+        .filter(|url| url.starts_with("offload://oauth/"))
+    {
+        let app = app.clone();
+        let engine = engine.clone();
+        tauri::async_runtime::spawn(async move {
+            let outcome =
+                oauth::complete(engine.db(), engine.vault(), &oauth::http_client(), &url).await;
+            signed_in(&app, &engine, None, outcome);
+        });
+    }
+}
+
+/// Tells the window, the tray and the log how a sign-in ended, and lets waiting uploads go on.
+pub fn signed_in(
+    app: &AppHandle,
+    engine: &Engine,
+    backend_id: Option<i64>,
+    outcome: Result<Connected>,
+) {
+    match outcome {
+        Ok(connected) => {
+            tracing::info!(backend = connected.backend_id, provider = %connected.provider, "signed in");
+            engine.wake_daemon();
+            crate::notify::show(
+                app,
+                "Signed in",
+                &match &connected.account {
+                    Some(account) => format!("{} is connected as {account}.", connected.provider),
+                    None => format!("{} is connected.", connected.provider),
+                },
+            );
+            let _ = app.emit(
+                "account-connected",
+                AccountConnected {
+                    backend_id: connected.backend_id,
+                    account: connected.account,
+                },
+            );
+        }
+        Err(error) => {
+            tracing::warn!(%error, "refused a sign-in");
+            crate::notify::show(app, "Sign-in failed", &error.to_string());
+            let _ = app.emit(
+                "account-failed",
+                AccountFailed {
+                    backend_id,
+                    message: error.to_string(),
+                },
+            );
+        }
+    }
+}

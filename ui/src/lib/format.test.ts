@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { backendStatusText, basename, formatEta, formatSize, formatSpeed, formatTime, percent } from "./format";
+
+describe("formatSize", () => {
+  it("uses binary units with three significant digits", () => {
+    expect(formatSize(0)).toBe("0 B");
+    expect(formatSize(1023)).toBe("1023 B");
+    expect(formatSize(1024)).toBe("1 KiB");
+    expect(formatSize(1536)).toBe("1.5 KiB");
+    expect(formatSize(10.5 * 1024 * 1024)).toBe("10.5 MiB");
+    expect(formatSize(734 * 1024 * 1024)).toBe("734 MiB");
+    expect(formatSize(4.37 * 1024 ** 3)).toBe("4.37 GiB");
+  });
+  it("shows a dash for unknown sizes", () => {
+    expect(formatSize(null)).toBe("—");
+    expect(formatSize(-1)).toBe("—");
+  });
+});
+
+describe("formatSpeed", () => {
+  it("keeps one decimal per second", () => {
+    expect(formatSpeed(12.4 * 1024 * 1024)).toBe("12.4 MiB/s");
+    expect(formatSpeed(2 * 1024 * 1024)).toBe("2.0 MiB/s");
+    expect(formatSpeed(512)).toBe("512 B/s");
+    expect(formatSpeed(150 * 1024)).toBe("150 KiB/s");
+  });
+  it("shows a dash when nothing moves", () => {
+    expect(formatSpeed(0)).toBe("—");
+  });
+});
+
+describe("formatEta", () => {
+  it("speaks in minutes and hours", () => {
+    expect(formatEta(null)).toBe("");
+    expect(formatEta(5)).toBe("a few seconds left");
+    expect(formatEta(42)).toBe("42 s left");
+    expect(formatEta(180)).toBe("3 min left");
+    expect(formatEta(3600)).toBe("1 h left");
+    expect(formatEta(4800)).toBe("1 h 20 min left");
+    expect(formatEta(3 * 86400)).toBe("3 days left");
+  });
+});
+
+describe("formatTime", () => {
+  const now = new Date(2024, 5, 15, 12, 0).getTime();
+  it("is relative for recent times", () => {
+    expect(formatTime(now - 10_000, now)).toBe("just now");
+    expect(formatTime(now - 5 * 60_000, now)).toBe("5 min ago");
+    expect(formatTime(now - 3 * 3600_000, now)).toMatch(/^today /);
+    expect(formatTime(now - 24 * 3600_000, now)).toMatch(/^yesterday /);
+    expect(formatTime(null, now)).toBe("—");
+  });
+});
+
+describe("helpers", () => {
+  it("takes the file name from either separator", () => {
+    expect(basename("/home/me/Downloads/Film.mkv")).toBe("Film.mkv");
+    expect(basename("C:\\Users\\me\\Film.mkv")).toBe("Film.mkv");
+  });
+  it("clamps percentages and survives an empty file", () => {
+    expect(percent(50, 200)).toBe(25);
+    expect(percent(300, 200)).toBe(100);
+    expect(percent(0, 0)).toBe(0);
+  });
+  it("words the backend status badge", () => {
+    expect(backendStatusText({ status: "ready", account: null, message: null })).toBe("Ready");
+    expect(backendStatusText({ status: "connected", account: "me@example.com", message: null })).toBe(
+      "Connected as me@example.com",
+    );
+    expect(backendStatusText({ status: "connected", account: null, message: null })).toBe("Connected");
+    expect(backendStatusText({ status: "not-signed-in", account: null, message: null })).toBe("Not signed in");
+    expect(backendStatusText({ status: "disconnected", account: null, message: "token revoked" })).toBe(
+      "Disconnected: token revoked",
+    );
+  });
+});

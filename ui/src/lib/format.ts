@@ -1,0 +1,106 @@
+// Human-readable numbers for the window. Binary units throughout, because file managers on
+// every desktop Offload targets report sizes that way and the numbers should match.
+
+import type { Backend, BackendKind } from "./api";
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+export function formatSize(bytes: number | null | undefined): string {
+  if (bytes == null || !Number.isFinite(bytes) || bytes < 0) return "—";
+  if (bytes < 1024) return `${Math.round(bytes)} B`;
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  // Three significant digits keep columns steady without hiding meaningful change.
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  let text = value.toFixed(digits);
+  if (digits > 0) text = text.replace(/\.?0+$/, "");
+  return `${text} ${UNITS[unit]}`;
+}
+
+export function formatSpeed(bytesPerSecond: number | null | undefined): string {
+  if (bytesPerSecond == null || !Number.isFinite(bytesPerSecond) || bytesPerSecond <= 0) return "—";
+  if (bytesPerSecond < 1024) return `${Math.round(bytesPerSecond)} B/s`;
+  const size = formatSize(bytesPerSecond);
+  // One decimal reads calmer than two for a value that changes every second.
+  const [num, unit] = size.split(" ");
+  const n = Number(num);
+  return `${n >= 100 ? n.toFixed(0) : n.toFixed(1)} ${unit}/s`;
+}
+
+export function formatEta(seconds: number | null | undefined): string {
+  if (seconds == null || !Number.isFinite(seconds) || seconds < 0) return "";
+  if (seconds < 10) return "a few seconds left";
+  if (seconds < 60) return `${Math.round(seconds)} s left`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min left`;
+  const hours = Math.floor(minutes / 60);
+  const rest = minutes % 60;
+  if (hours < 24) return rest === 0 ? `${hours} h left` : `${hours} h ${rest} min left`;
+  const days = Math.round(hours / 24);
+  return days === 1 ? "1 day left" : `${days} days left`;
+}
+
+/** A timestamp (ms since the epoch) relative to `now`: "just now", "5 min ago", a date otherwise. */
+export function formatTime(ms: number | null | undefined, now: number = Date.now()): string {
+  if (ms == null || !Number.isFinite(ms)) return "—";
+  const diff = Math.max(0, now - ms) / 1000;
+  if (diff < 45) return "just now";
+  if (diff < 3600) return `${Math.max(1, Math.round(diff / 60))} min ago`;
+  const date = new Date(ms);
+  const today = new Date(now);
+  const sameDay = date.toDateString() === today.toDateString();
+  const time = date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  if (sameDay) return `today ${time}`;
+  const yesterday = new Date(now - 86_400_000);
+  if (date.toDateString() === yesterday.toDateString()) return `yesterday ${time}`;
+  return date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+}
+
+/** File name of a local path, whichever separator the platform used. */
+export function basename(path: string): string {
+  const trimmed = path.replace(/[\\/]+$/, "");
+  const parts = trimmed.split(/[\\/]/);
+  return parts[parts.length - 1] || path;
+}
+
+export function percent(done: number, total: number): number {
+  if (!(total > 0)) return 0;
+  return Math.min(100, Math.max(0, Math.floor((done / total) * 100)));
+}
+
+/** "1 file" / "3 files". */
+export function plural(count: number, one: string, many: string = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+/** A rejected command arrives as the engine's message; anything else is a bug worth showing as-is. */
+export function errorText(error: unknown): string {
+  if (typeof error === "string") return error;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** The Storage tab's status badge wording. */
+export function backendStatusText(backend: Pick<Backend, "status" | "account" | "message">): string {
+  switch (backend.status) {
+    case "ready":
+      return "Ready";
+    case "connected":
+      return backend.account ? `Connected as ${backend.account}` : "Connected";
+    case "not-signed-in":
+      return "Not signed in";
+    case "disconnected":
+      return backend.message ? `Disconnected: ${backend.message}` : "Disconnected";
+  }
+}
+
+export const KIND_LABELS: Record<BackendKind, string> = {
+  local: "Local folder",
+  s3: "S3-compatible",
+  "google-drive": "Google Drive",
+  onedrive: "OneDrive",
+};

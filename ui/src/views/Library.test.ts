@@ -1,0 +1,73 @@
+import { render, screen, within } from "@testing-library/svelte";
+import userEvent from "@testing-library/user-event";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { api, type LibraryEntry } from "../lib/api";
+import { JobsStore } from "../lib/stores.svelte";
+import Library from "./Library.svelte";
+
+vi.mock("../lib/api", async () => (await import("../test-api")).apiMock());
+
+function entry(id: number, title: string, extra: Partial<LibraryEntry> = {}): LibraryEntry {
+  return {
+    item: { kind: extra.series ? "episode" : "media", id },
+    profile_id: 1,
+    title,
+    series: null,
+    season: null,
+    episode: null,
+    file_path: null,
+    storage_backend_id: 1,
+    storage_path: null,
+    size: 1024 * 1024 * 700,
+    content_type: "video/x-matroska",
+    status: "uploaded",
+    uploaded_at: Date.now(),
+    stream_url: `http://127.0.0.1:8765/s/${id}`,
+    ...extra,
+  };
+}
+
+beforeEach(() => {
+  vi.clearAllMocks();
+  vi.mocked(api.listProfiles).mockResolvedValue([]);
+  vi.mocked(api.listLibrary).mockResolvedValue([
+    entry(1, "Arrival"),
+    entry(2, "Pilot", { series: "The Show", season: 1, episode: 2 }),
+    entry(3, "Opening", { series: "The Show", season: 1, episode: 1 }),
+    entry(4, "Gone", { status: "removed" }),
+  ]);
+});
+
+describe("Library", () => {
+  it("orders episodes under their series and filters by search", async () => {
+    const user = userEvent.setup();
+    render(Library, { jobs: new JobsStore() });
+    await screen.findAllByTestId("library-item");
+    const urls = screen.getAllByTestId("library-item").map((row) => row.getAttribute("data-stream-url"));
+    expect(urls).toEqual(["http://127.0.0.1:8765/s/1", "http://127.0.0.1:8765/s/3", "http://127.0.0.1:8765/s/2"]);
+
+    await user.type(screen.getByTestId("library-search"), "the SHOW");
+    expect(screen.getAllByTestId("library-item")).toHaveLength(2);
+    expect(screen.queryAllByText("Arrival")).toHaveLength(0);
+  });
+
+  it("asks before removing and names what goes", async () => {
+    const user = userEvent.setup();
+    render(Library, { jobs: new JobsStore() });
+    const row = (await screen.findAllByTestId("library-item"))[0];
+    expect(row).toHaveTextContent("Arrival");
+    await user.click(within(row).getByRole("button", { name: /Remove/ }));
+
+    const dialog = screen.getByRole("alertdialog");
+    expect(dialog).toHaveTextContent("Remove “Arrival”?");
+    expect(dialog).toHaveTextContent(/deletes the remote copy/);
+    await user.keyboard("{Escape}");
+    expect(screen.queryByRole("alertdialog")).toBeNull();
+    expect(api.removeLibraryItem).not.toHaveBeenCalled();
+
+    await user.click(within(row).getByRole("button", { name: /Remove/ }));
+    await user.click(screen.getByTestId("dialog-confirm"));
+    expect(api.removeLibraryItem).toHaveBeenCalledWith({ kind: "media", id: 1 });
+    expect(screen.queryAllByText("Arrival")).toHaveLength(0);
+  });
+});
