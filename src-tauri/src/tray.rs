@@ -311,6 +311,7 @@ pub fn start(app: &AppHandle, engine: Arc<Engine>) -> tauri::Result<()> {
                     let _ = tray.set_menu(Some(menu));
                 }
             }
+            tracing::debug!(summary = %next.line, "tray redrawn");
             shown = next;
         }
     });

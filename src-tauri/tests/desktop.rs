@@ -8,161 +8,17 @@
 #[allow(dead_code)]
 mod s3;
 
-use std::io::{BufRead, BufReader, Read};
+mod harness;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use harness::{wait_until, Desktop, Process, APP, PATIENCE};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-
-/// How long any one thing a person waits for may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(60);
-const APP: &str = env!("CARGO_BIN_EXE_offload-desktop");
-const MASTER_KEY: &str = "b2ZmbG9hZC10ZXN0cy1tYXN0ZXIta2V5LTMyLWJ5dGU=";
-
-/// A child process stopped with the test.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A private X server and D-Bus session, and a home folder that is not the user's: the app's
-/// single-instance name, deep-link registration and autostart entry stay inside the test.
-struct Desktop {
-    dir: tempfile::TempDir,
-    display: String,
-    bus: String,
-    stream_port: u16,
-    _xvfb: Process,
-    _dbus: Process,
-}
-
-impl Desktop {
-    fn new() -> Desktop {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut xvfb = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x900x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb (apt install xvfb) must be installed");
-        let display = first_line(xvfb.stdout.take().expect("stdout"));
-        let xvfb = Process(xvfb);
-        let mut dbus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon must be installed");
-        let bus = first_line(dbus.stdout.take().expect("stdout"));
-        let desktop = Desktop {
-            display: format!(":{display}"),
-            bus,
-            stream_port: s3::free_port(),
-            dir,
-            _xvfb: xvfb,
-            _dbus: Process(dbus),
-        };
-        std::fs::create_dir_all(desktop.path("home/Downloads")).unwrap();
-        // A short quiet period: a file dropped whole counts as finished within a second.
-        let engine = offload::Engine::open(&desktop.path("data")).expect("open engine");
-        offload::engine::DaemonOptions::save_tuning(engine.db(), 2, Duration::from_secs(1))
-            .expect("save settings");
-        desktop
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    /// The environment the app (and anything that starts it) runs in.
-    fn env(&self, command: &mut Command) {
-        command
-            .env("DISPLAY", &self.display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
-            .env("HOME", self.path("home"))
-            .env("XDG_DATA_HOME", self.path("home/.local/share"))
-            .env("XDG_CONFIG_HOME", self.path("home/.config"))
-            .env("OFFLOAD_DATA_DIR", self.path("data"))
-            .env("OFFLOAD_MASTER_KEY", MASTER_KEY)
-            .env("OFFLOAD_STREAM_PORT", self.stream_port.to_string())
-            .env("OFFLOAD_LOG", "offload=info,offload_desktop=info")
-            .env_remove("WAYLAND_DISPLAY");
-    }
-
-    /// The app started directly, its log going to `log`.
-    fn launch(&self, args: &[&str], log: &Path) -> Process {
-        let mut command = Command::new(APP);
-        self.env(&mut command);
-        let log = std::fs::File::create(log).expect("log file");
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        Process(command.spawn().expect("start offload-desktop"))
-    }
-
-    /// `tauri-driver` serving WebDriver sessions that start the app in this desktop.
-    fn driver(&self) -> (Process, u16) {
-        let port = s3::free_port();
-        let mut command = Command::new(tauri_driver());
-        self.env(&mut command);
-        command
-            .args(["--port", &port.to_string()])
-            .args(["--native-port", &s3::free_port().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.path("app.log")).expect("log"));
-        let driver = Process(
-            command
-                .spawn()
-                .expect("tauri-driver (cargo install tauri-driver)"),
-        );
-        wait_until("tauri-driver to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        (driver, port)
-    }
-}
-
-fn first_line(stream: impl Read) -> String {
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).expect("read");
-    line.trim().to_owned()
-}
-
-fn tauri_driver() -> PathBuf {
-    let installed =
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tauri-driver");
-    if installed.exists() {
-        installed
-    } else {
-        PathBuf::from("tauri-driver")
-    }
-}
-
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A WebDriver session on the app, with the steps a person takes.
 struct Window {
@@ -464,8 +320,7 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
 }
 
 fn profile_id(desktop: &Desktop, name: &str) -> i64 {
-    let engine = offload::Engine::open(&desktop.path("data")).expect("open engine");
-    offload::profiles::by_name(engine.db(), name)
+    offload::profiles::by_name(desktop.engine().db(), name)
         .expect("profile")
         .id
 }
@@ -521,8 +376,8 @@ fn a_second_launch_hands_its_sign_in_link_to_the_running_app() {
         1,
         "one app, not two:\n{log}"
     );
-    let engine = offload::Engine::open(&desktop.path("data")).expect("open engine");
-    let accounts: i64 = engine
+    let accounts: i64 = desktop
+        .engine()
         .db()
         .lock()
         .query_row("SELECT count(*) FROM oauth_connections", [], |row| {
