@@ -59,6 +59,11 @@ pub fn dismiss_welcome(state: State<'_, AppState>) -> Answer {
 }
 
 #[tauri::command]
+pub fn close_window(window: tauri::WebviewWindow) -> Answer {
+    window.close().map_err(words)
+}
+
+#[tauri::command]
 pub fn list_jobs(state: State<'_, AppState>) -> Answer<Vec<Job>> {
     queue::list(state.engine.db(), &[]).map_err(words)
 }

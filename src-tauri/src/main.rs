@@ -100,6 +100,7 @@ fn main() {
         .invoke_handler(tauri::generate_handler![
             commands::overview,
             commands::dismiss_welcome,
+            commands::close_window,
             commands::list_jobs,
             commands::pause_job,
             commands::resume_job,

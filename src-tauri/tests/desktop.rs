@@ -139,7 +139,7 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     let watched = desktop.path("incoming");
     let library = desktop.path("library");
     std::fs::create_dir_all(&watched).unwrap();
-    let (_driver, port) = desktop.driver();
+    let (driver, port) = desktop.driver();
     let window = Window::open(port).await;
 
     // First launch: the welcome says where files go.
@@ -316,7 +316,62 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     window.click("[data-testid=nav-settings]").await;
     window.find("[data-testid=save-settings]").await;
     window.screenshot("settings").await;
-    window.client.close().await.expect("close the session");
+
+    // Ctrl+W closes the window: its web view goes, the app stays in the tray, still serving.
+    let app = descendants(driver.0.id())
+        .into_iter()
+        .find(|pid| command_name(*pid).starts_with("offload-deskto"))
+        .expect("the app runs under the driver");
+    let web_views = || {
+        descendants(app)
+            .into_iter()
+            .filter(|pid| command_name(*pid).starts_with("WebKitWebProces"))
+            .count()
+    };
+    assert!(web_views() > 0, "the open window has a web process");
+    let focused = window.find("[data-testid=save-settings]").await;
+    // The window is gone before the driver lets go of Ctrl, so it reports no window: the web
+    // process ending below is what shows the key worked.
+    let _ = focused.send_keys("\u{E009}w").await;
+    wait_until("the closed window's web process to end", || {
+        web_views() == 0
+    });
+    assert!(
+        std::fs::metadata(format!("/proc/{app}")).is_ok(),
+        "the app goes on in the tray"
+    );
+    let (status, _) = s3::http(&url, "HEAD", &[]);
+    assert_eq!(
+        status, 200,
+        "the stream server still answers with the window closed"
+    );
+}
+
+/// `pid` and every process below it (children of any of its threads).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut index = 0;
+    while index < tree.len() {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", tree[index]));
+        for task in tasks.into_iter().flatten().flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|child| child.parse::<u32>().ok()),
+            );
+        }
+        index += 1;
+    }
+    tree
+}
+
+fn command_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 fn profile_id(desktop: &Desktop, name: &str) -> i64 {

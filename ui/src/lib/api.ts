@@ -173,6 +173,8 @@ export type CommandError = string;
 
 export const api = {
   overview: () => invoke<Overview>("overview"),
+  /** Closes the window (its web view is freed); Offload goes on in the tray. */
+  closeWindow: () => invoke<void>("close_window"),
   dismissWelcome: () => invoke<void>("dismiss_welcome"),
 
   listJobs: () => invoke<Job[]>("list_jobs"),
