@@ -12,7 +12,7 @@ use offload::queue::{self, Job};
 use offload::storage::s3::{Preset, Provider as S3Provider};
 use offload::storage::ConnectionReport;
 use offload::stream::StreamSettings;
-use offload::{oauth, template, Error};
+use offload::{oauth, template};
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, State};
 use tauri_plugin_autostart::ManagerExt as _;
@@ -471,10 +471,9 @@ pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> Answer<Settin
 pub fn save_settings(app: AppHandle, state: State<'_, AppState>, settings: Settings) -> Answer {
     let db = state.engine.db();
     if settings.stream_port < 1024 {
-        return Err(
-            Error::Invalid("the stream port must be between 1024 and 65535".into()).to_string(),
-        );
+        return Err("the stream port must be between 1024 and 65535".into());
     }
+    let before = get_settings(app.clone(), state.clone())?;
     DaemonOptions::save_tuning(
         db,
         settings.workers,
@@ -490,6 +489,16 @@ pub fn save_settings(app: AppHandle, state: State<'_, AppState>, settings: Setti
         if settings.notifications { "1" } else { "0" },
     )
     .map_err(words)?;
+    // The bandwidth limit is read live; these are fixed while the daemon runs.
+    if (before.workers, before.quiet_period_secs, before.stream_port)
+        != (
+            settings.workers,
+            settings.quiet_period_secs,
+            settings.stream_port,
+        )
+    {
+        crate::restart_engine(&app);
+    }
     let autolaunch = app.autolaunch();
     let result = if settings.autostart {
         autolaunch.enable()

@@ -30,32 +30,75 @@ const QUIT_GRACE: Duration = Duration::from_secs(15);
 /// What the commands and the tray share.
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The running daemon (watchers, queue, stream server) and how to stop it.
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
     shutdown: CancellationToken,
-    engine_task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
+    task: tauri::async_runtime::JoinHandle<()>,
+}
+
+/// Starts the daemon with the saved settings.
+fn start_engine(app: &AppHandle) {
+    let state = app.state::<AppState>();
+    let options = match DaemonOptions::from_settings(state.engine.db()) {
+        Ok(options) => options,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the settings; using the defaults");
+            DaemonOptions::default()
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let (engine, stop, handle) = (state.engine.clone(), shutdown.clone(), app.clone());
+    let task = tauri::async_runtime::spawn(async move {
+        if let Err(error) = engine.run(options, stop).await {
+            tracing::error!(%error, "the upload engine stopped");
+            notify::show(&handle, "Offload stopped uploading", &error.to_string());
+        }
+    });
+    if let Ok(mut running) = state.running.lock() {
+        *running = Some(Running { shutdown, task });
+    };
+}
+
+/// Stops the daemon: running uploads checkpoint, so the next start resumes them.
+async fn stop_engine(app: &AppHandle) {
+    let running = app
+        .state::<AppState>()
+        .running
+        .lock()
+        .ok()
+        .and_then(|mut running| running.take());
+    if let Some(Running { shutdown, task }) = running {
+        shutdown.cancel();
+        if tokio::time::timeout(QUIT_GRACE, task).await.is_err() {
+            tracing::warn!(
+                "uploads did not checkpoint in time; they resume from their last checkpoint"
+            );
+        }
+    }
+}
+
+/// Applies changed settings (uploads at once, quiet period, stream port) by restarting the
+/// daemon; uploads in progress pause at a checkpoint and go on.
+pub fn restart_engine(app: &AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        stop_engine(&app).await;
+        start_engine(&app);
+    });
 }
 
 pub fn notifications_enabled(db: &Db) -> bool {
     db.setting(SETTING_NOTIFICATIONS).ok().flatten().as_deref() != Some("0")
 }
 
-/// Stops the engine (running uploads checkpoint, so the next start resumes them), then exits.
+/// Stops the daemon, then exits.
 pub fn quit(app: &AppHandle) {
-    let state = app.state::<AppState>();
-    state.shutdown.cancel();
-    let task = state
-        .engine_task
-        .lock()
-        .ok()
-        .and_then(|mut task| task.take());
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        if let Some(task) = task {
-            if tokio::time::timeout(QUIT_GRACE, task).await.is_err() {
-                tracing::warn!(
-                    "uploads did not checkpoint in time; they resume from their last checkpoint"
-                );
-            }
-        }
+        stop_engine(&app).await;
         offload::logging::flush();
         app.exit(0);
     });
@@ -79,7 +122,6 @@ fn main() {
     if let Err(error) = engine.ensure_default_profile() {
         tracing::warn!(%error, "no default profile");
     }
-    let shutdown = CancellationToken::new();
     let app = tauri::Builder::default()
         // First: a second launch hands its arguments (and deep link) to this one and exits.
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
@@ -94,8 +136,7 @@ fn main() {
         ))
         .manage(AppState {
             engine: engine.clone(),
-            shutdown: shutdown.clone(),
-            engine_task: Mutex::new(None),
+            running: Mutex::new(None),
         })
         .invoke_handler(tauri::generate_handler![
             commands::overview,
@@ -145,23 +186,7 @@ fn main() {
                 window::show(&handle);
             }
 
-            let options = match DaemonOptions::from_settings(engine.db()) {
-                Ok(options) => options,
-                Err(error) => {
-                    tracing::error!(%error, "cannot read the settings; using the defaults");
-                    DaemonOptions::default()
-                }
-            };
-            let engine = engine.clone();
-            let task = tauri::async_runtime::spawn(async move {
-                if let Err(error) = engine.run(options, shutdown).await {
-                    tracing::error!(%error, "the upload engine stopped");
-                    notify::show(&handle, "Offload stopped uploading", &error.to_string());
-                }
-            });
-            if let Ok(mut slot) = app.state::<AppState>().engine_task.lock() {
-                *slot = Some(task);
-            }
+            start_engine(&handle);
             Ok(())
         })
         .build(tauri::generate_context!("../tauri.conf.json"));

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use offload::queue::{Event, JobState};
-use tauri::AppHandle;
+use tauri::{AppHandle, Manager as _};
 use tauri_plugin_notification::NotificationExt as _;
 
 /// Uploads that finish within this long of each other are announced together.
@@ -89,11 +89,7 @@ impl Announcements {
 
 /// Shows one notification. Without a notification service (a bare X server) it is only logged.
 pub fn show(app: &AppHandle, title: &str, body: &str) {
-    let enabled = {
-        use tauri::Manager as _;
-        crate::notifications_enabled(app.state::<crate::AppState>().engine.db())
-    };
-    if !enabled {
+    if !crate::notifications_enabled(app.state::<crate::AppState>().engine.db()) {
         return;
     }
     if let Err(error) = app.notification().builder().title(title).body(body).show() {

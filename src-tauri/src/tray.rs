@@ -75,6 +75,7 @@ fn badge(base: &Image<'_>, colour: [u8; 3]) -> Image<'static> {
 }
 
 fn build_menu(app: &AppHandle, shown: &Shown) -> tauri::Result<Menu<Wry>> {
+    let item = |id: String, label: &str| MenuItem::with_id(app, id, label, true, None::<&str>);
     let menu = Menu::new(app)?;
     menu.append(&MenuItem::with_id(
         app,
@@ -84,60 +85,29 @@ fn build_menu(app: &AppHandle, shown: &Shown) -> tauri::Result<Menu<Wry>> {
         None::<&str>,
     )?)?;
     for (name, percent) in &shown.running {
-        let label = format!("{name} — {percent}%");
-        menu.append(&MenuItem::new(app, label, false, None::<&str>)?)?;
-    }
-    menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "open",
-        "Open Offload",
-        true,
-        None::<&str>,
-    )?)?;
-    match shown.playlists.as_slice() {
-        [(id, _)] => menu.append(&MenuItem::with_id(
+        menu.append(&MenuItem::new(
             app,
-            format!("playlist-{id}"),
-            "Open library playlist",
-            true,
+            format!("{name} — {percent}%"),
+            false,
             None::<&str>,
-        )?)?,
-        many => {
-            for (id, name) in many {
-                menu.append(&MenuItem::with_id(
-                    app,
-                    format!("playlist-{id}"),
-                    format!("Open playlist of {name}"),
-                    true,
-                    None::<&str>,
-                )?)?;
-            }
-        }
+        )?)?;
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "pause",
-        "Pause all",
-        true,
-        None::<&str>,
-    )?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "resume",
-        "Resume all",
-        true,
-        None::<&str>,
-    )?)?;
+    menu.append(&item("open".into(), "Open Offload")?)?;
+    let one_profile = shown.playlists.len() == 1;
+    for (id, name) in &shown.playlists {
+        let label = if one_profile {
+            "Open library playlist".to_owned()
+        } else {
+            format!("Open playlist of {name}")
+        };
+        menu.append(&item(format!("playlist-{id}"), &label)?)?;
+    }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(
-        app,
-        "quit",
-        "Quit Offload",
-        true,
-        None::<&str>,
-    )?)?;
+    menu.append(&item("pause".into(), "Pause all")?)?;
+    menu.append(&item("resume".into(), "Resume all")?)?;
+    menu.append(&PredefinedMenuItem::separator(app)?)?;
+    menu.append(&item("quit".into(), "Quit Offload")?)?;
     Ok(menu)
 }
 

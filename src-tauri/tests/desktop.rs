@@ -9,6 +9,8 @@
 mod s3;
 
 mod harness;
+#[path = "../../tests/common/oauth_fake.rs"]
+mod oauth_fake;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -317,6 +319,23 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     window.find("[data-testid=save-settings]").await;
     window.screenshot("settings").await;
 
+    // A new stream port applies at once: the engine restarts on it.
+    let new_port = harness::free_port();
+    window
+        .type_into("[data-testid=settings-port]", &new_port.to_string())
+        .await;
+    window.click("[data-testid=save-settings]").await;
+    let url = url.replace(
+        &format!(":{}/", desktop.stream_port),
+        &format!(":{new_port}/"),
+    );
+    wait_until("the stream server on the new port", || {
+        std::net::TcpStream::connect(("127.0.0.1", new_port)).is_ok()
+    });
+    let (status, body) = s3::http(&url, "GET", &[]);
+    assert_eq!(status, 200, "{url}");
+    assert!(body == bytes, "the new port serves the same file");
+
     // Ctrl+W closes the window: its web view goes, the app stays in the tray, still serving.
     let app = descendants(driver.0.id())
         .into_iter()
@@ -440,4 +459,84 @@ fn a_second_launch_hands_its_sign_in_link_to_the_running_app() {
         })
         .unwrap();
     assert_eq!(accounts, 0, "a forged link stores nothing");
+}
+
+/// The end of a Microsoft sign-in, as the browser hands it to the desktop: a second launch with
+/// the `offload://oauth/microsoft?code=…` link. The running app's engine exchanges the code with
+/// the (fake) identity platform, and the account is connected.
+#[test]
+fn a_microsoft_sign_in_link_completes_in_the_running_app() {
+    let identity = oauth_fake::FakeIdentity::start();
+    let desktop = Desktop::new();
+    let (db, vault) = desktop.vault();
+    let profile = offload::profiles::create(
+        &db,
+        "Home",
+        offload::template::DEFAULT_TEMPLATE,
+        &offload::profiles::AfterUpload::Keep,
+        &[],
+    )
+    .expect("profile");
+    let form = offload::backends::BackendForm {
+        kind: Some(offload::storage::BackendKind::Onedrive),
+        client_id: Some(oauth_fake::CLIENT_ID.into()),
+        auth_url: Some(format!("{}/authorize", identity.base)),
+        token_url: Some(format!("{}/token", identity.base)),
+        api_base: Some(identity.base.clone()),
+        ..Default::default()
+    };
+    let settings = form.settings(&db, &desktop.path("data")).expect("settings");
+    let record = offload::backends::add(&db, &vault, profile.id, "OneDrive", &settings, true)
+        .expect("backend");
+
+    let log = desktop.path("app.log");
+    let _app = desktop.launch(&[], &log);
+    wait_until("the app to run", || {
+        std::fs::read_to_string(&log).is_ok_and(|log| log.contains("offload is running"))
+    });
+    // What the app's Connect button starts, and what the browser comes back with.
+    let flow =
+        offload::oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").expect("begin");
+    let answer = s3::fetch(&flow.url, "GET", &[]);
+    assert_eq!(answer.status, 302, "the fake consents");
+    let link = answer.header("location").expect("redirect").to_owned();
+    assert!(
+        link.starts_with("offload://oauth/microsoft?code="),
+        "{link}"
+    );
+
+    let mut second = Command::new(APP);
+    desktop.env(&mut second);
+    let status = second
+        .arg(&link)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("second launch");
+    assert!(
+        status.success(),
+        "the second launch hands over and exits: {status}"
+    );
+    wait_until("the running app to sign in", || {
+        std::fs::read_to_string(&log).is_ok_and(|log| log.contains("signed in"))
+    });
+    let record = offload::backends::get(&db, record.id).expect("backend");
+    assert!(
+        matches!(
+            record.readiness(&db).expect("readiness"),
+            offload::backends::Readiness::Connected { .. }
+        ),
+        "the backend is connected"
+    );
+    let code = link
+        .split("code=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !log.contains(code),
+        "a sign-in code is never logged:\n{log}"
+    );
 }

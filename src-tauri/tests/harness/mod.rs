@@ -70,14 +70,34 @@ impl Desktop {
             _dbus: Process(dbus),
         };
         std::fs::create_dir_all(desktop.path("home/Downloads")).unwrap();
+        // The stream port is a setting (not OFFLOAD_STREAM_PORT), so the Settings view can change it.
+        let engine = desktop.engine();
+        let mut stream =
+            offload::stream::StreamSettings::load(engine.db()).expect("stream settings");
+        stream.port = desktop.stream_port;
+        stream.save(engine.db()).expect("save the stream port");
         // A short quiet period: a file dropped whole counts as finished within a second.
-        offload::engine::DaemonOptions::save_tuning(
-            desktop.engine().db(),
-            2,
-            Duration::from_secs(1),
-        )
-        .expect("save settings");
+        offload::engine::DaemonOptions::save_tuning(engine.db(), 2, Duration::from_secs(1))
+            .expect("save settings");
         desktop
+    }
+
+    /// The app's database and vault, with the master key the app is given.
+    pub fn vault(&self) -> (offload::db::Db, std::sync::Arc<offload::secrets::Vault>) {
+        use base64::Engine as _;
+        use offload::secrets::{KeySource, MasterKey, Vault};
+        let db = self.engine().db().clone();
+        let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(MASTER_KEY)
+            .expect("base64")
+            .try_into()
+            .expect("32 bytes");
+        let vault = Vault::with_key(
+            db.clone(),
+            MasterKey::from_bytes(key, KeySource::Environment),
+        )
+        .expect("vault");
+        (db, std::sync::Arc::new(vault))
     }
 
     /// The engine on the app's data folder, to set up or inspect what the app sees.
@@ -99,7 +119,7 @@ impl Desktop {
             .env("XDG_CONFIG_HOME", self.path("home/.config"))
             .env("OFFLOAD_DATA_DIR", self.path("data"))
             .env("OFFLOAD_MASTER_KEY", MASTER_KEY)
-            .env("OFFLOAD_STREAM_PORT", self.stream_port.to_string())
+            .env_remove("OFFLOAD_STREAM_PORT")
             .env("OFFLOAD_LOG", "offload=info,offload_desktop=info")
             .env_remove("WAYLAND_DISPLAY");
     }
