@@ -32,11 +32,13 @@ impl Window {
     async fn open(port: u16) -> Window {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("tauri:options".into(), json!({ "application": APP }));
-        let client = ClientBuilder::rustls()
-            .expect("a WebDriver client")
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
+        let mut builder = ClientBuilder::rustls().expect("a WebDriver client");
+        builder.capabilities(capabilities);
+        let address = format!("http://127.0.0.1:{port}");
+        // A window whose web process never starts must fail the test, not hang it.
+        let client = tokio::time::timeout(PATIENCE, builder.connect(&address))
             .await
+            .expect("the app's window to open within the patience")
             .expect("a WebDriver session on the app");
         Window {
             client,
@@ -324,7 +326,16 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     window
         .type_into("[data-testid=settings-port]", &new_port.to_string())
         .await;
+    // Starting at login is off until switched on: then the desktop's autostart entry exists.
+    let autostart = desktop.path("home/.config/autostart");
+    assert!(!autostart.exists(), "autostart is off by default");
+    window.click("[data-testid=settings-autostart]").await;
     window.click("[data-testid=save-settings]").await;
+    wait_until("the autostart entry", || {
+        files_under(&autostart).iter().any(|entry| {
+            std::fs::read_to_string(entry).is_ok_and(|text| text.contains("offload-desktop"))
+        })
+    });
     let url = url.replace(
         &format!(":{}/", desktop.stream_port),
         &format!(":{new_port}/"),
@@ -335,6 +346,27 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     let (status, body) = s3::http(&url, "GET", &[]);
     assert_eq!(status, 200, "{url}");
     assert!(body == bytes, "the new port serves the same file");
+
+    // Remove, after a confirmation: the remote copy goes, and so does the stream.
+    window.click("[data-testid=nav-library]").await;
+    window
+        .click("[data-testid=library-item] [data-testid=library-remove]")
+        .await;
+    window.click("[data-testid=dialog-confirm]").await;
+    wait_until("the library copy to be deleted", || {
+        !files_under(&library)
+            .iter()
+            .any(|file| std::fs::read(file).is_ok_and(|copy| copy == bytes))
+    });
+    // The stream server rereads the library within a second of a change.
+    wait_until(
+        "the removed item's stream URL to say it is gone (410)",
+        || s3::http(&url, "GET", &[]).0 == 410,
+    );
+    assert!(
+        watched.join("Night.Walk.2024.mkv").exists(),
+        "the local file stays"
+    );
 
     // Ctrl+W closes the window: its web view goes, the app stays in the tray, still serving.
     let app = descendants(driver.0.id())
@@ -348,7 +380,7 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
             .count()
     };
     assert!(web_views() > 0, "the open window has a web process");
-    let focused = window.find("[data-testid=save-settings]").await;
+    let focused = window.find("[data-testid=library-search]").await;
     // The window is gone before the driver lets go of Ctrl, so it reports no window: the web
     // process ending below is what shows the key worked.
     let _ = focused.send_keys("\u{E009}w").await;
@@ -361,7 +393,7 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     );
     let (status, _) = s3::http(&url, "HEAD", &[]);
     assert_eq!(
-        status, 200,
+        status, 410,
         "the stream server still answers with the window closed"
     );
 }

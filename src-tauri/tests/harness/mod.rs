@@ -120,7 +120,10 @@ impl Desktop {
             .env("OFFLOAD_DATA_DIR", self.path("data"))
             .env("OFFLOAD_MASTER_KEY", MASTER_KEY)
             .env_remove("OFFLOAD_STREAM_PORT")
-            .env("OFFLOAD_LOG", "offload=info,offload_desktop=info")
+            .env(
+                "OFFLOAD_LOG",
+                "offload=info,offload_desktop=info,offload_desktop::tray=debug",
+            )
             .env_remove("WAYLAND_DISPLAY");
     }
 
