@@ -2,6 +2,7 @@
 // test says otherwise, and every event subscription records its handler so a test can fire it.
 import { vi } from "vitest";
 import type * as Api from "./lib/api";
+import type { Job } from "./lib/api";
 
 export async function apiMock(): Promise<typeof Api> {
   const actual = await vi.importActual<typeof Api>("./lib/api");
@@ -17,4 +18,26 @@ export function handlerOf<T>(subscribe: (handler: (payload: T) => void) => unkno
   const calls = vi.mocked(subscribe).mock.calls;
   if (calls.length === 0) throw new Error("the component never subscribed to this event");
   return calls[calls.length - 1][0];
+}
+
+/** A job as the engine lists it, queued and untouched unless `extra` says otherwise. */
+export function makeJob(id: number, extra: Partial<Job> = {}): Job {
+  return {
+    id,
+    profile_id: 1,
+    backend_id: 1,
+    watch_folder_id: null,
+    local_path: `/dl/file${id}.mkv`,
+    size: 100 * 1024 * 1024,
+    remote_path: `media/file${id}.mkv`,
+    state: "queued",
+    bytes_done: 0,
+    attempts: 0,
+    last_error: null,
+    library_item: null,
+    created_at: 0,
+    updated_at: 0,
+    finished_at: null,
+    ...extra,
+  };
 }

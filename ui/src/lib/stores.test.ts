@@ -1,32 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { Job } from "./api";
 import { api } from "./api";
 import { JobsStore, summarize, throttle } from "./stores.svelte";
+import { makeJob } from "../test-api";
 
 vi.mock("./api", async () => (await import("../test-api")).apiMock());
 
 const MiB = 1024 * 1024;
 
-function job(id: number, extra: Partial<Job> = {}): Job {
-  return {
-    id,
-    profile_id: 1,
-    backend_id: 1,
-    watch_folder_id: null,
-    local_path: `/dl/file${id}.mkv`,
-    size: 100 * MiB,
-    remote_path: `media/file${id}.mkv`,
-    state: "queued",
-    bytes_done: 0,
-    attempts: 0,
-    last_error: null,
-    library_item: null,
-    created_at: 0,
-    updated_at: 0,
-    finished_at: null,
-    ...extra,
-  };
-}
+const job = makeJob;
 
 describe("summarize", () => {
   it("says idle when there is nothing", () => {

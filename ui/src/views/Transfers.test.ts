@@ -5,30 +5,20 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { api, type Job } from "../lib/api";
 import { JobsStore } from "../lib/stores.svelte";
 import Transfers from "./Transfers.svelte";
+import { makeJob } from "../test-api";
 
 vi.mock("../lib/api", async () => (await import("../test-api")).apiMock());
 
 const MiB = 1024 * 1024;
 
 function job(id: number, extra: Partial<Job>): Job {
-  return {
-    id,
-    profile_id: 1,
+  return makeJob(id, {
     backend_id: 3,
-    watch_folder_id: null,
     local_path: `/home/me/Downloads/Film ${id}.mkv`,
     size: 200 * MiB,
     remote_path: `films/Film ${id}.mkv`,
-    state: "queued",
-    bytes_done: 0,
-    attempts: 0,
-    last_error: null,
-    library_item: null,
-    created_at: 0,
-    updated_at: 0,
-    finished_at: null,
     ...extra,
-  };
+  });
 }
 
 beforeEach(() => {
