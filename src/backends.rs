@@ -285,6 +285,16 @@ impl BackendSettings {
             BackendSettings::Cloud { .. } => None,
         }
     }
+
+    /// The test `offload backend add` and the window's Save run before storing: S3 settings are
+    /// tested, as a typo in a key or bucket is the usual mistake; a local folder is created on
+    /// its first upload, and a cloud account can only be tested once signed in.
+    pub async fn test_before_saving(&self) -> Option<crate::storage::ConnectionReport> {
+        match self {
+            BackendSettings::S3 { .. } => Some(self.open_unsaved()?.test_connection().await),
+            BackendSettings::Local(_) | BackendSettings::Cloud { .. } => None,
+        }
+    }
 }
 
 const S3_SECRET_FIELD: &str = "config.secret_access_key";

@@ -223,13 +223,7 @@ fn an_s3_video_redirects_to_a_presigned_url_that_plays_and_expires() {
 
     let daemon = sandbox.daemon(&[]);
     let location = |url: &str| {
-        let answer = fetch(url, "GET", &[]);
-        assert_eq!(
-            answer.status,
-            302,
-            "{:?}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        let answer = common::s3::redirected(url);
         assert_eq!(answer.header("cache-control"), Some("no-store"));
         answer.header("location").unwrap().to_owned()
     };

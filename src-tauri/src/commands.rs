@@ -18,7 +18,8 @@ use tauri::{AppHandle, Emitter, State};
 use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_dialog::DialogExt as _;
 
-use crate::{AppState, SETTING_NOTIFICATIONS, SETTING_WELCOMED};
+use crate::notify::{self, SETTING_NOTIFICATIONS};
+use crate::{AppState, SETTING_WELCOMED};
 
 type Answer<T = ()> = Result<T, String>;
 
@@ -237,7 +238,10 @@ pub fn add_watch_folder(
     exclude: Vec<String>,
 ) -> Answer {
     if !path.is_dir() {
-        return Err(format!("{} is not a folder", path.display()));
+        return Err(format!(
+            "{} is not a folder here: choose an existing folder to watch",
+            path.display()
+        ));
     }
     let folder = NewWatchFolder {
         include,
@@ -322,25 +326,25 @@ pub struct NewBackend {
     form: BackendForm,
 }
 
-/// Tests what the form describes without saving anything. A local folder is created on the
-/// first upload, and a cloud account can only be tested once signed in.
-async fn test_unsaved(state: &AppState, new: &NewBackend) -> Answer<Option<ConnectionReport>> {
-    let settings = new
-        .form
-        .settings(state.engine.db(), state.engine.data_dir())
-        .map_err(words)?;
-    match settings.open_unsaved() {
-        Some(backend) => Ok(Some(backend.test_connection().await)),
-        None => Ok(None),
+impl NewBackend {
+    fn settings(&self, state: &AppState) -> Answer<backends::BackendSettings> {
+        self.form
+            .settings(state.engine.db(), state.engine.data_dir())
+            .map_err(words)
     }
 }
 
+/// Tests what the form describes without saving anything (a local folder too); a cloud account
+/// can only be tested once signed in, so its report is empty.
 #[tauri::command]
 pub async fn test_backend_form(
     state: State<'_, AppState>,
     form: NewBackend,
 ) -> Answer<ConnectionReport> {
-    Ok(test_unsaved(&state, &form).await?.unwrap_or_default())
+    Ok(match form.settings(&state)?.open_unsaved() {
+        Some(backend) => backend.test_connection().await,
+        None => ConnectionReport::default(),
+    })
 }
 
 #[tauri::command]
@@ -349,8 +353,8 @@ pub async fn add_backend(
     state: State<'_, AppState>,
     form: NewBackend,
 ) -> Answer<BackendRow> {
-    // The same rule as `offload backend add`: S3 settings that fail their test are not saved.
-    if let Some(report) = test_unsaved(&state, &form).await? {
+    let settings = form.settings(&state)?;
+    if let Some(report) = settings.test_before_saving().await {
         if !report.is_ok() {
             let failed: Vec<String> = report
                 .checks
@@ -358,14 +362,13 @@ pub async fn add_backend(
                 .filter(|check| !check.ok)
                 .map(|check| format!("{}: {}", check.name, check.detail))
                 .collect();
-            return Err(format!("Not saved: {}", failed.join("; ")));
+            return Err(format!(
+                "Not saved: {}. Correct it and save again.",
+                failed.join("; ")
+            ));
         }
     }
     let engine = &state.engine;
-    let settings = form
-        .form
-        .settings(engine.db(), engine.data_dir())
-        .map_err(words)?;
     let record = backends::add(
         engine.db(),
         engine.vault(),
@@ -462,7 +465,7 @@ pub fn get_settings(app: AppHandle, state: State<'_, AppState>) -> Answer<Settin
         bandwidth_limit: queue::bandwidth_limit(db).map_err(words)?,
         quiet_period_secs: options.watch.quiet_period.as_secs(),
         stream_port: options.stream.map(|stream| stream.port).unwrap_or_default(),
-        notifications: crate::notifications_enabled(db),
+        notifications: notify::enabled(db),
         autostart: app.autolaunch().is_enabled().unwrap_or(false),
     })
 }
@@ -508,7 +511,10 @@ pub fn save_settings(app: AppHandle, state: State<'_, AppState>, settings: Setti
     result.map_err(|error| format!("cannot change starting at login: {error}"))
 }
 
-/// Tells the window that profiles, backends or the library changed.
+/// The event that says profiles, backends or the library changed (the window reloads, the tray
+/// relists the playlists).
+pub const DATA_CHANGED: &str = "data-changed";
+
 pub fn changed(app: &AppHandle) {
-    let _ = app.emit("data-changed", ());
+    let _ = app.emit(DATA_CHANGED, ());
 }

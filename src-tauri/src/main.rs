@@ -13,7 +13,6 @@ mod window;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offload::db::Db;
 use offload::engine::DaemonOptions;
 use offload::Engine;
 use tauri::{AppHandle, Manager, RunEvent};
@@ -22,8 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Set once the welcome was dismissed; until then every launch opens the window.
 pub const SETTING_WELCOMED: &str = "app.welcomed";
-/// "0" turns desktop notifications off.
-pub const SETTING_NOTIFICATIONS: &str = "app.notifications";
 /// How long Quit waits for uploads to checkpoint before leaving anyway.
 const QUIT_GRACE: Duration = Duration::from_secs(15);
 
@@ -88,10 +85,6 @@ pub fn restart_engine(app: &AppHandle) {
         stop_engine(&app).await;
         start_engine(&app);
     });
-}
-
-pub fn notifications_enabled(db: &Db) -> bool {
-    db.setting(SETTING_NOTIFICATIONS).ok().flatten().as_deref() != Some("0")
 }
 
 /// Stops the daemon, then exits.

@@ -87,9 +87,16 @@ impl Announcements {
     }
 }
 
+/// "0" turns desktop notifications off.
+pub const SETTING_NOTIFICATIONS: &str = "app.notifications";
+
+pub fn enabled(db: &offload::db::Db) -> bool {
+    db.setting(SETTING_NOTIFICATIONS).ok().flatten().as_deref() != Some("0")
+}
+
 /// Shows one notification. Without a notification service (a bare X server) it is only logged.
 pub fn show(app: &AppHandle, title: &str, body: &str) {
-    if !crate::notifications_enabled(app.state::<crate::AppState>().engine.db()) {
+    if !enabled(app.state::<crate::AppState>().engine.db()) {
         return;
     }
     if let Err(error) = app.notification().builder().title(title).body(body).show() {

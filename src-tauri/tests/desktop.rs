@@ -529,9 +529,10 @@ fn a_microsoft_sign_in_link_completes_in_the_running_app() {
     // What the app's Connect button starts, and what the browser comes back with.
     let flow =
         offload::oauth::begin(&db, &vault, &record, "offload://oauth/microsoft").expect("begin");
-    let answer = s3::fetch(&flow.url, "GET", &[]);
-    assert_eq!(answer.status, 302, "the fake consents");
-    let link = answer.header("location").expect("redirect").to_owned();
+    let link = s3::redirected(&flow.url)
+        .header("location")
+        .expect("the fake consents and sends the browser back")
+        .to_owned();
     assert!(
         link.starts_with("offload://oauth/microsoft?code="),
         "{link}"

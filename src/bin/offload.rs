@@ -694,11 +694,12 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
             let settings = backend_settings(engine, &args)?;
             // S3 is tested before saving: a typo in a key or bucket is the usual mistake. A local
             // folder is created on the first upload, and a cloud account is tested once signed in.
-            let testable = settings
-                .open_unsaved()
-                .filter(|_| settings.kind() == BackendKind::S3 && !args.skip_test);
-            if let Some(backend) = testable {
-                let report = backend.test_connection().await;
+            let report = if args.skip_test {
+                None
+            } else {
+                settings.test_before_saving().await
+            };
+            if let Some(report) = report {
                 print!("{report}");
                 if !report.is_ok() {
                     eprintln!(

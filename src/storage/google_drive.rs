@@ -522,13 +522,7 @@ impl StorageBackend for GoogleDrive {
                 http.get(&url).bearer_auth(token).query(&[("alt", "media")])
             })
             .await?;
-        if !answer.status().is_success() {
-            return Err(self.failure(Operation::Download, remote, answer).await);
-        }
-        use futures_util::TryStreamExt;
-        let body =
-            tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
-        super::save_download(BackendKind::GoogleDrive, remote, local, body).await
+        self.save_answer(remote, local, answer).await
     }
 
     async fn test_connection(&self) -> ConnectionReport {

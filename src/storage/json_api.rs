@@ -84,6 +84,23 @@ pub trait JsonApi: Sync {
         })
     }
 
+    /// Writes a successful answer's body into `local` (see [`super::save_download`]); an error
+    /// answer as a typed error.
+    async fn save_answer(
+        &self,
+        remote: &super::RemotePath,
+        local: &std::path::Path,
+        answer: reqwest::Response,
+    ) -> Result<u64, StorageError> {
+        use futures_util::TryStreamExt;
+        if !answer.status().is_success() {
+            return Err(self.failure(Operation::Download, remote, answer).await);
+        }
+        let body =
+            tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
+        super::save_download(Self::SERVICE, remote, local, body).await
+    }
+
     /// `DELETE url`; a resource that is already gone is not an error.
     async fn delete_at(
         &self,

@@ -14,7 +14,7 @@ use offload::oauth;
 use offload::secrets::{KeySource, MasterKey, Vault};
 
 use super::oauth_fake::FakeIdentity;
-use super::s3::fetch;
+use super::s3::redirected;
 use super::{Sandbox, MASTER_KEY};
 
 /// Adds a backend "Cloud" of `kind` ("google-drive" or "onedrive") to "Home", with `endpoints`
@@ -83,14 +83,7 @@ pub fn onedrive() -> (FakeIdentity, Sandbox, Db, Arc<Vault>, BackendRecord) {
 /// What a browser does with a sign-in URL at the fake: the user consents at once and is sent
 /// back; the answer is the address it is sent back to.
 pub fn consent(url: &str) -> String {
-    let answer = fetch(url, "GET", &[]);
-    assert_eq!(
-        answer.status,
-        302,
-        "{:?}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    answer.header("location").unwrap().to_owned()
+    redirected(url).header("location").unwrap().to_owned()
 }
 
 /// Signs the backend in through the engine (the deep-link path), as a user would.

@@ -292,6 +292,18 @@ pub fn http(url: &str, method: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>)
     (answer.status, answer.body)
 }
 
+/// A GET that must be answered with a redirect (`302`); the answer, for its `Location`.
+pub fn redirected(url: &str) -> Answer {
+    let answer = fetch(url, "GET", &[]);
+    assert_eq!(
+        answer.status,
+        302,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer
+}
+
 /// One request, redirects not followed. A `Host` in `headers` replaces the one from the URL.
 pub fn fetch(url: &str, method: &str, headers: &[(&str, &str)]) -> Answer {
     let rest = url.strip_prefix("http://").expect("an http:// URL");

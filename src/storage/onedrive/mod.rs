@@ -434,13 +434,7 @@ impl StorageBackend for OneDrive {
         let answer = self.auth.http().get(&url).send().await.map_err(|error| {
             transport_failure(BackendKind::Onedrive, Operation::Download, remote, error)
         })?;
-        if !answer.status().is_success() {
-            return Err(self.failure(Operation::Download, remote, answer).await);
-        }
-        use futures_util::TryStreamExt;
-        let body =
-            tokio_util::io::StreamReader::new(answer.bytes_stream().map_err(std::io::Error::other));
-        super::save_download(BackendKind::Onedrive, remote, local, body).await
+        self.save_answer(remote, local, answer).await
     }
 
     async fn test_connection(&self) -> ConnectionReport {
