@@ -1,13 +1,15 @@
 //! Configured storage backends: the `storage_backends` rows of each profile, and turning a row
 //! into a live [`StorageBackend`].
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::db::{now_ms, Db};
+use crate::db::{now_ms, ChangeCheck, Db, Revision};
 use crate::error::{is_unique_violation, Error, Result};
 use crate::oauth::{Authorizer, ClientConfig};
 use crate::secrets::{SealContext, Sealer, Vault};
@@ -34,9 +36,10 @@ pub enum BackendSettings {
     },
 }
 
-/// A backend as a person describes it (the CLI's flags, the window's Add storage form), before
-/// it is checked and turned into [`BackendSettings`]. Secrets arrive here and nowhere else.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// A backend as a person describes it (the CLI's flags, the window's storage form), before it is
+/// checked and turned into [`BackendSettings`]. Secrets arrive here and nowhere else, and never
+/// leave: a stored backend's form is shown without them.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct BackendForm {
     pub kind: Option<BackendKind>,
@@ -48,12 +51,14 @@ pub struct BackendForm {
     pub region: Option<String>,
     pub bucket: Option<String>,
     pub access_key_id: Option<String>,
+    #[serde(skip_serializing)]
     pub secret_access_key: Option<Zeroizing<String>>,
     pub prefix: Option<String>,
     pub public_url: Option<String>,
     pub path_style: bool,
     /// google-drive, onedrive: the OAuth app registration (the configured one when absent).
     pub client_id: Option<String>,
+    #[serde(skip_serializing)]
     pub client_secret: Option<Zeroizing<String>>,
     pub folder_id: Option<String>,
     pub chunk_size: Option<u64>,
@@ -63,6 +68,18 @@ pub struct BackendForm {
 }
 
 impl BackendForm {
+    /// A change of a stored backend's settings that leaves a secret empty keeps the stored one:
+    /// a form shows a stored backend without its secrets.
+    pub fn keep_secrets_of(&mut self, stored: &BackendForm) {
+        let keep = |typed: &mut Option<Zeroizing<String>>, kept: &Option<Zeroizing<String>>| {
+            if typed.as_ref().is_none_or(|secret| secret.is_empty()) {
+                typed.clone_from(kept);
+            }
+        };
+        keep(&mut self.secret_access_key, &stored.secret_access_key);
+        keep(&mut self.client_secret, &stored.client_secret);
+    }
+
     /// Checks the form and fills in defaults: the library folder, the provider's endpoint and
     /// region, the configured OAuth client id (`OFFLOAD_GOOGLE_CLIENT_ID`, setting
     /// `oauth.google.client_id`, …).
@@ -220,10 +237,9 @@ impl BackendSettings {
         }
     }
 
-    /// The configuration as stored in row `id`: every secret field sealed to that row.
     /// The sealer the stored form needs, if any; taken before a transaction, because the vault
     /// itself may read the database the first time.
-    fn sealer(&self, vault: &Vault) -> Result<Option<Sealer>> {
+    pub fn sealer_for(&self, vault: &Vault) -> Result<Option<Sealer>> {
         match self {
             BackendSettings::Local(_) => Ok(None),
             BackendSettings::Cloud {
@@ -234,6 +250,7 @@ impl BackendSettings {
         }
     }
 
+    /// The configuration as stored in row `id`: every secret field sealed to that row.
     fn to_stored_json(&self, id: i64, sealer: Option<&Sealer>) -> Result<String> {
         let encoded = match self {
             BackendSettings::Local(config) => serde_json::to_string(config),
@@ -273,6 +290,18 @@ impl BackendSettings {
             .map_err(|error| Error::Invalid(format!("cannot encode the backend settings: {error}")))
     }
 
+    /// Where the backend's files are, as opposed to how it is reached.
+    fn place(&self) -> Place {
+        match self {
+            BackendSettings::Local(config) => Place::Folder(config.path.clone()),
+            BackendSettings::S3 { config, .. } => Place::Bucket {
+                bucket: config.bucket.clone(),
+                prefix: config.prefix.clone(),
+            },
+            BackendSettings::Cloud { config, .. } => Place::DriveFolder(config.folder_id.clone()),
+        }
+    }
+
     /// Builds the live backend without storing anything, for "test before saving"; `None` for a
     /// cloud backend, which cannot be reached before its account is signed in.
     pub fn open_unsaved(&self) -> Option<Arc<dyn StorageBackend>> {
@@ -295,6 +324,16 @@ impl BackendSettings {
             BackendSettings::Local(_) | BackendSettings::Cloud { .. } => None,
         }
     }
+}
+
+/// Where a backend's files are: the library's rows name files relative to this place, so it may
+/// only change while the library holds nothing there. The endpoint, keys and account are how the
+/// place is reached, and may change at any time.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    Folder(PathBuf),
+    Bucket { bucket: String, prefix: String },
+    DriveFolder(Option<String>),
 }
 
 const S3_SECRET_FIELD: &str = "config.secret_access_key";
@@ -408,21 +447,13 @@ impl BackendRecord {
     /// Builds the live backend this row describes, opening its secrets with the vault. Cloud
     /// backends keep the database and vault to fetch (and refresh) their account's tokens.
     pub fn open(&self, db: &Db, vault: &Arc<Vault>) -> Result<Arc<dyn StorageBackend>> {
-        let damaged = |error: serde_json::Error| {
-            Error::Invalid(format!(
-                "backend {:?} has damaged settings: {error}",
-                self.name
-            ))
-        };
         match self.kind {
             BackendKind::Local => {
-                let config: LocalConfig =
-                    serde_json::from_value(self.config.clone()).map_err(damaged)?;
+                let config: LocalConfig = self.stored()?;
                 Ok(Arc::new(LocalBackend::new(&config)))
             }
             BackendKind::S3 => {
-                let config: S3Config =
-                    serde_json::from_value(self.config.clone()).map_err(damaged)?;
+                let config: S3Config = self.stored()?;
                 let secret = vault.sealer()?.open_string(
                     &config.secret_access_key,
                     secret_context(self.id, S3_SECRET_FIELD),
@@ -448,6 +479,72 @@ impl BackendRecord {
         }
     }
 
+    /// The stored configuration as `T` (secrets still sealed).
+    fn stored<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.config.clone()).map_err(|error| {
+            Error::Invalid(format!(
+                "backend {:?} has damaged settings: {error}",
+                self.name
+            ))
+        })
+    }
+
+    fn place(&self) -> Result<Place> {
+        Ok(match self.kind {
+            BackendKind::Local => Place::Folder(self.stored::<LocalConfig>()?.path),
+            BackendKind::S3 => {
+                let config: S3Config = self.stored()?;
+                Place::Bucket {
+                    bucket: config.bucket,
+                    prefix: config.prefix,
+                }
+            }
+            BackendKind::GoogleDrive | BackendKind::Onedrive => {
+                Place::DriveFolder(self.stored::<CloudConfig>()?.folder_id)
+            }
+        })
+    }
+
+    /// The backend's settings as a form, secrets opened: what a change of settings starts from.
+    pub fn form(&self, vault: &Vault) -> Result<BackendForm> {
+        let mut form = BackendForm {
+            kind: Some(self.kind),
+            ..BackendForm::default()
+        };
+        match self.kind {
+            BackendKind::Local => {
+                let config: LocalConfig = self.stored()?;
+                form.path = Some(config.path);
+            }
+            BackendKind::S3 => {
+                let config: S3Config = self.stored()?;
+                form.secret_access_key = Some(vault.sealer()?.open_string(
+                    &config.secret_access_key,
+                    secret_context(self.id, S3_SECRET_FIELD),
+                )?);
+                form.provider = config.provider;
+                form.endpoint = config.endpoint;
+                form.region = Some(config.region);
+                form.bucket = Some(config.bucket);
+                form.access_key_id = Some(config.access_key_id);
+                form.prefix = Some(config.prefix);
+                form.public_url = config.public_url;
+                form.path_style = config.path_style;
+            }
+            BackendKind::GoogleDrive | BackendKind::Onedrive => {
+                let (config, secret) = self.cloud(vault)?;
+                form.client_secret = secret;
+                form.client_id = Some(config.client.client_id);
+                form.auth_url = Some(config.client.auth_url);
+                form.token_url = Some(config.client.token_url);
+                form.api_base = Some(config.client.api_base);
+                form.folder_id = config.folder_id;
+                form.chunk_size = config.chunk_size;
+            }
+        }
+        Ok(form)
+    }
+
     /// The OAuth side of a Google Drive or OneDrive backend, its client secret opened.
     pub fn cloud(&self, vault: &Vault) -> Result<(CloudConfig, Option<Zeroizing<String>>)> {
         if !matches!(self.kind, BackendKind::GoogleDrive | BackendKind::Onedrive) {
@@ -456,12 +553,7 @@ impl BackendRecord {
                 self.name, self.kind
             )));
         }
-        let config: CloudConfig = serde_json::from_value(self.config.clone()).map_err(|error| {
-            Error::Invalid(format!(
-                "backend {:?} has damaged settings: {error}",
-                self.name
-            ))
-        })?;
+        let config: CloudConfig = self.stored()?;
         let secret = match &config.client.client_secret {
             Some(sealed) => Some(
                 vault
@@ -471,6 +563,73 @@ impl BackendRecord {
             None => None,
         };
         Ok((config, secret))
+    }
+}
+
+/// The live backends of a process (the queue's, the stream server's), each opened once and used
+/// for as long as its row is unchanged. Whenever the database moved (see [`ChangeCheck`]), a
+/// backend's row is read again before it is handed out, and a backend whose settings changed (a
+/// sign-in, a new key, another endpoint; in this process or another one) is opened afresh. An
+/// unchanged backend keeps its connections and caches.
+pub struct OpenBackends {
+    db: Db,
+    vault: Arc<Vault>,
+    check: ChangeCheck,
+    open: Mutex<HashMap<i64, Opened>>,
+}
+
+struct Opened {
+    record: BackendRecord,
+    checked: Revision,
+    backend: Arc<dyn StorageBackend>,
+}
+
+impl OpenBackends {
+    /// `staleness`: how long a change may go unseen (zero: never; see [`ChangeCheck`]).
+    pub fn new(db: Db, vault: Arc<Vault>, staleness: Duration) -> OpenBackends {
+        OpenBackends {
+            db,
+            vault,
+            check: ChangeCheck::new(staleness),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Opened>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The backend of row `id`, as its row stands now.
+    pub fn get(&self, id: i64) -> Result<Arc<dyn StorageBackend>> {
+        let now = self.check.revision(&self.db)?;
+        if let Some(opened) = self.lock().get(&id).filter(|opened| opened.checked == now) {
+            return Ok(opened.backend.clone());
+        }
+        let record = match get(&self.db, id) {
+            Ok(record) => record,
+            Err(error) => {
+                self.lock().remove(&id);
+                return Err(error);
+            }
+        };
+        if let Some(opened) = self.lock().get_mut(&id) {
+            if opened.record == record {
+                opened.checked = now;
+                return Ok(opened.backend.clone());
+            }
+        }
+        let backend = record.open(&self.db, &self.vault)?;
+        self.lock().insert(
+            id,
+            Opened {
+                record,
+                checked: now,
+                backend: backend.clone(),
+            },
+        );
+        Ok(backend)
     }
 }
 
@@ -526,7 +685,7 @@ pub fn add(
     if name.is_empty() {
         return Err(Error::Invalid("a backend needs a name".into()));
     }
-    let sealer = settings.sealer(vault)?;
+    let sealer = settings.sealer_for(vault)?;
     let id = db.transaction(|tx| {
         let existing: i64 = tx.query_row("SELECT count(*) FROM storage_backends WHERE profile_id = ?1", [profile_id], |row| row.get(0))?;
         let is_default = make_default || existing == 0;
@@ -549,6 +708,80 @@ pub fn add(
         Ok::<_, Error>(id)
     })?;
     get(db, id)
+}
+
+/// Gives backend `id` new settings (and, with `name`, a new name), sealed to its row. A cloud
+/// backend keeps its signed-in account. Where its files are (the folder, the bucket and prefix,
+/// the Drive folder) may only change while the library holds nothing there, because library
+/// items name their files relative to that place. Runs inside the caller's transaction, so what
+/// else the change implies (the queue retrying the backend's uploads) lands with it; `sealer`
+/// comes from [`BackendSettings::sealer_for`], taken before the transaction.
+pub fn update(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    name: Option<&str>,
+    settings: &BackendSettings,
+    sealer: Option<&Sealer>,
+) -> Result<BackendRecord> {
+    let current = tx
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM storage_backends WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no storage backend with id {id}")))?;
+    if settings.kind() != current.kind {
+        return Err(Error::Invalid(format!(
+            "backend {:?} is {} storage and stays so; add a new backend for {} storage",
+            current.name,
+            current.kind,
+            settings.kind()
+        )));
+    }
+    let mut settings = settings.clone();
+    if let BackendSettings::Cloud { config, .. } = &mut settings {
+        config.connection_id = serde_json::from_value::<CloudConfig>(current.config.clone())
+            .ok()
+            .and_then(|stored| stored.connection_id);
+    }
+    let held: i64 = tx.query_row(
+        "SELECT (SELECT count(*) FROM media WHERE storage_backend_id = ?1 AND status = 'uploaded')
+              + (SELECT count(*) FROM episodes WHERE storage_backend_id = ?1 AND status = 'uploaded')",
+        [id],
+        |row| row.get(0),
+    )?;
+    if held > 0 && current.place()? != settings.place() {
+        return Err(Error::Invalid(format!(
+            "backend {:?} holds {held} library item(s) where it is now, and they would stop playing \
+             if it pointed elsewhere; add a new backend for the new place and make it the default \
+             (the items stay playable from this one)",
+            current.name
+        )));
+    }
+    let name = name
+        .map(str::trim)
+        .unwrap_or(current.name.as_str())
+        .to_owned();
+    if name.is_empty() {
+        return Err(Error::Invalid("a backend needs a name".into()));
+    }
+    tx.execute(
+        "UPDATE storage_backends SET name = ?2, config = ?3 WHERE id = ?1",
+        params![id, name, settings.to_stored_json(id, sealer)?],
+    )
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            Error::Invalid(format!("this profile already has a backend named {name:?}"))
+        } else {
+            error.into()
+        }
+    })?;
+    Ok(tx.query_row(
+        &format!("SELECT {COLUMNS} FROM storage_backends WHERE id = ?1"),
+        [id],
+        from_row,
+    )?)
 }
 
 pub fn get(db: &Db, id: i64) -> Result<BackendRecord> {

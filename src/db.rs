@@ -2,8 +2,9 @@
 //! that live in `migrations/` (and nowhere else).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
@@ -75,6 +76,18 @@ impl DbError {
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Commits made through this connection, which its `data_version` does not count.
+    commits: Arc<AtomicU64>,
+}
+
+/// Where the database stands. It moves whenever anything commits, through this connection or
+/// any other (another process, or another connection of this one), so a cache of database state
+/// knows when to look again: the one rule every such cache follows (see [`ChangeCheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revision {
+    /// SQLite's count of other connections' commits.
+    others: i64,
+    own: u64,
 }
 
 impl Db {
@@ -102,9 +115,17 @@ impl Db {
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         migrate(&mut conn, path)?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        conn.commit_hook(Some(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            // false: let the commit go ahead.
+            false
+        }));
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
+            commits,
         })
     }
 
@@ -145,12 +166,14 @@ impl Db {
             .optional()?)
     }
 
-    /// Changes whenever another connection commits, so a cache kept beside this connection
-    /// knows when to look again.
-    pub fn data_version(&self) -> Result<i64, DbError> {
-        Ok(self
-            .lock()
-            .pragma_query_value(None, "data_version", |row| row.get(0))?)
+    /// The database's revision now: see [`Revision`].
+    pub fn revision(&self) -> Result<Revision, DbError> {
+        let conn = self.lock();
+        let others = conn.pragma_query_value(None, "data_version", |row| row.get(0))?;
+        Ok(Revision {
+            others,
+            own: self.commits.load(Ordering::Relaxed),
+        })
     }
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
@@ -160,6 +183,41 @@ impl Db {
             [key, value],
         )?;
         Ok(())
+    }
+}
+
+/// When a cache of database state must look again: whenever [`Db::revision`] moved, read at
+/// most once per `every` (zero: on every call). A reader that answers many requests a second (the
+/// stream server) reads it at most once a second; the queue, which must see a sign-in at once,
+/// on every job.
+#[derive(Debug)]
+pub struct ChangeCheck {
+    every: Duration,
+    last: Mutex<Option<(Instant, Revision)>>,
+}
+
+impl ChangeCheck {
+    pub fn new(every: Duration) -> ChangeCheck {
+        ChangeCheck {
+            every,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The revision a cache's entries must have been checked at to be used as they are.
+    pub fn revision(&self, db: &Db) -> Result<Revision, DbError> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, revision)) = *last {
+            if at.elapsed() < self.every {
+                return Ok(revision);
+            }
+        }
+        let revision = db.revision()?;
+        *last = Some((Instant::now(), revision));
+        Ok(revision)
     }
 }
 

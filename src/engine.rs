@@ -191,6 +191,25 @@ impl Engine {
         Ok(Some(profile))
     }
 
+    /// Gives a backend new settings (and, with `name`, a new name): see [`backends::update`]. Its
+    /// jobs waiting, retrying or failed go again at once, in this process's daemon or another's.
+    /// Returns the backend as stored, and how many of its jobs were queued again.
+    pub fn update_backend(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        settings: &BackendSettings,
+    ) -> Result<(BackendRecord, usize)> {
+        let sealer = settings.sealer_for(&self.vault)?;
+        let updated = self.db.transaction(|tx| {
+            let record = backends::update(tx, id, name, settings, sealer.as_ref())?;
+            let queued = queue::backend_changed(tx, id)?;
+            Ok::<_, Error>((record, queued))
+        })?;
+        self.wake_daemon();
+        Ok(updated)
+    }
+
     /// The upload job for one file of a profile: its remote path comes from the profile's
     /// template, rendered against the file's path relative to its watched folder (given with the
     /// folder), or its bare name for a one-off upload.

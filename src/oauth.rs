@@ -147,7 +147,7 @@ pub enum OAuthError {
         profile: String,
         reason: String,
     },
-    #[error("{provider} cannot be reached: {detail}")]
+    #[error("the {provider} sign-in service cannot be reached: {detail}")]
     Unreachable { provider: Provider, detail: String },
 }
 
@@ -356,7 +356,7 @@ pub async fn complete(
         )?,
     };
     backends::set_connection(db, backend_id, connection_id)?;
-    let waiting = crate::queue::resume_after_sign_in(db, backend_id)?;
+    let waiting = crate::queue::backend_changed(&db.lock(), backend_id)?;
     tracing::info!(backend = %backend.name, %provider, waiting, "account connected");
     Ok(Connected {
         backend_id,
@@ -579,19 +579,19 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Http<'_> {
         let client = self.0.clone();
         Box::pin(async move {
             let request = reqwest::Request::try_from(request)
-                .map_err(|error| HttpError(error.without_url().to_string()))?;
-            let answer = client
-                .execute(request)
-                .await
-                .map_err(|error| HttpError(error.without_url().to_string()))?;
+                .map_err(|error| HttpError(crate::storage::network::chain(&error.without_url())))?;
+            let answer = client.execute(request).await.map_err(|error| {
+                let host = crate::storage::network::host_of(error.url());
+                HttpError(crate::storage::network::unreachable(&host, &error, error.is_timeout()).1)
+            })?;
             let mut response = axum::http::Response::builder().status(answer.status());
             for (name, value) in answer.headers() {
                 response = response.header(name, value);
             }
-            let body = answer
-                .bytes()
-                .await
-                .map_err(|error| HttpError(error.without_url().to_string()))?;
+            let body = answer.bytes().await.map_err(|error| {
+                let host = crate::storage::network::host_of(error.url());
+                HttpError(format!("the answer from {host} was cut off"))
+            })?;
             response
                 .body(body.to_vec())
                 .map_err(|error| HttpError(error.to_string()))
@@ -795,10 +795,9 @@ impl Authorizer {
                 .token(refreshed)
                 .await
                 .map_err(|error| token_failure(service, operation, target, error))?;
-            let answer = build(&self.http, &token)
-                .send()
-                .await
-                .map_err(|error| transport_failure(service, operation, target, error))?;
+            let answer = build(&self.http, &token).send().await.map_err(|error| {
+                crate::storage::network::transport_failure(service, operation, target, error)
+            })?;
             if answer.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
                 continue;
@@ -822,21 +821,4 @@ pub fn token_failure(
         _ => ErrorKind::Unauthenticated,
     };
     StorageError::new(service, operation, kind, target, error.to_string())
-}
-
-/// A request that got no answer: temporary. The URL stays out of the message (it may carry a
-/// session or a signature).
-pub fn transport_failure(
-    service: BackendKind,
-    operation: Operation,
-    target: &(dyn std::fmt::Display + Sync),
-    error: reqwest::Error,
-) -> StorageError {
-    StorageError::new(
-        service,
-        operation,
-        ErrorKind::Temporary,
-        target,
-        format!("{service} cannot be reached: {}", error.without_url()),
-    )
 }

@@ -21,15 +21,14 @@ use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backends;
+use crate::backends::OpenBackends;
 use crate::db::{now_ms, to_ns, Db};
 use crate::error::{is_unique_violation, Error, Result};
 use crate::library::{self, LibraryItem, UploadedFile};
 use crate::profiles::{self, AfterUpload};
 use crate::secrets::Vault;
 use crate::storage::{
-    BackendKind, ErrorKind, RemotePath, StorageBackend, StorageError, StoredObject, Transfer,
-    UploadRequest,
+    BackendKind, ErrorKind, RemotePath, StorageError, StoredObject, Transfer, UploadRequest,
 };
 
 pub const SETTING_PAUSED: &str = "queue.paused";
@@ -368,13 +367,32 @@ pub fn resume(db: &Db, job: Option<i64>) -> Result<usize> {
     }
 }
 
-/// Queues again the jobs of a backend that were waiting for its account to be signed in again.
-pub fn resume_after_sign_in(db: &Db, backend_id: i64) -> Result<usize> {
-    Ok(db.lock().execute(
+/// A backend was signed in or given new settings: its jobs get a fresh start. Those waiting for
+/// a sign-in, waiting out a backoff after a failed attempt, or failed on it (the newest job of each file, if no other
+/// job for it is alive) are queued to go now. Takes a transaction (or connection) so that it
+/// lands with the change that caused it.
+pub fn backend_changed(conn: &rusqlite::Connection, backend_id: i64) -> Result<usize> {
+    let now = now_ms();
+    let waiting = conn.execute(
         "UPDATE upload_jobs SET state = 'queued', waiting_for = NULL, next_attempt_at = 0, last_error = NULL, updated_at = ?2
          WHERE backend_id = ?1 AND state = 'paused' AND waiting_for = 'sign-in'",
-        params![backend_id, now_ms()],
-    )?)
+        params![backend_id, now],
+    )?;
+    let retrying = conn.execute(
+        "UPDATE upload_jobs SET next_attempt_at = 0, updated_at = ?2
+         WHERE backend_id = ?1 AND state = 'queued' AND attempts > 0 AND next_attempt_at > 0",
+        params![backend_id, now],
+    )?;
+    let failed = conn.execute(
+        "UPDATE upload_jobs SET state = 'queued', attempts = 0, next_attempt_at = 0, last_error = NULL, finished_at = NULL,
+             updated_at = ?2
+         WHERE backend_id = ?1 AND state = 'failed'
+           AND id = (SELECT max(other.id) FROM upload_jobs other
+                     WHERE other.profile_id = upload_jobs.profile_id AND other.backend_id = upload_jobs.backend_id
+                       AND other.local_path = upload_jobs.local_path)",
+        params![backend_id, now],
+    )?;
+    Ok(waiting + retrying + failed)
 }
 
 /// Puts a failed or cancelled job back in the queue, with a fresh count of attempts.
@@ -717,7 +735,6 @@ pub struct Queue {
 
 struct Inner {
     db: Db,
-    vault: Arc<Vault>,
     owner: OwnerLock,
     mode: ClaimMode,
     options: QueueOptions,
@@ -725,7 +742,9 @@ struct Inner {
     bandwidth: Bandwidth,
     wake: Notify,
     running: Mutex<HashMap<i64, Arc<JobControl>>>,
-    backends: Mutex<HashMap<i64, Arc<dyn StorageBackend>>>,
+    /// Seen as their rows stand when each job starts: a sign-in or new settings apply to the
+    /// next job, whoever made them.
+    backends: OpenBackends,
 }
 
 impl Queue {
@@ -742,8 +761,8 @@ impl Queue {
         bandwidth.set_limit(bandwidth_limit(&db)?);
         Ok(Queue {
             inner: Arc::new(Inner {
+                backends: OpenBackends::new(db.clone(), vault, Duration::ZERO),
                 db,
-                vault,
                 owner,
                 mode,
                 options,
@@ -751,7 +770,6 @@ impl Queue {
                 bandwidth,
                 wake: Notify::new(),
                 running: Mutex::new(HashMap::new()),
-                backends: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -943,23 +961,6 @@ impl Inner {
         )?)
     }
 
-    fn backend(&self, backend_id: i64) -> Result<Arc<dyn StorageBackend>> {
-        if let Some(backend) = self
-            .backends
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&backend_id)
-        {
-            return Ok(backend.clone());
-        }
-        let backend = backends::get(&self.db, backend_id)?.open(&self.db, &self.vault)?;
-        self.backends
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(backend_id, backend.clone());
-        Ok(backend)
-    }
-
     async fn run_job(self: &Arc<Self>, job: Job, control: &Arc<JobControl>) {
         self.emit_state(job.id, JobState::Running, None);
         let result = self.attempt(&job, control).await;
@@ -969,7 +970,7 @@ impl Inner {
     }
 
     async fn attempt(self: &Arc<Self>, job: &Job, control: &Arc<JobControl>) -> Result<Attempt> {
-        let backend = self.backend(job.backend_id)?;
+        let backend = self.backends.get(job.backend_id)?;
         let remote = RemotePath::parse(&job.remote_path)?;
         let meta = match tokio::fs::metadata(&job.local_path).await {
             Ok(meta) => meta,
@@ -1228,7 +1229,7 @@ impl Inner {
         let Some(record) = resume.and_then(|text| serde_json::from_str(&text).ok()) else {
             return;
         };
-        match self.backend(job.backend_id) {
+        match self.backends.get(job.backend_id) {
             Ok(backend) => {
                 if let Err(error) = backend.abandon(&record).await {
                     tracing::warn!(job = job.id, %error, "could not clean up a cancelled upload");

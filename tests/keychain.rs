@@ -67,6 +67,7 @@ fn with_no_keychain_the_message_names_both_ways_out() {
         said.contains("Secret Service") && said.contains("OFFLOAD_MASTER_KEY"),
         "{said}"
     );
+    common::assert_sentence(&said);
 }
 
 #[test]

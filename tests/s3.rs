@@ -181,10 +181,12 @@ async fn each_misconfiguration_has_its_own_clear_error() {
     let upload = |backend: S3Backend| {
         let local = local.clone();
         async move {
-            backend
+            let error = backend
                 .upload(&request(&local, "a.mkv", 1000, None), &Recorder::default())
                 .await
-                .unwrap_err()
+                .unwrap_err();
+            common::assert_sentence(&error.to_string());
+            error
         }
     };
 

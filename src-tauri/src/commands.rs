@@ -315,9 +315,12 @@ pub fn s3_presets() -> Vec<Preset> {
         .collect()
 }
 
-/// The Add storage form: where it goes, and the backend it describes.
+/// The storage form: where it goes, and the backend it describes; with `id`, a change of that
+/// backend's settings (empty secrets keep the stored ones).
 #[derive(Deserialize)]
 pub struct NewBackend {
+    #[serde(default)]
+    id: Option<i64>,
     profile_id: i64,
     name: String,
     #[serde(default)]
@@ -328,10 +331,25 @@ pub struct NewBackend {
 
 impl NewBackend {
     fn settings(&self, state: &AppState) -> Answer<backends::BackendSettings> {
-        self.form
-            .settings(state.engine.db(), state.engine.data_dir())
-            .map_err(words)
+        let engine = &state.engine;
+        let mut form = self.form.clone();
+        if let Some(id) = self.id {
+            let stored = backends::get(engine.db(), id)
+                .and_then(|record| record.form(engine.vault()))
+                .map_err(words)?;
+            form.keep_secrets_of(&stored);
+        }
+        form.settings(engine.db(), engine.data_dir()).map_err(words)
     }
+}
+
+/// A stored backend's settings for the storage form, without its secrets.
+#[tauri::command]
+pub fn backend_form(state: State<'_, AppState>, id: i64) -> Answer<BackendForm> {
+    let engine = &state.engine;
+    backends::get(engine.db(), id)
+        .and_then(|record| record.form(engine.vault()))
+        .map_err(words)
 }
 
 /// Tests what the form describes without saving anything (a local folder too); a cloud account
@@ -347,6 +365,26 @@ pub async fn test_backend_form(
     })
 }
 
+/// Settings that fail the test before saving are not saved; the message says what failed.
+async fn tested(settings: &backends::BackendSettings) -> Answer {
+    let Some(report) = settings.test_before_saving().await else {
+        return Ok(());
+    };
+    if report.is_ok() {
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|check| !check.ok)
+        .map(|check| format!("{}: {}", check.name, check.detail))
+        .collect();
+    Err(format!(
+        "Not saved: {}. Correct it and save again.",
+        failed.join("; ")
+    ))
+}
+
 #[tauri::command]
 pub async fn add_backend(
     app: AppHandle,
@@ -354,20 +392,7 @@ pub async fn add_backend(
     form: NewBackend,
 ) -> Answer<BackendRow> {
     let settings = form.settings(&state)?;
-    if let Some(report) = settings.test_before_saving().await {
-        if !report.is_ok() {
-            let failed: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|check| !check.ok)
-                .map(|check| format!("{}: {}", check.name, check.detail))
-                .collect();
-            return Err(format!(
-                "Not saved: {}. Correct it and save again.",
-                failed.join("; ")
-            ));
-        }
-    }
+    tested(&settings).await?;
     let engine = &state.engine;
     let record = backends::add(
         engine.db(),
@@ -378,6 +403,27 @@ pub async fn add_backend(
         form.make_default,
     )
     .map_err(words)?;
+    changed(&app);
+    backend_row(&state, record)
+}
+
+/// Saves new settings for a backend; the running engine uses them for its next upload, and the
+/// backend's waiting and failed uploads go again.
+#[tauri::command]
+pub async fn update_backend(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    form: NewBackend,
+) -> Answer<BackendRow> {
+    let id = form
+        .id
+        .ok_or("the storage to change was not named; reopen it and try again")?;
+    let settings = form.settings(&state)?;
+    tested(&settings).await?;
+    let (record, _) = state
+        .engine
+        .update_backend(id, Some(&form.name), &settings)
+        .map_err(words)?;
     changed(&app);
     backend_row(&state, record)
 }

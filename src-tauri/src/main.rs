@@ -156,6 +156,8 @@ fn main() {
             commands::s3_presets,
             commands::test_backend_form,
             commands::add_backend,
+            commands::backend_form,
+            commands::update_backend,
             commands::test_backend,
             commands::set_default_backend,
             commands::remove_backend,

@@ -13,7 +13,7 @@ use offload::{profiles, Engine};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIconBuilder, TrayIconEvent};
-use tauri::{AppHandle, Emitter, Listener, Manager, Wry};
+use tauri::{AppHandle, Emitter, Manager, Wry};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::notify::Announcements;
@@ -230,18 +230,9 @@ pub fn start(app: &AppHandle, engine: Arc<Engine>) -> tauri::Result<()> {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let mut shown = first;
-        // The profiles (for the playlist items) are listed again only when they may have changed:
-        // another process committed (`data_version`; it does not move for this process's own
-        // writes) or a command of the window said so.
-        let mut profiles_seen: Option<i64> = None;
+        // The profiles (for the playlist items) are listed again only when the database moved.
+        let mut profiles_seen = None;
         let mut playlists = Vec::new();
-        let commanded = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        {
-            let commanded = commanded.clone();
-            app.listen_any(crate::commands::DATA_CHANGED, move |_| {
-                commanded.store(true, std::sync::atomic::Ordering::Relaxed);
-            });
-        }
         let mut tick = tokio::time::interval(REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -262,10 +253,9 @@ pub fn start(app: &AppHandle, engine: Arc<Engine>) -> tauri::Result<()> {
             for (title, body) in due {
                 crate::notify::show(&app, &title, &body);
             }
-            let version = engine.db().data_version().ok();
-            let told = commanded.swap(false, std::sync::atomic::Ordering::Relaxed);
-            if told || version.is_none() || version != profiles_seen {
-                profiles_seen = version;
+            let revision = engine.db().revision().ok();
+            if revision.is_none() || revision != profiles_seen {
+                profiles_seen = revision;
                 playlists = profiles::list(engine.db())
                     .map(|list| list.into_iter().map(|p| (p.id, p.name)).collect())
                     .unwrap_or_default();

@@ -114,6 +114,30 @@ impl Window {
         }
     }
 
+    /// Waits until the value of the field `css` satisfies `wanted`.
+    async fn value_until(&self, css: &str, what: &str, wanted: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let value = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element
+                    .prop("value")
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if wanted(&value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; {css} holds {value:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Scrolls `element` into view, as a person would to read it.
     async fn show(&self, element: &Element) {
         let element = serde_json::to_value(element).expect("element reference");
@@ -272,6 +296,30 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
         )
         .await;
     window.screenshot("storage").await;
+
+    // Its settings change in the window: a folder inside the bucket, the saved secret kept (the
+    // test before saving passes with it).
+    window
+        .click("[data-testid=backend-Garage] [data-testid=backend-change]")
+        .await;
+    window
+        .value_until(
+            "[data-testid=field-endpoint]",
+            "the stored settings",
+            |value| value == garage.endpoint,
+        )
+        .await;
+    window
+        .type_into("[data-testid=field-prefix]", "films")
+        .await;
+    window.click("[data-testid=save-backend]").await;
+    window
+        .text_until(
+            "[data-testid=backend-Garage] .location",
+            "the backend's new folder",
+            |text| text.ends_with("/films"),
+        )
+        .await;
 
     // A download finishes in the watched folder: the transfer reaches 100%.
     let bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
@@ -572,4 +620,114 @@ fn a_microsoft_sign_in_link_completes_in_the_running_app() {
         !log.contains(code),
         "a sign-in code is never logged:\n{log}"
     );
+}
+
+/// The order people follow: Offload runs; storage in a Google Drive account is added as the
+/// profile's default but not signed in yet; a download finishes and waits for the sign-in; the
+/// person presses Connect in the window and consents in the browser. The download that waited
+/// reaches 100% in Transfers without a restart, and so does the next one.
+#[tokio::test(flavor = "multi_thread")]
+async fn connecting_in_the_window_uploads_what_waited_for_the_sign_in() {
+    let identity = oauth_fake::FakeIdentity::start();
+    let desktop = Desktop::new();
+    let watched = desktop.path("incoming");
+    std::fs::create_dir_all(&watched).unwrap();
+    let (_driver, port) = desktop.driver();
+    let window = Window::open(port).await;
+    window.click("[data-testid=welcome-dismiss]").await;
+
+    // While the app runs, a profile watching a folder gets Drive storage as its default.
+    let (db, vault) = desktop.vault();
+    let profile = offload::profiles::create(
+        &db,
+        "Films",
+        offload::template::DEFAULT_TEMPLATE,
+        &offload::profiles::AfterUpload::Keep,
+        &[offload::profiles::NewWatchFolder::recursive(
+            watched.clone(),
+        )],
+    )
+    .expect("profile");
+    let form = offload::backends::BackendForm {
+        kind: Some(offload::storage::BackendKind::GoogleDrive),
+        client_id: Some(oauth_fake::CLIENT_ID.into()),
+        auth_url: Some(format!("{}/authorize", identity.base)),
+        token_url: Some(format!("{}/token", identity.base)),
+        api_base: Some(identity.base.clone()),
+        ..Default::default()
+    };
+    let settings = form.settings(&db, &desktop.path("data")).expect("settings");
+    offload::backends::add(&db, &vault, profile.id, "Drive", &settings, true).expect("backend");
+    desktop.engine().wake_daemon();
+
+    let download = |name: &str, seed: u32| {
+        let bytes: Vec<u8> = (0..2 * 1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(seed) % 251) as u8)
+            .collect();
+        let partial = watched.join(format!("{name}.part"));
+        std::fs::write(&partial, &bytes).unwrap();
+        std::fs::rename(&partial, watched.join(name)).unwrap();
+        bytes
+    };
+    let first = download("First.Film.2024.mkv", 7);
+    wait_until("the download to wait for the sign-in", || {
+        offload::queue::waiting_for_sign_in(&db).unwrap_or(0) == 1
+    });
+
+    // Connect: the window shows the sign-in address; the browser consents and comes back.
+    window.click("[data-testid=nav-storage]").await;
+    window
+        .select("[data-testid=storage-profile]", &profile.id.to_string())
+        .await;
+    window
+        .click("[data-testid=backend-Drive] [data-testid=backend-connect]")
+        .await;
+    let address = window
+        .find("[data-testid=backend-Drive] [data-testid=sign-in-url]")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .expect("the sign-in address");
+    let back = s3::redirected(&address)
+        .header("location")
+        .expect("the fake consents and sends the browser back")
+        .to_owned();
+    let (status, page) = s3::http(&back, "GET", &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&page));
+    window
+        .text_until(
+            "[data-testid=backend-Drive] [data-testid=backend-status]",
+            "the backend to show the account",
+            |text| text.contains(oauth_fake::ACCOUNT),
+        )
+        .await;
+
+    // What waited goes now, and so does what arrives next.
+    window.click("[data-testid=nav-transfers]").await;
+    window
+        .find("[data-state=done] progress[data-percent='100']")
+        .await;
+    assert!(identity.drive_file("First.Film.2024.mkv").unwrap() == first);
+    let second = download("Second.Film.2024.mkv", 13);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let done = window
+            .client
+            .find_all(Locator::Css(
+                "[data-state=done] progress[data-percent='100']",
+            ))
+            .await
+            .map(|found| found.len())
+            .unwrap_or(0);
+        if done == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second download never reached 100%"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(identity.drive_file("Second.Film.2024.mkv").unwrap() == second);
 }

@@ -189,6 +189,9 @@ impl FolderArgs {
 enum BackendCommand {
     /// Add a storage backend to a profile (an S3 backend is tested before it is saved).
     Add(Box<BackendAddArgs>),
+    /// Change a backend's settings (a new key, endpoint or name); a running Offload uses them
+    /// for its next upload, and the backend's waiting and failed uploads go again.
+    Edit(Box<BackendEditArgs>),
     /// List backends.
     List {
         #[arg(long)]
@@ -233,12 +236,33 @@ struct BackendAddArgs {
     /// Make it the profile's default backend.
     #[arg(long)]
     default: bool,
+    #[command(flatten)]
+    settings: BackendFlags,
+}
+
+#[derive(Args)]
+struct BackendEditArgs {
+    name: String,
+    #[arg(long)]
+    profile: String,
+    /// Give the backend a new name.
+    #[arg(long, value_name = "NEW_NAME")]
+    rename: Option<String>,
+    #[command(flatten)]
+    settings: BackendFlags,
+}
+
+/// A backend's settings, as `backend add` takes them and `backend edit` changes them (a flag
+/// left out keeps what the backend has; an empty value clears an optional one).
+#[derive(Args)]
+struct BackendFlags {
     /// local: the library folder (default: ~/Videos/Offload).
     #[arg(long, value_name = "DIR")]
     path: Option<PathBuf>,
-    /// s3: whose S3 it is; fills in the endpoint pattern, region and quirks.
-    #[arg(long, value_parser = parse_provider, default_value = "other")]
-    provider: Provider,
+    /// s3: whose S3 it is (aws, r2, b2, wasabi, minio, garage, other; default other); fills in
+    /// the endpoint pattern, region and quirks.
+    #[arg(long, value_parser = parse_provider)]
+    provider: Option<Provider>,
     /// s3: the service URL, e.g. https://<account>.r2.cloudflarestorage.com.
     #[arg(long)]
     endpoint: Option<String>,
@@ -691,22 +715,14 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
     match command {
         BackendCommand::Add(args) => {
             let profile = profiles::by_name(db, &args.profile)?;
-            let settings = backend_settings(engine, &args)?;
-            // S3 is tested before saving: a typo in a key or bucket is the usual mistake. A local
-            // folder is created on the first upload, and a cloud account is tested once signed in.
-            let report = if args.skip_test {
-                None
-            } else {
-                settings.test_before_saving().await
+            let mut form = BackendForm {
+                kind: Some(args.kind),
+                ..BackendForm::default()
             };
-            if let Some(report) = report {
-                print!("{report}");
-                if !report.is_ok() {
-                    eprintln!(
-                        "not saved: fix what failed above (or add --skip-test to save anyway)"
-                    );
-                    return Ok(ExitCode::from(1));
-                }
+            args.settings.apply(&mut form)?;
+            let settings = form.settings(db, engine.data_dir())?;
+            if !args.settings.tested(&settings).await {
+                return Ok(ExitCode::from(1));
             }
             let record = backends::add(
                 db,
@@ -723,6 +739,27 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
                 record.location(),
                 if record.is_default { " (default)" } else { "" }
             );
+        }
+        BackendCommand::Edit(args) => {
+            let profile = profiles::by_name(db, &args.profile)?;
+            let record = backends::by_name(db, profile.id, &args.name)?;
+            let mut form = record.form(engine.vault())?;
+            args.settings.apply(&mut form)?;
+            let settings = form.settings(db, engine.data_dir())?;
+            if !args.settings.tested(&settings).await {
+                return Ok(ExitCode::from(1));
+            }
+            let (record, queued) =
+                engine.update_backend(record.id, args.rename.as_deref(), &settings)?;
+            println!(
+                "changed {} backend {:?} → {}",
+                record.kind,
+                record.name,
+                record.location()
+            );
+            if queued > 0 {
+                println!("{queued} of its uploads go again now");
+            }
         }
         BackendCommand::List { profile } => {
             let profile_id = profile
@@ -823,56 +860,84 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
     Ok(ExitCode::SUCCESS)
 }
 
-/// The settings `backend add` was given, with the secret read from stdin or the environment.
-fn backend_settings(engine: &Engine, args: &BackendAddArgs) -> CliResult<BackendSettings> {
-    let mut form = BackendForm {
-        kind: Some(args.kind),
-        path: args.path.clone(),
-        provider: args.provider,
-        endpoint: args.endpoint.clone(),
-        region: args.region.clone(),
-        bucket: args.bucket.clone(),
-        access_key_id: args.access_key_id.clone(),
-        prefix: args.prefix.clone(),
-        public_url: args.public_url.clone(),
-        path_style: args.path_style,
-        client_id: args.client_id.clone(),
-        folder_id: args.folder_id.clone(),
-        chunk_size: args.chunk_size,
-        auth_url: args.auth_url.clone(),
-        token_url: args.token_url.clone(),
-        api_base: args.api_base.clone(),
-        ..BackendForm::default()
-    };
-    match args.kind {
-        BackendKind::Local => {}
-        BackendKind::S3 => {
-            form.secret_access_key = read_secret(
-                args.secret_access_key_stdin,
-                "OFFLOAD_S3_SECRET_ACCESS_KEY",
-                "the secret access key",
-            )?;
-            if form.secret_access_key.is_none() {
-                return Err(Error::Invalid(
-                    "give the secret access key on standard input with --secret-access-key-stdin, or in OFFLOAD_S3_SECRET_ACCESS_KEY (never as an argument)".into(),
-                )
-                .into());
+impl BackendFlags {
+    /// `form` with the settings these flags give, the secrets read from stdin or the environment.
+    fn apply(&self, form: &mut BackendForm) -> CliResult {
+        fn set<T: Clone>(field: &mut Option<T>, flag: &Option<T>) {
+            if flag.is_some() {
+                field.clone_from(flag);
             }
         }
-        BackendKind::GoogleDrive | BackendKind::Onedrive => {
-            let upper = if args.kind == BackendKind::GoogleDrive {
-                "GOOGLE"
-            } else {
-                "MICROSOFT"
-            };
-            form.client_secret = read_secret(
-                args.client_secret_stdin,
-                &format!("OFFLOAD_{upper}_CLIENT_SECRET"),
-                "the client secret",
-            )?;
+        set(&mut form.path, &self.path);
+        if let Some(provider) = self.provider {
+            form.provider = provider;
+        }
+        set(&mut form.endpoint, &self.endpoint);
+        set(&mut form.region, &self.region);
+        set(&mut form.bucket, &self.bucket);
+        set(&mut form.access_key_id, &self.access_key_id);
+        set(&mut form.prefix, &self.prefix);
+        set(&mut form.public_url, &self.public_url);
+        form.path_style |= self.path_style;
+        set(&mut form.client_id, &self.client_id);
+        set(&mut form.folder_id, &self.folder_id);
+        set(&mut form.chunk_size, &self.chunk_size);
+        set(&mut form.auth_url, &self.auth_url);
+        set(&mut form.token_url, &self.token_url);
+        set(&mut form.api_base, &self.api_base);
+        match form.kind {
+            Some(BackendKind::S3) => {
+                let secret = read_secret(
+                    self.secret_access_key_stdin,
+                    "OFFLOAD_S3_SECRET_ACCESS_KEY",
+                    "the secret access key",
+                )?;
+                set(&mut form.secret_access_key, &secret);
+                if form.secret_access_key.is_none() {
+                    return Err(Error::Invalid(
+                        "give the secret access key on standard input with --secret-access-key-stdin, or in OFFLOAD_S3_SECRET_ACCESS_KEY (never as an argument)".into(),
+                    )
+                    .into());
+                }
+            }
+            Some(kind @ (BackendKind::GoogleDrive | BackendKind::Onedrive)) => {
+                let upper = if kind == BackendKind::GoogleDrive {
+                    "GOOGLE"
+                } else {
+                    "MICROSOFT"
+                };
+                let secret = read_secret(
+                    self.client_secret_stdin,
+                    &format!("OFFLOAD_{upper}_CLIENT_SECRET"),
+                    "the client secret",
+                )?;
+                set(&mut form.client_secret, &secret);
+            }
+            Some(BackendKind::Local) | None => {}
+        }
+        Ok(())
+    }
+
+    /// S3 settings are tested before they are saved: a typo in a key or bucket is the usual
+    /// mistake. A local folder is created on the first upload, and a cloud account is tested
+    /// once signed in. Prints the report; false when it failed.
+    async fn tested(&self, settings: &BackendSettings) -> bool {
+        if self.skip_test {
+            return true;
+        }
+        match settings.test_before_saving().await {
+            Some(report) => {
+                print!("{report}");
+                if !report.is_ok() {
+                    eprintln!(
+                        "not saved: fix what failed above (or add --skip-test to save anyway)"
+                    );
+                }
+                report.is_ok()
+            }
+            None => true,
         }
     }
-    Ok(form.settings(engine.db(), engine.data_dir())?)
 }
 
 async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<ExitCode> {

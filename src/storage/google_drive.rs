@@ -367,7 +367,7 @@ impl JsonApi for GoogleDrive {
         let reason = body["error"]["errors"][0]["reason"]
             .as_str()
             .unwrap_or_default();
-        let message = body["error"]["message"].as_str().unwrap_or("no detail");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
         let kind = match (status, reason) {
             (429, _) | (403, "rateLimitExceeded" | "userRateLimitExceeded") => {
                 ErrorKind::RateLimited
@@ -388,7 +388,10 @@ impl JsonApi for GoogleDrive {
         };
         (
             kind,
-            format!("Google Drive answered {status} {reason}: {message}{hint}"),
+            format!(
+                "Google Drive answered {}{hint}",
+                super::network::said(status, reason, message)
+            ),
         )
     }
 }

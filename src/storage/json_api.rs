@@ -79,7 +79,10 @@ pub trait JsonApi: Sync {
                 operation,
                 ErrorKind::Other,
                 target,
-                format!("the answer cannot be read: {error}"),
+                format!(
+                    "the answer cannot be read: {}",
+                    super::network::chain(&error.without_url())
+                ),
             )
         })
     }

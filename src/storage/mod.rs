@@ -9,6 +9,7 @@ mod chunked;
 pub mod google_drive;
 mod json_api;
 pub mod local;
+pub(crate) mod network;
 pub mod onedrive;
 mod path;
 pub mod s3;

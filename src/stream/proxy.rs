@@ -69,8 +69,11 @@ pub async fn forward(
             )
         }
         Ok(Err(error)) => {
-            // reqwest's error text can contain the URL; the URL may carry credentials.
-            tracing::warn!(error = %error.without_url(), "streaming from the provider failed");
+            // Only the host: the URL may carry credentials.
+            let host = crate::storage::network::host_of(error.url());
+            let (_, reason) =
+                crate::storage::network::unreachable(&host, &error, error.is_timeout());
+            tracing::warn!(%reason, "streaming from the provider failed");
             return plain(
                 StatusCode::BAD_GATEWAY,
                 "The storage provider cannot be reached; check the network and try again.",

@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::token::Subject;
 use super::{file, plain, playlist, proxy, Links, StreamSettings};
-use crate::backends;
-use crate::db::Db;
+use crate::backends::OpenBackends;
+use crate::db::{ChangeCheck, Db, Revision};
 use crate::error::{Error, Result};
 use crate::library::{self, LibraryEntry, LibraryItem};
 use crate::secrets::{MasterKey, Vault};
-use crate::storage::{ErrorKind, RemotePath, StorageBackend, StorageError, StreamTarget};
+use crate::storage::{ErrorKind, RemotePath, StorageError, StreamTarget};
 
 /// How long a backend may take to say where an object streams from.
 const TARGET_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,24 +36,24 @@ pub struct StreamServer {
 
 struct ServerState {
     db: Db,
-    vault: Arc<Vault>,
     links: Links,
     port: u16,
     url_lifetime: Duration,
-    catalog: Mutex<Catalog>,
+    /// What requests looked up, kept between requests: a player's requests for one item should
+    /// cost a token check and a signature, not database reads and a new S3 client each. Both
+    /// follow the rule of every cache of database state ([`ChangeCheck`]), looking at the
+    /// database at most once per [`CATALOG_FRESHNESS`]: a removed item or a changed backend is
+    /// seen within that time.
+    entries: Mutex<Entries>,
+    check: ChangeCheck,
+    backends: OpenBackends,
     http: reqwest::Client,
 }
 
-/// What requests looked up, kept between requests: a player's requests for one item should cost
-/// a token check and a signature, not database reads and a new S3 client each. The whole
-/// catalog is dropped when any other connection commits (SQLite's `data_version`), which is
-/// checked at most once per [`CATALOG_FRESHNESS`]: a removed item or a changed backend is seen
-/// within that time.
-struct Catalog {
-    checked: Option<Instant>,
-    version: i64,
-    entries: HashMap<LibraryItem, Arc<LibraryEntry>>,
-    backends: HashMap<i64, Arc<dyn StorageBackend>>,
+/// Library entries as of one revision of the database.
+struct Entries {
+    revision: Option<Revision>,
+    found: HashMap<LibraryItem, Arc<LibraryEntry>>,
 }
 
 const CATALOG_FRESHNESS: Duration = Duration::from_secs(1);
@@ -85,17 +85,16 @@ impl StreamServer {
         Ok(StreamServer {
             listener,
             state: Arc::new(ServerState {
+                backends: OpenBackends::new(db.clone(), vault, CATALOG_FRESHNESS),
                 db,
-                vault,
                 links: Links::new(master, &settings),
                 port,
                 url_lifetime: settings.url_lifetime,
-                catalog: Mutex::new(Catalog {
-                    checked: None,
-                    version: 0,
-                    entries: HashMap::new(),
-                    backends: HashMap::new(),
+                entries: Mutex::new(Entries {
+                    revision: None,
+                    found: HashMap::new(),
                 }),
+                check: ChangeCheck::new(CATALOG_FRESHNESS),
                 http: proxy::client(),
             }),
         })
@@ -282,7 +281,7 @@ async fn stream(
         Ok(remote) => remote,
         Err(error) => return internal(&error.into()),
     };
-    let backend = match state.backend(backend_id) {
+    let backend = match state.backends.get(backend_id) {
         Ok(backend) => backend,
         Err(error) => {
             return plain(
@@ -323,46 +322,30 @@ async fn stream(
 }
 
 impl ServerState {
-    /// The catalog, emptied first if the database changed since it was filled.
-    fn catalog(&self) -> Result<std::sync::MutexGuard<'_, Catalog>> {
-        let mut catalog = self
-            .catalog
+    /// The library entries, emptied first if the database moved since they were read.
+    fn entries(&self) -> Result<std::sync::MutexGuard<'_, Entries>> {
+        let now = self.check.revision(&self.db)?;
+        let mut entries = self
+            .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if catalog
-            .checked
-            .is_none_or(|checked| checked.elapsed() >= CATALOG_FRESHNESS)
-        {
-            let version = self.db.data_version()?;
-            if catalog.checked.is_none() || version != catalog.version {
-                catalog.entries.clear();
-                catalog.backends.clear();
-                catalog.version = version;
-            }
-            catalog.checked = Some(Instant::now());
+        if entries.revision != Some(now) {
+            entries.found.clear();
+            entries.revision = Some(now);
         }
-        Ok(catalog)
+        Ok(entries)
     }
 
     fn entry(&self, item: LibraryItem) -> Result<Option<Arc<LibraryEntry>>> {
-        if let Some(entry) = self.catalog()?.entries.get(&item) {
+        if let Some(entry) = self.entries()?.found.get(&item) {
             return Ok(Some(entry.clone()));
         }
         let Some(entry) = library::get(&self.db, item)? else {
             return Ok(None);
         };
         let entry = Arc::new(entry);
-        self.catalog()?.entries.insert(item, entry.clone());
+        self.entries()?.found.insert(item, entry.clone());
         Ok(Some(entry))
-    }
-
-    fn backend(&self, id: i64) -> Result<Arc<dyn StorageBackend>> {
-        if let Some(backend) = self.catalog()?.backends.get(&id) {
-            return Ok(backend.clone());
-        }
-        let backend = backends::get(&self.db, id)?.open(&self.db, &self.vault)?;
-        self.catalog()?.backends.insert(id, backend.clone());
-        Ok(backend)
     }
 }
 

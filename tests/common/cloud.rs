@@ -230,3 +230,35 @@ pub async fn check_revoked_account_waits(kind: &str) {
     });
     assert!(setup.fake.stored_file(kind, "clip.mkv").unwrap() == bytes);
 }
+
+/// `offload backend connect Cloud --profile Home`, as a person runs it: the printed address is
+/// opened (the fake consents at once) and the browser follows the redirect back to the
+/// command's loopback listener. Returns the command's output once it has exited.
+pub fn connect_with_cli(sandbox: &Sandbox) -> std::process::Output {
+    use std::io::{BufRead, BufReader, Read};
+    let mut connect = sandbox
+        .offload()
+        .args([
+            "backend",
+            "connect",
+            "Cloud",
+            "--profile",
+            "Home",
+            "--no-browser",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(connect.stdout.take().unwrap());
+    let mut url = String::new();
+    stdout.read_line(&mut url).unwrap();
+    let back = consent(url.trim());
+    let page = super::s3::fetch(&back, "GET", &[]);
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    let mut output = connect.wait_with_output().unwrap();
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    output.stdout = rest;
+    output
+}

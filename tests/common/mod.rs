@@ -286,3 +286,40 @@ pub fn add_s3_backend(
     writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Text meant for a person (a command's output, a job's reason, a log line) is sentences: never
+/// the `Debug` rendering of some library's error, with its braces, field names and type names.
+pub fn assert_sentence(text: &str) {
+    for sign in [
+        "{",
+        "}",
+        "Error(",
+        "Some(",
+        "kind:",
+        "source:",
+        "DispatchFailure",
+        "ConnectorError",
+        "ServiceError",
+        "ErrorMetadata",
+        "SdkBody",
+        "hyper_util",
+        "reqwest::",
+    ] {
+        assert!(
+            !text.contains(sign),
+            "{sign:?} in text meant for a person:\n{text}"
+        );
+    }
+}
+
+/// The lines of a log meant for people: warnings, errors and what the daemon reports it did.
+pub fn log_for_people(log: &str) -> String {
+    log.lines()
+        .filter(|line| {
+            [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|level| line.contains(level))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

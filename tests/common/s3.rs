@@ -19,6 +19,8 @@ pub struct S3Server {
     pub bucket: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Garage's own command line (binary, config file), for changing keys while it runs.
+    garage_cli: Option<(PathBuf, PathBuf)>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -60,6 +62,35 @@ impl S3Server {
 
     pub fn backend_with(&self, config: &S3Config) -> S3Backend {
         S3Backend::new(config, &Zeroizing::new(self.secret_access_key.clone()))
+    }
+
+    /// Replaces the bucket's key, as a person rotating credentials does: a new key may read and
+    /// write the bucket, and the old one is deleted. Garage only.
+    pub fn rotate_key(&mut self) {
+        let (binary, config) = self.garage_cli.clone().expect("a Garage server");
+        let cli = || {
+            let mut command = Command::new(&binary);
+            command
+                .args(["-c", config.to_str().expect("utf-8")])
+                .env("RUST_LOG", "warn");
+            command
+        };
+        let name = format!("rotated-{}", rand::random::<u32>());
+        let key = run(cli().args(["key", "create", &name]));
+        let (id, secret) = key_fields(&key);
+        run(cli().args([
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &self.bucket,
+            "--key",
+            &name,
+        ]));
+        run(cli().args(["key", "delete", "--yes", &self.access_key_id]));
+        self.access_key_id = id;
+        self.secret_access_key = secret;
     }
 
     pub fn port(&self) -> u16 {
@@ -162,6 +193,7 @@ pub fn garage() -> S3Server {
         bucket: "offload-test".into(),
         access_key_id: String::new(),
         secret_access_key: String::new(),
+        garage_cli: Some((binary.clone(), config.clone())),
         child,
         _dir: dir,
     };
@@ -177,17 +209,7 @@ pub fn garage() -> S3Server {
     run(cli().args(["layout", "assign", "-z", "dc1", "-c", "1G", &node]));
     run(cli().args(["layout", "apply", "--version", "1"]));
     let key = run(cli().args(["key", "create", "offload-test-key"]));
-    let field = |label: &str| {
-        key.lines()
-            .find_map(|line| {
-                line.trim()
-                    .strip_prefix(label)
-                    .map(|rest| rest.trim_start_matches(':').trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("no {label} in `garage key create` output:\n{key}"))
-    };
-    server.access_key_id = field("Key ID");
-    server.secret_access_key = field("Secret key");
+    (server.access_key_id, server.secret_access_key) = key_fields(&key);
     run(cli().args(["bucket", "create", &server.bucket]));
     run(cli().args([
         "bucket",
@@ -201,6 +223,20 @@ pub fn garage() -> S3Server {
     ]));
     wait_for_bucket(&server);
     server
+}
+
+/// The key id and secret in `garage key create`'s output.
+fn key_fields(key: &str) -> (String, String) {
+    let field = |label: &str| {
+        key.lines()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(label)
+                    .map(|rest| rest.trim_start_matches(':').trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {label} in `garage key create` output:\n{key}"))
+    };
+    (field("Key ID"), field("Secret key"))
 }
 
 /// Starts moto's S3 server (`pip install moto[server]`) and creates the bucket.
@@ -233,6 +269,7 @@ pub fn moto() -> S3Server {
         bucket: "offload-test".into(),
         access_key_id: "AKIAOFFLOADTEST".into(),
         secret_access_key: "moto-does-not-check-this".into(),
+        garage_cli: None,
         child,
         _dir: dir,
     };

@@ -26,12 +26,13 @@ use serde::Deserialize;
 
 use super::chunked::{self, SessionProtocol, SessionState};
 use super::json_api::JsonApi;
+use super::network::transport_failure;
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
     RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 use crate::backends::CloudConfig;
-use crate::oauth::{transport_failure, Authorizer};
+use crate::oauth::Authorizer;
 use quickxor::QuickXorHash;
 
 /// Fragments must be multiples of this, except the last.
@@ -299,7 +300,7 @@ impl JsonApi for OneDrive {
     /// Graph's errors: `{"error": {"code": …, "message": …}}`.
     fn classify(status: u16, body: &serde_json::Value) -> (ErrorKind, String) {
         let code = body["error"]["code"].as_str().unwrap_or_default();
-        let message = body["error"]["message"].as_str().unwrap_or("no detail");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
         let kind = match (status, code) {
             (429, _) => ErrorKind::RateLimited,
             (507, _) | (_, "quotaLimitReached") => ErrorKind::NoSpace,
@@ -315,7 +316,10 @@ impl JsonApi for OneDrive {
         };
         (
             kind,
-            format!("OneDrive answered {status} {code}: {message}{hint}"),
+            format!(
+                "OneDrive answered {}{hint}",
+                super::network::said(status, code, message)
+            ),
         )
     }
 }

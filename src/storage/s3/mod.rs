@@ -24,7 +24,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -309,7 +309,7 @@ impl S3Backend {
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|error| classify(error, Operation::Upload, remote))?;
+            .map_err(|error| self.classify(error, Operation::Upload, remote))?;
         transfer.advance(request.size).await?;
         // A checked CRC32C confirms what was stored. After Content-MD5, an ETag equal to the MD5
         // does (encrypted buckets answer otherwise, and the queue then asks with HEAD).
@@ -353,7 +353,7 @@ impl S3Backend {
                 {
                     return Ok(None)
                 }
-                Err(error) => return Err(classify(error, Operation::Upload, remote)),
+                Err(error) => return Err(self.classify(error, Operation::Upload, remote)),
             };
             for part in answer.parts() {
                 if let (Some(number), Some(etag)) = (part.part_number(), part.e_tag()) {
@@ -426,7 +426,7 @@ impl S3Backend {
         {
             Ok(_) => Ok(()),
             Err(error) if error.code() == Some("NoSuchUpload") => Ok(()),
-            Err(error) => Err(classify(error, Operation::Upload, &record.key)),
+            Err(error) => Err(self.classify(error, Operation::Upload, &record.key)),
         }
     }
 
@@ -457,7 +457,7 @@ impl S3Backend {
                     .content_type(&request.content_type)
                     .send()
                     .await
-                    .map_err(|error| classify(error, Operation::Upload, remote))?;
+                    .map_err(|error| self.classify(error, Operation::Upload, remote))?;
                 let upload_id = created.upload_id().ok_or_else(|| {
                     StorageError::new(
                         BackendKind::S3,
@@ -530,17 +530,15 @@ impl S3Backend {
                 spare.push(buffer);
                 continue;
             }
-            let client = self.client.clone();
-            let bucket = self.config.bucket.clone();
+            let backend = self.clone();
             let key = key.to_owned();
             let upload_id = record.upload_id.clone();
             let remote = remote.clone();
             let body = Bytes::from(buffer);
             in_flight.spawn(async move {
-                upload_part(
-                    &client, &bucket, &key, &upload_id, number, body, md5, &remote,
-                )
-                .await
+                backend
+                    .upload_part(&key, &upload_id, number, body, md5, &remote)
+                    .await
             });
         }
         let mut rest = [0u8; 1];
@@ -575,7 +573,7 @@ impl S3Backend {
             )
             .send()
             .await
-            .map_err(|error| classify(error, Operation::Upload, remote))?;
+            .map_err(|error| self.classify(error, Operation::Upload, remote))?;
 
         let head = self
             .client
@@ -584,7 +582,7 @@ impl S3Backend {
             .key(key)
             .send()
             .await
-            .map_err(|error| classify(error, Operation::Verify, remote))?;
+            .map_err(|error| self.classify(error, Operation::Verify, remote))?;
         let size = head.content_length().unwrap_or(-1);
         if size != plan.size as i64 {
             return Err(StorageError::new(
@@ -613,6 +611,59 @@ impl S3Backend {
             checksum: hasher.finish(),
             verified: true,
         })
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u64,
+        body: Bytes,
+        md5: [u8; 16],
+        remote: &RemotePath,
+    ) -> PartResult {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let answer = self
+                .client
+                .upload_part()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number as i32)
+                .content_length(body.len() as i64)
+                .content_md5(BASE64.encode(md5))
+                .body(ByteStream::from(body.clone()))
+                .customize()
+                .disable_payload_signing()
+                .send()
+                .await;
+            match answer {
+                Ok(answer) => {
+                    let etag = answer
+                        .e_tag()
+                        .map(unquote)
+                        .unwrap_or_else(|| hex::encode(md5));
+                    let part = DonePart {
+                        number,
+                        size: body.len() as u64,
+                        etag,
+                        md5: hex::encode(md5),
+                    };
+                    // Every clone the request held is gone now, so the buffer can be handed back.
+                    return Ok((part, body.try_into_mut().ok().map(Vec::from)));
+                }
+                Err(error) => {
+                    let error = self.classify(error, Operation::Upload, remote);
+                    if !error.is_temporary() || tries >= PART_TRIES {
+                        return Err(error);
+                    }
+                    tracing::debug!(part = number, tries, %error, "retrying a part");
+                    tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(tries))).await;
+                }
+            }
+        }
     }
 
     async fn part_finished(
@@ -650,60 +701,6 @@ async fn save(transfer: &dyn Transfer, record: &S3Resume) -> Result<(), StorageE
         .await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn upload_part(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-    number: u64,
-    body: Bytes,
-    md5: [u8; 16],
-    remote: &RemotePath,
-) -> PartResult {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let answer = client
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number as i32)
-            .content_length(body.len() as i64)
-            .content_md5(BASE64.encode(md5))
-            .body(ByteStream::from(body.clone()))
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await;
-        match answer {
-            Ok(answer) => {
-                let etag = answer
-                    .e_tag()
-                    .map(unquote)
-                    .unwrap_or_else(|| hex::encode(md5));
-                let part = DonePart {
-                    number,
-                    size: body.len() as u64,
-                    etag,
-                    md5: hex::encode(md5),
-                };
-                // Every clone the request held is gone now, so the buffer can be handed back.
-                return Ok((part, body.try_into_mut().ok().map(Vec::from)));
-            }
-            Err(error) => {
-                let error = classify(error, Operation::Upload, remote);
-                if !error.is_temporary() || tries >= PART_TRIES {
-                    return Err(error);
-                }
-                tracing::debug!(part = number, tries, %error, "retrying a part");
-                tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(tries))).await;
-            }
-        }
-    }
-}
-
 /// The ETag S3 gives a multipart object: MD5 of the parts' MD5s, a dash, the part count.
 fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
     let mut outer = Md5::new();
@@ -731,112 +728,172 @@ fn source_changed(remote: &RemotePath, expected: u64, found: u64) -> StorageErro
     )
 }
 
-/// Turns an SDK failure into a typed error that says what to fix.
-fn classify<E>(
-    error: SdkError<E, HttpResponse>,
-    operation: Operation,
-    target: &impl std::fmt::Display,
-) -> StorageError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let status = match &error {
-        SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
-        SdkError::ResponseError(response) => Some(response.raw().status().as_u16()),
-        _ => None,
-    };
-    let code = error.code().map(str::to_owned);
-    let server_message = error.message().unwrap_or_default().to_owned();
-    let detail = DisplayErrorContext(&error).to_string();
-    let (kind, message) = describe(code.as_deref(), &server_message, status, &error, &detail);
-    let mut storage = StorageError::new(BackendKind::S3, operation, kind, target, message);
-    if kind == ErrorKind::RateLimited {
-        storage.retry_after = Some(Duration::from_secs(5));
+impl S3Backend {
+    /// Turns an SDK failure into a typed error that says, in a sentence, what to fix.
+    fn classify<E>(
+        &self,
+        error: SdkError<E, HttpResponse>,
+        operation: Operation,
+        target: &impl std::fmt::Display,
+    ) -> StorageError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let (kind, message) = self.describe(&error);
+        let mut storage = StorageError::new(BackendKind::S3, operation, kind, target, message);
+        if kind == ErrorKind::RateLimited {
+            storage.retry_after = Some(Duration::from_secs(5));
+        }
+        storage
     }
-    storage
-}
 
-fn describe<E, R>(
-    code: Option<&str>,
-    server_message: &str,
-    status: Option<u16>,
-    error: &SdkError<E, R>,
-    detail: &str,
-) -> (ErrorKind, String) {
-    const WRONG_SECRET: &str =
-        "the secret access key is wrong (the server rejected the signature): enter it again";
-    const UNKNOWN_KEY: &str = "the access key id is not known to the server: check --access-key-id";
-    let said = server_message.to_ascii_lowercase();
-    match code {
-        Some("NoSuchBucket") => return (ErrorKind::Config, "the bucket does not exist: check --bucket, or create it first".into()),
-        Some("InvalidAccessKeyId") => return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into()),
-        Some("SignatureDoesNotMatch") => return (ErrorKind::Unauthenticated, WRONG_SECRET.into()),
-        Some("RequestTimeTooSkewed") => {
-            return (ErrorKind::Unauthenticated, "this computer's clock is too far from the server's: set the clock (enable NTP) and retry".into())
+    /// The endpoint's host (and port), for sentences about reaching it.
+    fn host(&self) -> String {
+        let endpoint = self.config.endpoint.as_deref().unwrap_or_default();
+        match reqwest::Url::parse(endpoint) {
+            Ok(url) => super::network::host_of(Some(&url)),
+            Err(_) => "the S3 server".to_owned(),
         }
-        // Some servers (Garage among them) answer every credential problem with AccessDenied and
-        // say which in the message.
-        Some("AccessDenied") if said.contains("signature") => return (ErrorKind::Unauthenticated, WRONG_SECRET.into()),
-        Some("AccessDenied") if said.contains("no such key") || said.contains("access key") => {
-            return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into())
-        }
-        Some("AccessDenied") => {
-            return (ErrorKind::PermissionDenied, format!("access denied: the key may not do this in this bucket; check its permissions ({server_message})"))
-        }
-        Some("NoSuchKey") | Some("NotFound") => return (ErrorKind::NotFound, "no such object".into()),
-        Some("SlowDown") | Some("TooManyRequests") => return (ErrorKind::RateLimited, "the server asked to slow down".into()),
-        Some("EntityTooLarge") | Some("QuotaExceeded") => return (ErrorKind::NoSpace, "the bucket is full or over its quota".into()),
-        Some("BadDigest") | Some("InvalidDigest") => return (ErrorKind::Integrity, "the bytes arrived damaged (Content-MD5 mismatch)".into()),
-        _ => {}
     }
-    match status {
-        Some(401) | Some(403) => {
-            return (
-                ErrorKind::Unauthenticated,
-                format!("the server refused the credentials ({detail})"),
-            )
-        }
-        Some(404) => return (ErrorKind::NotFound, "not found".into()),
-        Some(429) | Some(503) => {
-            return (
-                ErrorKind::RateLimited,
-                format!("the server is busy ({detail})"),
-            )
-        }
-        Some(500..=599) => return (ErrorKind::Temporary, format!("server error ({detail})")),
-        _ => {}
-    }
-    match error {
-        SdkError::TimeoutError(_) => (
-            ErrorKind::Temporary,
-            "the server did not answer in time".into(),
-        ),
-        SdkError::DispatchFailure(failure) => {
-            let lower = detail.to_ascii_lowercase();
-            let what = if lower.contains("dns")
-                || lower.contains("failed to lookup")
-                || lower.contains("name or service not known")
-            {
-                "the endpoint's host name does not resolve: check --endpoint"
-            } else if lower.contains("certificate")
-                || lower.contains("tls")
-                || lower.contains("handshake")
-            {
-                "the TLS connection failed (certificate or protocol): check --endpoint and the server's certificate"
-            } else if lower.contains("refused") {
-                "the endpoint refused the connection: is the server running, and is --endpoint right?"
-            } else if failure.is_timeout() {
-                "connecting to the endpoint timed out: check the network and --endpoint"
-            } else {
-                "the endpoint cannot be reached: check the network and --endpoint"
+
+    fn describe<E>(&self, error: &SdkError<E, HttpResponse>) -> (ErrorKind, String)
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        const WRONG_SECRET: &str =
+            "the secret access key is wrong (the server rejected the signature): enter it again";
+        const UNKNOWN_KEY: &str =
+            "the access key id is not known to the server: check the access key id";
+        let raw = match error {
+            SdkError::ServiceError(service) => Some(service.raw()),
+            SdkError::ResponseError(response) => Some(response.raw()),
+            _ => None,
+        };
+        let Some(raw) = raw else {
+            return match error {
+                SdkError::TimeoutError(_) => (
+                    ErrorKind::Temporary,
+                    format!(
+                        "{} did not answer in time: check this computer's network and the endpoint",
+                        self.host()
+                    ),
+                ),
+                SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
+                    Some(connector) => {
+                        super::network::unreachable(&self.host(), connector, failure.is_timeout())
+                    }
+                    None => (
+                        ErrorKind::Temporary,
+                        format!(
+                            "{} cannot be reached: {}",
+                            self.host(),
+                            super::network::chain(error)
+                        ),
+                    ),
+                },
+                _ => (ErrorKind::Other, super::network::chain(error)),
             };
-            (ErrorKind::Temporary, format!("{what} ({detail})"))
+        };
+        let status = raw.status().as_u16();
+        if let SdkError::ResponseError(_) = error {
+            return (
+                ErrorKind::Temporary,
+                format!(
+                    "the answer from {} ({status}) was cut off or could not be read",
+                    self.host()
+                ),
+            );
         }
-        SdkError::ResponseError(_) => (
-            ErrorKind::Temporary,
-            format!("the server's answer was cut off or garbled ({detail})"),
-        ),
-        _ => (ErrorKind::Other, detail.to_owned()),
+        // A signed request made with a wrong clock is refused, in each server's own words
+        // (AWS RequestTimeTooSkewed, Garage "Date is too old"…); the server's Date says why.
+        if (400..500).contains(&status) {
+            if let Some(skew) =
+                super::network::clock_skew(raw.headers().get("date"), std::time::SystemTime::now())
+            {
+                // Worth retrying: a computer that just woke often sets its clock moments later.
+                return (ErrorKind::Temporary, skew);
+            }
+        }
+        let code = error.code();
+        let server_message = error.message().unwrap_or_default();
+        // What the server said, for errors that have no sentence of their own.
+        let said = format!(
+            "it answered {}",
+            super::network::said(status, code.unwrap_or_default(), server_message)
+        );
+        let lower = server_message.to_ascii_lowercase();
+        match code {
+            Some("NoSuchBucket") => {
+                return (
+                    ErrorKind::Config,
+                    "the bucket does not exist: check its name, or create it first".into(),
+                )
+            }
+            Some("InvalidAccessKeyId") => return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into()),
+            Some("SignatureDoesNotMatch") => {
+                return (ErrorKind::Unauthenticated, WRONG_SECRET.into())
+            }
+            Some("RequestTimeTooSkewed") => {
+                return (
+                    ErrorKind::Temporary,
+                    "this computer's clock is too far from the server's: set the clock (turn on automatic date and time), then try again".into(),
+                )
+            }
+            // Some servers (Garage among them) answer every credential problem with
+            // AccessDenied and say which in the message.
+            Some("AccessDenied") if lower.contains("signature") => {
+                return (ErrorKind::Unauthenticated, WRONG_SECRET.into())
+            }
+            Some("AccessDenied") if lower.contains("no such key") || lower.contains("access key") => {
+                return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into())
+            }
+            Some("AccessDenied") => {
+                return (
+                    ErrorKind::PermissionDenied,
+                    format!("access denied: the key may not do this in this bucket; check its permissions ({said})"),
+                )
+            }
+            Some("NoSuchKey") | Some("NotFound") => {
+                return (ErrorKind::NotFound, "no such object".into())
+            }
+            Some("SlowDown") | Some("TooManyRequests") => {
+                return (ErrorKind::RateLimited, "the server asked to slow down".into())
+            }
+            Some("EntityTooLarge") | Some("QuotaExceeded") => {
+                return (
+                    ErrorKind::NoSpace,
+                    "the bucket is full or over its quota".into(),
+                )
+            }
+            Some("BadDigest") | Some("InvalidDigest") => {
+                return (
+                    ErrorKind::Integrity,
+                    "the bytes arrived damaged (Content-MD5 mismatch)".into(),
+                )
+            }
+            _ => {}
+        }
+        match (status, code) {
+            // A HEAD answer has no body to say why; credentials are the usual reason.
+            (401 | 403, None) => (
+                ErrorKind::Unauthenticated,
+                format!("the server refused the credentials ({said})"),
+            ),
+            (401 | 403, Some(_)) => (
+                ErrorKind::Unauthenticated,
+                format!("the server refused the request: {said}"),
+            ),
+            (404, _) => (ErrorKind::NotFound, "not found".into()),
+            (429 | 503, _) => (
+                ErrorKind::RateLimited,
+                format!("the server is busy ({said})"),
+            ),
+            (500..=599, _) => (ErrorKind::Temporary, format!("the server failed ({said})")),
+            _ => (
+                ErrorKind::Other,
+                format!("the server refused the request: {said}"),
+            ),
+        }
     }
 }
 
@@ -893,7 +950,7 @@ impl StorageBackend for S3Backend {
                 .set_upload_id_marker(id_marker.clone())
                 .send()
                 .await
-                .map_err(|error| classify(error, Operation::Delete, &self.config.bucket))?;
+                .map_err(|error| self.classify(error, Operation::Delete, &self.config.bucket))?;
             for upload in page.uploads() {
                 let initiated = upload
                     .initiated()
@@ -952,7 +1009,7 @@ impl StorageBackend for S3Backend {
                     .and_then(|time| std::time::SystemTime::try_from(*time).ok()),
             })),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
-            Err(error) => Err(classify(error, Operation::Stat, remote)),
+            Err(error) => Err(self.classify(error, Operation::Stat, remote)),
         }
     }
 
@@ -964,7 +1021,7 @@ impl StorageBackend for S3Backend {
             .send()
             .await
             .map(|_| ())
-            .map_err(|error| classify(error, Operation::Delete, remote))
+            .map_err(|error| self.classify(error, Operation::Delete, remote))
     }
 
     async fn stream_target(
@@ -996,7 +1053,7 @@ impl StorageBackend for S3Backend {
             .key(self.key(remote))
             .send()
             .await
-            .map_err(|error| classify(error, Operation::Download, remote))?;
+            .map_err(|error| self.classify(error, Operation::Download, remote))?;
         super::save_download(
             BackendKind::S3,
             remote,
@@ -1031,7 +1088,7 @@ impl StorageBackend for S3Backend {
                 report.pass("list", "Offload may list the bucket");
             }
             Err(error) => {
-                let error = classify(error, Operation::TestConnection, bucket);
+                let error = self.classify(error, Operation::TestConnection, bucket);
                 let permission_only = error.kind == ErrorKind::PermissionDenied;
                 report.fail(
                     if permission_only { "list" } else { "bucket" },
@@ -1068,7 +1125,8 @@ impl StorageBackend for S3Backend {
                 {
                     report.fail(
                         "delete",
-                        classify(error, Operation::TestConnection, &probe).message,
+                        self.classify(error, Operation::TestConnection, &probe)
+                            .message,
                     );
                 } else {
                     report.pass("delete", "Offload may delete what it wrote");
@@ -1076,7 +1134,8 @@ impl StorageBackend for S3Backend {
             }
             Err(error) => report.fail(
                 "write",
-                classify(error, Operation::TestConnection, &probe).message,
+                self.classify(error, Operation::TestConnection, &probe)
+                    .message,
             ),
         }
         report

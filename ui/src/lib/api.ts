@@ -106,8 +106,10 @@ export interface ConnectionReport {
   checks: Check[];
 }
 
-/** What the Add storage form sends. Secrets travel only in this call and are sealed by the engine. */
+/** What the storage form sends. Secrets travel only in this call and are sealed by the engine;
+ * with `id`, it changes that backend, and an empty secret keeps the stored one. */
 export interface BackendForm {
+  id?: number;
   profile_id: number;
   name: string;
   kind: BackendKind;
@@ -128,7 +130,15 @@ export interface BackendForm {
   client_id?: string | null;
   client_secret?: string | null;
   folder_id?: string | null;
+  // google-drive / onedrive, set from the command line (national clouds); kept as they are
+  chunk_size?: number | null;
+  auth_url?: string | null;
+  token_url?: string | null;
+  api_base?: string | null;
 }
+
+/** A stored backend's settings as the form changes them; never its secrets. */
+export type StoredBackendForm = Omit<BackendForm, "id" | "profile_id" | "name" | "make_default">;
 
 /** One S3 preset: what the form pre-fills and which fields it asks for. */
 export interface S3Preset {
@@ -208,6 +218,9 @@ export const api = {
   /** Tests an unsaved form (S3: credentials, bucket, write/read/delete of a probe object). */
   testBackendForm: (form: BackendForm) => invoke<ConnectionReport>("test_backend_form", { form }),
   addBackend: (form: BackendForm) => invoke<Backend>("add_backend", { form }),
+  backendForm: (id: number) => invoke<StoredBackendForm>("backend_form", { id }),
+  /** New settings for backend `form.id`; the running engine uses them for its next upload. */
+  updateBackend: (form: BackendForm & { id: number }) => invoke<Backend>("update_backend", { form }),
   testBackend: (id: number) => invoke<ConnectionReport>("test_backend", { id }),
   setDefaultBackend: (id: number) => invoke<void>("set_default_backend", { id }),
   removeBackend: (id: number) => invoke<void>("remove_backend", { id }),

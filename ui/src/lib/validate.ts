@@ -41,7 +41,8 @@ export interface BackendDraft extends BackendForm {
   account_id?: string;
 }
 
-export function validateBackendForm(form: BackendDraft, preset?: S3Preset | null): Errors {
+/** `changing`: the form changes a stored backend, whose secrets stay unless new ones are typed. */
+export function validateBackendForm(form: BackendDraft, preset?: S3Preset | null, changing = false): Errors {
   const errors: Errors = {};
   if (!form.name.trim()) errors.name = "Give this storage a name.";
   else if (form.name.trim().length > 64) errors.name = "Keep the name under 64 characters.";
@@ -62,7 +63,7 @@ export function validateBackendForm(form: BackendDraft, preset?: S3Preset | null
       const bucket = bucketError(form.bucket ?? "");
       if (bucket) errors.bucket = bucket;
       if (!form.access_key_id?.trim()) errors.access_key_id = "Enter the access key id.";
-      if (!form.secret_access_key?.trim()) errors.secret_access_key = "Enter the secret access key.";
+      if (!changing && !form.secret_access_key?.trim()) errors.secret_access_key = "Enter the secret access key.";
       const publicUrl = form.public_url?.trim();
       if (publicUrl) {
         const problem = urlError(publicUrl, "public address");
@@ -176,6 +177,10 @@ export function toBackendForm(draft: BackendDraft): BackendForm {
         client_id: optional(draft.client_id),
         client_secret: draft.client_secret || null,
         folder_id: optional(draft.folder_id),
+        chunk_size: draft.chunk_size ?? null,
+        auth_url: optional(draft.auth_url),
+        token_url: optional(draft.token_url),
+        api_base: optional(draft.api_base),
       };
   }
 }

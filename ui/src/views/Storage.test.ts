@@ -152,3 +152,52 @@ describe("Cloud sign-in", () => {
     expect(await screen.findByTestId("sign-in-error")).toHaveTextContent("Access was denied in the browser.");
   });
 });
+
+describe("Change storage", () => {
+  const NAS: Backend = {
+    id: 9,
+    profile_id: 1,
+    name: "NAS",
+    kind: "s3",
+    is_default: true,
+    location: "http://nas.local:9000/media",
+    status: "ready",
+    account: null,
+    message: null,
+  };
+
+  it("shows the stored settings without the secret, and saves a change keeping it", async () => {
+    vi.mocked(api.listBackends).mockResolvedValue([NAS]);
+    vi.mocked(api.backendForm).mockResolvedValue({
+      kind: "s3",
+      provider: "minio",
+      endpoint: "http://nas.local:9000",
+      region: "us-east-1",
+      bucket: "media",
+      access_key_id: "AKIA123",
+      prefix: "",
+      public_url: null,
+      path_style: false,
+    });
+    vi.mocked(api.updateBackend).mockResolvedValue({ ...NAS, location: "http://nas.local:9000/media/films" });
+    const user = userEvent.setup();
+    render(Storage);
+    await user.click(within(await screen.findByTestId("backend-NAS")).getByTestId("backend-change"));
+
+    expect(await screen.findByRole("heading", { name: "Change “NAS”" })).toBeInTheDocument();
+    await waitFor(() => expect(screen.getByTestId("field-endpoint")).toHaveValue("http://nas.local:9000"));
+    expect(screen.getByTestId("backend-kind")).toBeDisabled();
+    expect(screen.getByTestId("field-secret_access_key")).toHaveValue("");
+    expect(screen.getByTestId("field-path_style")).not.toBeChecked();
+    expect(screen.queryByTestId("field-make_default")).toBeNull();
+
+    await user.type(screen.getByTestId("field-prefix"), "films");
+    await user.click(screen.getByTestId("save-backend"));
+    await waitFor(() => expect(api.updateBackend).toHaveBeenCalledTimes(1));
+    expect(api.updateBackend).toHaveBeenCalledWith(
+      expect.objectContaining({ id: 9, name: "NAS", prefix: "films", secret_access_key: null, bucket: "media" }),
+    );
+    expect(api.addBackend).not.toHaveBeenCalled();
+    await waitFor(() => expect(screen.queryByTestId("save-backend")).toBeNull());
+  });
+});
