@@ -7,41 +7,9 @@ use zeroize::Zeroizing;
 use crate::db::{now_ms, Db};
 use crate::error::{Error, Result};
 use crate::secrets::{SealContext, Vault};
+use crate::storage::cloud::Provider;
 
 const TABLE: &str = "oauth_connections";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Google,
-    Microsoft,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Google => "google",
-            Provider::Microsoft => "microsoft",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Provider> {
-        match text {
-            "google" => Some(Provider::Google),
-            "microsoft" => Some(Provider::Microsoft),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Provider::Google => "Google",
-            Provider::Microsoft => "Microsoft",
-        })
-    }
-}
 
 fn context(record: i64, field: &str) -> SealContext<'_> {
     SealContext {

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::db::{now_ms, ChangeCheck, Db, Revision};
 use crate::error::{is_unique_violation, Error, Result};
-use crate::oauth::{Authorizer, ClientConfig};
 use crate::secrets::{SealContext, Sealer, Vault};
+use crate::storage::cloud::{AccessToken, ClientConfig, CloudAccess, CloudConfig, Provider};
 use crate::storage::google_drive::GoogleDrive;
 use crate::storage::local::{LocalBackend, LocalConfig};
 use crate::storage::onedrive::OneDrive;
@@ -120,8 +120,7 @@ impl BackendForm {
                     prefix: blank(&self.prefix),
                     public_url: blank(&self.public_url),
                     path_style: self.path_style,
-                })
-                .map_err(Error::Invalid)?;
+                })?;
                 let secret_access_key = self
                     .secret_access_key
                     .clone()
@@ -136,9 +135,9 @@ impl BackendForm {
             }
             BackendKind::GoogleDrive | BackendKind::Onedrive => {
                 let provider = if kind == BackendKind::GoogleDrive {
-                    crate::accounts::Provider::Google
+                    Provider::Google
                 } else {
-                    crate::accounts::Provider::Microsoft
+                    Provider::Microsoft
                 };
                 let client_id = match blank(&self.client_id) {
                     Some(id) => id,
@@ -175,7 +174,7 @@ impl BackendForm {
 /// The OAuth client id registered for `provider`: `OFFLOAD_GOOGLE_CLIENT_ID` (or `…MICROSOFT…`),
 /// else the setting `oauth.google.client_id`; empty when neither is set ([`ClientConfig::new`]
 /// then says what to do).
-fn configured_client_id(db: &Db, provider: crate::accounts::Provider) -> Result<String> {
+fn configured_client_id(db: &Db, provider: Provider) -> Result<String> {
     let name = provider.as_str();
     if let Ok(id) = std::env::var(format!("OFFLOAD_{}_CLIENT_ID", name.to_ascii_uppercase())) {
         return Ok(id);
@@ -183,49 +182,6 @@ fn configured_client_id(db: &Db, provider: crate::accounts::Provider) -> Result<
     Ok(db
         .setting(&format!("oauth.{name}.client_id"))?
         .unwrap_or_default())
-}
-
-/// A Google Drive or OneDrive backend as stored. `client.client_secret` is sealed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct CloudConfig {
-    pub client: ClientConfig,
-    /// The folder uploads go under (Drive folder id, or OneDrive item id); the drive's root when
-    /// absent.
-    #[serde(default)]
-    pub folder_id: Option<String>,
-    /// The connected account (`oauth_connections`), once signed in.
-    #[serde(default)]
-    pub connection_id: Option<i64>,
-    /// Bytes per upload request (Drive chunk, OneDrive fragment); the provider's default when
-    /// absent. Checked against the provider's rules by [`CloudConfig::check_chunk_size`].
-    #[serde(default)]
-    pub chunk_size: Option<u64>,
-}
-
-impl CloudConfig {
-    /// Drive wants multiples of 256 KiB; OneDrive multiples of 320 KiB under 60 MiB.
-    pub fn check_chunk_size(kind: BackendKind, bytes: u64) -> Result<()> {
-        let (multiple, limit, provider) = match kind {
-            BackendKind::GoogleDrive => (
-                crate::storage::google_drive::CHUNK_MULTIPLE,
-                u64::MAX,
-                "Google Drive",
-            ),
-            _ => (
-                crate::storage::onedrive::FRAGMENT_MULTIPLE,
-                crate::storage::onedrive::FRAGMENT_LIMIT,
-                "OneDrive",
-            ),
-        };
-        if bytes == 0 || !bytes.is_multiple_of(multiple) || bytes >= limit {
-            return Err(Error::Invalid(format!(
-                "{provider} takes upload requests in multiples of {} KiB{}; {bytes} bytes is not one",
-                multiple / 1024,
-                if limit == u64::MAX { "" } else { " under 60 MiB" }
-            )));
-        }
-        Ok(())
-    }
 }
 
 impl BackendSettings {
@@ -445,8 +401,12 @@ impl BackendRecord {
     }
 
     /// Builds the live backend this row describes, opening its secrets with the vault. Cloud
-    /// backends keep the database and vault to fetch (and refresh) their account's tokens.
-    pub fn open(&self, db: &Db, vault: &Arc<Vault>) -> Result<Arc<dyn StorageBackend>> {
+    /// backends get their account's tokens from `accounts`.
+    pub fn open(
+        &self,
+        vault: &Arc<Vault>,
+        accounts: &dyn TokenSources,
+    ) -> Result<Arc<dyn StorageBackend>> {
         match self.kind {
             BackendKind::Local => {
                 let config: LocalConfig = self.stored()?;
@@ -462,7 +422,7 @@ impl BackendRecord {
             }
             BackendKind::GoogleDrive => {
                 let (config, _) = self.cloud(vault)?;
-                let drive = GoogleDrive::new(&config, Authorizer::new(db, vault, self));
+                let drive = GoogleDrive::new(&config, self.access(vault, accounts));
                 Ok(Arc::new(match config.chunk_size {
                     Some(bytes) => drive.with_chunk_size(bytes),
                     None => drive,
@@ -470,7 +430,7 @@ impl BackendRecord {
             }
             BackendKind::Onedrive => {
                 let (config, _) = self.cloud(vault)?;
-                let onedrive = OneDrive::new(&config, Authorizer::new(db, vault, self));
+                let onedrive = OneDrive::new(&config, self.access(vault, accounts));
                 Ok(Arc::new(match config.chunk_size {
                     Some(bytes) => onedrive.with_fragment_size(bytes),
                     None => onedrive,
@@ -503,6 +463,11 @@ impl BackendRecord {
                 Place::DriveFolder(self.stored::<CloudConfig>()?.folder_id)
             }
         })
+    }
+
+    /// What a cloud provider of this row holds to reach its account.
+    pub fn access(&self, vault: &Arc<Vault>, accounts: &dyn TokenSources) -> CloudAccess {
+        CloudAccess::new(accounts.token_source(self.id), vault.clone(), self.id)
     }
 
     /// The backend's settings as a form, secrets opened: what a change of settings starts from.
@@ -566,6 +531,12 @@ impl BackendRecord {
     }
 }
 
+/// Where cloud backends get their accounts' tokens. The sign-in layer (`oauth`), which keeps
+/// accounts, implements it, so that this layer below it can open cloud backends.
+pub trait TokenSources: Send + Sync {
+    fn token_source(&self, backend_id: i64) -> Arc<dyn AccessToken>;
+}
+
 /// The live backends of a process (the queue's, the stream server's), each opened once and used
 /// for as long as its row is unchanged. Whenever the database moved (see [`ChangeCheck`]), a
 /// backend's row is read again before it is handed out, and a backend whose settings changed (a
@@ -574,6 +545,7 @@ impl BackendRecord {
 pub struct OpenBackends {
     db: Db,
     vault: Arc<Vault>,
+    accounts: Arc<dyn TokenSources>,
     check: ChangeCheck,
     open: Mutex<HashMap<i64, Opened>>,
 }
@@ -586,10 +558,16 @@ struct Opened {
 
 impl OpenBackends {
     /// `staleness`: how long a change may go unseen (zero: never; see [`ChangeCheck`]).
-    pub fn new(db: Db, vault: Arc<Vault>, staleness: Duration) -> OpenBackends {
+    pub fn new(
+        db: Db,
+        vault: Arc<Vault>,
+        accounts: Arc<dyn TokenSources>,
+        staleness: Duration,
+    ) -> OpenBackends {
         OpenBackends {
             db,
             vault,
+            accounts,
             check: ChangeCheck::new(staleness),
             open: Mutex::new(HashMap::new()),
         }
@@ -620,7 +598,7 @@ impl OpenBackends {
                 return Ok(opened.backend.clone());
             }
         }
-        let backend = record.open(&self.db, &self.vault)?;
+        let backend = record.open(&self.vault, self.accounts.as_ref())?;
         self.lock().insert(
             id,
             Opened {

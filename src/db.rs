@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_oauth_flows.sql",
         include_str!("../migrations/0003_oauth_flows.sql"),
     ),
+    (
+        "0004_job_actions.sql",
+        include_str!("../migrations/0004_job_actions.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

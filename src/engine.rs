@@ -11,16 +11,18 @@ use notify::Watcher as _;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::{self, BackendRecord, BackendSettings};
+use crate::backends::{self, BackendRecord, BackendSettings, OpenBackends, TokenSources};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::filter::FileFilter;
+use crate::oauth::{self, Connected, Flow, Loopback};
 use crate::profiles::{self, AfterUpload, NewWatchFolder, Profile, WatchFolder};
 use crate::queue::{self, ClaimMode, Enqueued, Event, NewJob, Queue, QueueOptions};
 use crate::secrets::Vault;
 use crate::storage::local::LocalConfig;
 use crate::stream::{Links, StreamServer, StreamSettings};
 use crate::template::{self, TemplateInput};
-use crate::watch::{self, Arrival, FileFilter, WatchEvent, WatchOptions, WatchSpec};
+use crate::watch::{self, Arrival, WatchEvent, WatchOptions, WatchSpec};
 
 const DATABASE_FILE: &str = "offload.db";
 /// Touched by a command that changed the queue or the folders, so a running daemon looks again.
@@ -92,6 +94,9 @@ pub struct Engine {
     data_dir: PathBuf,
     db: Db,
     vault: Arc<Vault>,
+    accounts: Arc<dyn TokenSources>,
+    /// The live backends this process's queue and commands use.
+    backends: Arc<OpenBackends>,
     events: broadcast::Sender<Event>,
 }
 
@@ -112,9 +117,19 @@ impl Engine {
         })?;
         let db = Db::open(&data_dir.join(DATABASE_FILE))?;
         let (events, _) = broadcast::channel(1024);
+        let vault = Arc::new(Vault::new(db.clone()));
+        let accounts: Arc<dyn TokenSources> = Arc::new(crate::oauth::Accounts::new(&db, &vault));
+        let backends = Arc::new(OpenBackends::new(
+            db.clone(),
+            vault.clone(),
+            accounts.clone(),
+            Duration::ZERO,
+        ));
         Ok(Engine {
             data_dir: data_dir.to_owned(),
-            vault: Arc::new(Vault::new(db.clone())),
+            vault,
+            accounts,
+            backends,
             db,
             events,
         })
@@ -132,6 +147,15 @@ impl Engine {
         &self.vault
     }
 
+    /// The live backend of row `id`, as its row stands now.
+    pub fn backend(&self, id: i64) -> Result<Arc<dyn crate::storage::StorageBackend>> {
+        self.backends.get(id)
+    }
+
+    pub fn backends(&self) -> &Arc<OpenBackends> {
+        &self.backends
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
@@ -144,7 +168,7 @@ impl Engine {
     pub fn queue(&self, mode: ClaimMode, options: QueueOptions) -> Result<Queue> {
         Queue::new(
             self.db.clone(),
-            self.vault.clone(),
+            self.backends.clone(),
             &self.owners_dir(),
             mode,
             options,
@@ -208,6 +232,41 @@ impl Engine {
         })?;
         self.wake_daemon();
         Ok(updated)
+    }
+
+    /// Starts a sign-in for a cloud backend, to come back to `redirect_uri`: see [`oauth::begin`].
+    pub fn begin_sign_in(&self, backend: &BackendRecord, redirect_uri: &str) -> Result<Flow> {
+        Ok(oauth::begin(&self.db, &self.vault, backend, redirect_uri)?)
+    }
+
+    /// Finishes a sign-in from the URL the browser came back to (a deep link): see
+    /// [`oauth::complete`]. The backend's uploads that waited for it go at once.
+    pub async fn complete_sign_in(&self, callback_url: &str) -> Result<Connected> {
+        let connected =
+            oauth::complete(&self.db, &self.vault, &oauth::http_client(), callback_url).await?;
+        self.signed_in(&connected)?;
+        Ok(connected)
+    }
+
+    /// Waits for the browser to come back to `loopback` with `flow`'s sign-in, then does what
+    /// [`Engine::complete_sign_in`] does.
+    pub async fn finish_sign_in(&self, loopback: Loopback, flow: &Flow) -> Result<Connected> {
+        let connected = loopback
+            .finish(&self.db, &self.vault, &oauth::http_client(), flow)
+            .await?;
+        self.signed_in(&connected)?;
+        Ok(connected)
+    }
+
+    fn signed_in(&self, connected: &Connected) -> Result<()> {
+        let queued = queue::backend_changed(&self.db.lock(), connected.backend_id)?;
+        tracing::info!(
+            backend = connected.backend_id,
+            queued,
+            "uploads waiting for the sign-in go now"
+        );
+        self.wake_daemon();
+        Ok(())
     }
 
     /// The upload job for one file of a profile: its remote path comes from the profile's
@@ -333,7 +392,14 @@ impl Engine {
             }
         };
         let db = Db::open(&self.data_dir.join(DATABASE_FILE))?;
-        let server = StreamServer::bind(settings, db, self.vault.clone(), sealer.key()).await?;
+        let server = StreamServer::bind(
+            settings,
+            db,
+            self.vault.clone(),
+            self.accounts.clone(),
+            sealer.key(),
+        )
+        .await?;
         Ok(Some(tokio::spawn(server.serve(stop))))
     }
 
@@ -353,8 +419,8 @@ impl Engine {
             .into_iter()
             .filter(|record| record.kind == crate::storage::BackendKind::S3)
         {
-            let prepared = record
-                .open(&self.db, &self.vault)
+            let prepared = self
+                .backend(record.id)
                 .and_then(|backend| Ok((backend, queue::uploads_of_backend(&self.db, record.id)?)));
             match prepared {
                 Ok((backend, (keep, ours))) => work.push((record.name, backend, keep, ours)),

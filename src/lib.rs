@@ -7,6 +7,7 @@ pub mod backends;
 pub mod db;
 pub mod engine;
 mod error;
+pub mod filter;
 pub mod library;
 pub mod logging;
 pub mod oauth;
@@ -21,4 +22,4 @@ pub mod template;
 pub mod watch;
 
 pub use engine::Engine;
-pub use error::{Error, Result};
+pub use error::{Action, Error, Result, Setting};

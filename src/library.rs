@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::backends::OpenBackends;
 use crate::db::{now_ms, path_text, Db};
 use crate::error::Result;
 use crate::storage::{Checksum, RemotePath};
@@ -189,11 +190,7 @@ pub fn get(db: &Db, item: LibraryItem) -> Result<Option<LibraryEntry>> {
 
 /// Deletes an item's remote copy, then marks it removed (its stream URL answers 410 from then
 /// on). A copy that is already gone from storage counts as deleted.
-pub async fn remove(
-    db: &Db,
-    vault: &std::sync::Arc<crate::secrets::Vault>,
-    item: LibraryItem,
-) -> Result<()> {
+pub async fn remove(db: &Db, backends: &OpenBackends, item: LibraryItem) -> Result<()> {
     let entry = get(db, item)?
         .ok_or_else(|| crate::Error::NotFound("that library item does not exist".into()))?;
     if let (Some(backend_id), Some(path), "uploaded") = (
@@ -203,7 +200,7 @@ pub async fn remove(
     ) {
         let remote = crate::storage::RemotePath::parse(path)
             .map_err(|error| crate::Error::Invalid(error.to_string()))?;
-        let backend = crate::backends::get(db, backend_id)?.open(db, vault)?;
+        let backend = backends.get(backend_id)?;
         match backend.delete(&remote).await {
             Ok(()) => {}
             Err(error) if error.kind == crate::storage::ErrorKind::NotFound => {}

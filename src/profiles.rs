@@ -174,7 +174,7 @@ fn insert_folder(
     folder: &NewWatchFolder,
 ) -> Result<i64> {
     // A folder whose patterns do not compile would be saved and then never watched.
-    crate::watch::FileFilter::new(&folder.include, &folder.exclude)
+    crate::filter::FileFilter::new(&folder.include, &folder.exclude)
         .map_err(|error| Error::Invalid(error.to_string()))?;
     let path = absolute(&folder.path)?;
     tx.execute(

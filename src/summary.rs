@@ -171,6 +171,7 @@ mod tests {
             job_id,
             state,
             message: None,
+            action: None,
         }
     }
 

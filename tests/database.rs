@@ -2,10 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use offload::accounts::{self, Provider, Tokens};
+use offload::accounts::{self, Tokens};
 use offload::db::{Db, DbError, MIGRATIONS};
 use offload::profiles::{self, AfterUpload};
 use offload::secrets::{KeySource, MasterKey, SecretsError, Vault};
+use offload::storage::cloud::Provider;
 use offload::Error;
 use zeroize::Zeroizing;
 

@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use common::cloud::Setup;
 use common::conformance::{request, Recorder};
 use common::write_random;
-use offload::oauth::Authorizer;
 use offload::storage::google_drive::{GoogleDrive, CHUNK_MULTIPLE};
 use offload::storage::{ErrorKind, StorageBackend};
 
@@ -21,11 +20,7 @@ const CHUNK: u64 = 4 * CHUNK_MULTIPLE;
 /// The backend with small chunks, so that every rule is met many times per file.
 fn drive(setup: &Setup) -> GoogleDrive {
     let (config, _) = setup.record.cloud(&setup.vault).unwrap();
-    GoogleDrive::new(
-        &config,
-        Authorizer::new(&setup.db, &setup.vault, &setup.record),
-    )
-    .with_chunk_size(CHUNK)
+    GoogleDrive::new(&config, setup.access()).with_chunk_size(CHUNK)
 }
 
 #[tokio::test]

@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 use common::cloud::Setup;
 use common::conformance::{request, Recorder};
 use common::write_random;
-use offload::oauth::Authorizer;
 use offload::storage::onedrive::{OneDrive, FRAGMENT_MULTIPLE, SIMPLE_UPLOAD_LIMIT};
 use offload::storage::{ErrorKind, StorageBackend};
 
@@ -23,11 +22,7 @@ const FRAGMENT: u64 = 2 * FRAGMENT_MULTIPLE;
 /// The backend with small fragments, so that every rule is met many times per file.
 fn onedrive(setup: &Setup) -> OneDrive {
     let (config, _) = setup.record.cloud(&setup.vault).unwrap();
-    OneDrive::new(
-        &config,
-        Authorizer::new(&setup.db, &setup.vault, &setup.record),
-    )
-    .with_fragment_size(FRAGMENT)
+    OneDrive::new(&config, setup.access()).with_fragment_size(FRAGMENT)
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use offload::watch::{self, Arrival, FileFilter, WatchEvent, WatchHandle, WatchOptions, WatchSpec};
+use offload::filter::FileFilter;
+use offload::watch::{self, Arrival, WatchEvent, WatchHandle, WatchOptions, WatchSpec};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 

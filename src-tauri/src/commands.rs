@@ -119,7 +119,7 @@ pub fn list_library(
 
 #[tauri::command]
 pub async fn remove_library_item(state: State<'_, AppState>, item: LibraryItem) -> Answer {
-    library::remove(state.engine.db(), state.engine.vault(), item)
+    library::remove(state.engine.db(), state.engine.backends(), item)
         .await
         .map_err(words)
 }
@@ -431,9 +431,7 @@ pub async fn update_backend(
 #[tauri::command]
 pub async fn test_backend(state: State<'_, AppState>, id: i64) -> Answer<ConnectionReport> {
     let engine = &state.engine;
-    let backend = backends::get(engine.db(), id)
-        .and_then(|record| record.open(engine.db(), engine.vault()))
-        .map_err(words)?;
+    let backend = engine.backend(id).map_err(words)?;
     Ok(backend.test_connection().await)
 }
 
@@ -467,27 +465,22 @@ pub async fn connect_backend(
     let engine = state.engine.clone();
     let record = backends::get(engine.db(), id).map_err(words)?;
     let (config, _) = record.cloud(engine.vault()).map_err(words)?;
-    if config.client.provider == offload::accounts::Provider::Microsoft {
-        let flow = oauth::begin(
-            engine.db(),
-            engine.vault(),
-            &record,
-            crate::links::MICROSOFT_REDIRECT,
-        )
-        .map_err(words)?;
+    if config.client.provider == offload::storage::cloud::Provider::Microsoft {
+        let flow = engine
+            .begin_sign_in(&record, crate::links::MICROSOFT_REDIRECT)
+            .map_err(words)?;
         let _ = offload::opener::open(&flow.url);
         return Ok(flow.url);
     }
     let loopback = oauth::Loopback::bind().await.map_err(words)?;
-    let flow = oauth::begin(engine.db(), engine.vault(), &record, &loopback.redirect_uri)
+    let flow = engine
+        .begin_sign_in(&record, &loopback.redirect_uri)
         .map_err(words)?;
     let _ = offload::opener::open(&flow.url);
     let url = flow.url.clone();
     tauri::async_runtime::spawn(async move {
-        let outcome = loopback
-            .finish(engine.db(), engine.vault(), &oauth::http_client(), &flow)
-            .await;
-        crate::links::signed_in(&app, &engine, Some(id), outcome);
+        let outcome = engine.finish_sign_in(loopback, &flow).await;
+        crate::links::signed_in(&app, Some(id), outcome);
     });
     Ok(url)
 }

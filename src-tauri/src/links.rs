@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use offload::oauth::{self, Connected};
+use offload::oauth::Connected;
 use offload::{Engine, Result};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter};
@@ -35,24 +35,17 @@ pub fn open(app: &AppHandle, engine: &Arc<Engine>, urls: impl IntoIterator<Item 
         let app = app.clone();
         let engine = engine.clone();
         tauri::async_runtime::spawn(async move {
-            let outcome =
-                oauth::complete(engine.db(), engine.vault(), &oauth::http_client(), &url).await;
-            signed_in(&app, &engine, None, outcome);
+            let outcome = engine.complete_sign_in(&url).await;
+            signed_in(&app, None, outcome);
         });
     }
 }
 
-/// Tells the window, the tray and the log how a sign-in ended, and lets waiting uploads go on.
-pub fn signed_in(
-    app: &AppHandle,
-    engine: &Engine,
-    backend_id: Option<i64>,
-    outcome: Result<Connected>,
-) {
+/// Tells the window, the tray and the log how a sign-in ended.
+pub fn signed_in(app: &AppHandle, backend_id: Option<i64>, outcome: Result<Connected>) {
     match outcome {
         Ok(connected) => {
             tracing::info!(backend = connected.backend_id, provider = %connected.provider, "signed in");
-            engine.wake_daemon();
             crate::notify::show(
                 app,
                 "Signed in",

@@ -27,6 +27,7 @@ impl Announcements {
             job_id,
             state,
             message,
+            ..
         } = event
         {
             match state {
@@ -113,6 +114,7 @@ mod tests {
             job_id,
             state: JobState::Done,
             message: None,
+            action: None,
         }
     }
 
@@ -150,6 +152,7 @@ mod tests {
                 job_id: 3,
                 state: JobState::Failed,
                 message: Some("the bucket does not exist".into()),
+                action: None,
             },
             |_| "a.mkv".into(),
             now,

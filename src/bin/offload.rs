@@ -430,7 +430,14 @@ impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Failure {
         // Something the user named does not exist or cannot be done as asked: a usage error.
         let code = match error.downcast_ref::<Error>() {
-            Some(Error::NotFound(_) | Error::Invalid(_) | Error::Template(_) | Error::Path(_)) => 2,
+            Some(
+                Error::NotFound(_)
+                | Error::Invalid(_)
+                | Error::Template(_)
+                | Error::Path(_)
+                | Error::Field(_)
+                | Error::Setting { .. },
+            ) => 2,
             _ => 1,
         };
         Failure { code, error }
@@ -802,10 +809,7 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
         BackendCommand::Test { name, profile } => {
             let profile = profiles::by_name(db, &profile)?;
             let record = backends::by_name(db, profile.id, &name)?;
-            let report = record
-                .open(engine.db(), engine.vault())?
-                .test_connection()
-                .await;
+            let report = engine.backend(record.id)?.test_connection().await;
             if json {
                 print_json(&report)?;
             } else {
@@ -835,7 +839,7 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
             let profile = profiles::by_name(db, &profile)?;
             let record = backends::by_name(db, profile.id, &name)?;
             let loopback = offload::oauth::Loopback::bind().await?;
-            let flow = offload::oauth::begin(db, engine.vault(), &record, &loopback.redirect_uri)?;
+            let flow = engine.begin_sign_in(&record, &loopback.redirect_uri)?;
             // The address always goes out on its own line: a sign-in must never hang on a
             // browser that did not open.
             eprintln!("Sign in with your browser. If none opens, open this address (it works for 10 minutes):");
@@ -845,10 +849,7 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
                 // Failing is fine: the address was printed.
                 let _ = offload::opener::open(&flow.url);
             }
-            let connected = loopback
-                .finish(db, engine.vault(), &offload::oauth::http_client(), &flow)
-                .await?;
-            engine.wake_daemon();
+            let connected = engine.finish_sign_in(loopback, &flow).await?;
             match &connected.account {
                 Some(account) => {
                     println!("connected {name:?} to {} as {account}", connected.provider)
@@ -947,7 +948,7 @@ async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<Exit
         Some(name) => backends::by_name(db, profile.id, name)?,
         None => backends::default_for(db, profile.id)?,
     };
-    backend.open(engine.db(), engine.vault())?;
+    engine.backend(backend.id)?;
     let queue = engine.queue(
         ClaimMode::Reserved,
         QueueOptions {
@@ -1013,7 +1014,7 @@ async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult<Exit
             _ = tokio::signal::ctrl_c() => break true,
             event = events.recv() => match event {
                 Ok(Event::Progress(progress)) => bars.progress(&progress),
-                Ok(Event::State { job_id, state, message }) => {
+                Ok(Event::State { job_id, state, message, .. }) => {
                     bars.state(job_id, state, message.as_deref());
                     if state.is_terminal() || state == JobState::Paused {
                         pending.remove(&job_id);
@@ -1151,11 +1152,11 @@ fn jobs(engine: &Engine, states: &[JobState], json: bool) -> CliResult {
     let mut out = std::io::stdout().lock();
     for job in &jobs {
         let percent = (job.bytes_done * 100).checked_div(job.size).unwrap_or(100);
-        let note = job
-            .last_error
-            .as_deref()
-            .map(|e| format!("  ({e})"))
-            .unwrap_or_default();
+        let note = match (&job.last_error, &job.action) {
+            (Some(error), Some(action)) => format!("  ({error}; {})", advice(engine, action)),
+            (Some(error), None) => format!("  ({error})"),
+            (None, _) => String::new(),
+        };
         let _ = writeln!(
             out,
             "{:>5}  {:<9} {:>3}%  {:>10}  {} → {}{note}",
@@ -1256,6 +1257,69 @@ fn key(engine: &Engine, json: bool) -> CliResult {
         println!("master key: {source}, fingerprint {}", key.fingerprint());
     }
     Ok(())
+}
+
+/// What the command line says to do about `action`: the command to run, with its flag.
+fn advice(engine: &Engine, action: &offload::Action) -> String {
+    use offload::storage::Field;
+    use offload::Action;
+    let named = |id: i64| {
+        let backend = backends::get(engine.db(), id).ok()?;
+        let profile = profiles::get(engine.db(), backend.profile_id).ok()?;
+        Some((backend.name, profile.name))
+    };
+    let flag = |field: Field| match field {
+        Field::Path => "--path DIR",
+        Field::Endpoint => "--endpoint URL",
+        Field::Region => "--region REGION",
+        Field::Bucket => "--bucket NAME",
+        Field::AccessKeyId => "--access-key-id ID",
+        Field::SecretAccessKey => "--secret-access-key-stdin",
+        Field::Prefix => "--prefix FOLDER",
+        Field::PublicUrl => "--public-url URL",
+        Field::FolderId => "--folder-id ID",
+        Field::ClientId => "--client-id ID",
+        Field::ClientSecret => "--client-secret-stdin",
+        Field::ChunkSize => "--chunk-size SIZE",
+    };
+    match *action {
+        Action::SignIn { backend_id } => match named(backend_id) {
+            Some((name, profile)) => {
+                format!("run `offload backend connect {name} --profile {profile}`")
+            }
+            None => "sign in again with `offload backend connect`".into(),
+        },
+        Action::ChangeBackend {
+            backend_id: Some(backend_id),
+            field,
+        } => match named(backend_id) {
+            Some((name, profile)) => format!(
+                "correct it with `offload backend edit {name} --profile {profile} {}`",
+                flag(field)
+            ),
+            None => format!("correct {}", flag(field)),
+        },
+        Action::ChangeBackend {
+            backend_id: None,
+            field,
+        } => format!("correct {}", flag(field)),
+        Action::ChangeSetting { setting } => match setting {
+            offload::Setting::StreamPort => {
+                "pick a free port with `offload stream --port N`".into()
+            }
+            offload::Setting::StreamBind => {
+                "choose an address with `offload stream --bind ADDRESS`".into()
+            }
+            offload::Setting::UrlLifetime => {
+                "choose with `offload stream --url-lifetime 4h`".into()
+            }
+            offload::Setting::Workers => "choose with `offload run --workers N`".into(),
+            offload::Setting::QuietPeriod => "choose with `offload run --quiet-period 5s`".into(),
+            offload::Setting::BandwidthLimit => "choose with `offload limit RATE`".into(),
+        },
+        Action::SetClock => "set this computer's clock (turn on automatic date and time)".into(),
+        Action::FreeSpace => "free some space where the files go".into(),
+    }
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {

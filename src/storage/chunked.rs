@@ -12,10 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use zeroize::Zeroizing;
 
+use super::cloud::CloudAccess;
 use super::json_api::JsonApi;
 use super::{BackendKind, Checksum, ChecksumHasher, Operation, RemotePath, StorageError, Transfer};
-use crate::oauth::Authorizer;
-use crate::secrets::SealContext;
 
 /// The digest a provider keeps for a file (MD5 for Drive, QuickXorHash for OneDrive).
 pub trait ProviderDigest: Default {
@@ -142,34 +141,17 @@ struct SessionRecord {
     confirmed: u64,
 }
 
-fn session_context(auth: &Authorizer) -> SealContext<'static> {
-    SealContext {
-        table: "storage_backends",
-        record: auth.backend_id(),
-        field: "resume.session_url",
-    }
-}
-
 /// Saves `session` in the job's resume record, sealed.
 async fn save_session(
-    auth: &Authorizer,
+    access: &CloudAccess,
     transfer: &dyn Transfer,
     service: BackendKind,
     session: &str,
     size: u64,
     confirmed: u64,
 ) -> Result<(), StorageError> {
-    let sealer = auth.vault().sealer().map_err(|error| {
-        StorageError::new(
-            service,
-            Operation::Upload,
-            super::ErrorKind::Config,
-            "upload session",
-            error.to_string(),
-        )
-    })?;
     let record = SessionRecord {
-        session: sealer.seal_str(session, session_context(auth)),
+        session: access.seal_session(service, session)?,
         size,
         confirmed,
     };
@@ -181,7 +163,7 @@ async fn save_session(
 /// The session URL a resume record holds, if it opens, and (with `size`) was opened for a file
 /// of that size.
 pub fn saved_session(
-    auth: &Authorizer,
+    access: &CloudAccess,
     resume: Option<&serde_json::Value>,
     size: Option<u64>,
 ) -> Option<Zeroizing<String>> {
@@ -189,11 +171,7 @@ pub fn saved_session(
     if size.is_some_and(|size| size != record.size) {
         return None;
     }
-    auth.vault()
-        .sealer()
-        .ok()?
-        .open_string(&record.session, session_context(auth))
-        .ok()
+    access.open_session(&record.session)
 }
 
 /// Where an upload session stands.
@@ -247,7 +225,7 @@ pub(crate) async fn upload_in_sessions<P: SessionProtocol>(
 ) -> Result<(P::Finished, P::Digest, Checksum), StorageError> {
     let remote = &request.remote_path;
     let size = request.size;
-    let earlier = match saved_session(provider.auth(), request.resume.as_ref(), Some(size)) {
+    let earlier = match saved_session(provider.access(), request.resume.as_ref(), Some(size)) {
         Some(session) => match provider.session_status(&session, request).await? {
             SessionState::Gone => None,
             state => Some((session.as_str().to_owned(), state)),
@@ -280,7 +258,7 @@ pub(crate) async fn upload_in_sessions<P: SessionProtocol>(
             SessionState::Gone => {
                 // None yet, or expired between chunks: a new session, from the first byte.
                 session = provider.open_session(request).await?;
-                save_session(provider.auth(), transfer, P::SERVICE, &session, size, 0).await?;
+                save_session(provider.access(), transfer, P::SERVICE, &session, size, 0).await?;
                 reader.restart();
                 0
             }
@@ -289,7 +267,15 @@ pub(crate) async fn upload_in_sessions<P: SessionProtocol>(
         let body = reader.chunk_at(offset, transfer).await?;
         state = provider.send_chunk(&session, request, offset, body).await?;
         if let SessionState::Next(held) = state {
-            save_session(provider.auth(), transfer, P::SERVICE, &session, size, held).await?;
+            save_session(
+                provider.access(),
+                transfer,
+                P::SERVICE,
+                &session,
+                size,
+                held,
+            )
+            .await?;
         }
     }
 }

@@ -25,13 +25,12 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 
 use super::chunked::{self, SessionProtocol, SessionState};
+use super::cloud::{CloudAccess, CloudConfig};
 use super::json_api::JsonApi;
 use super::{
-    BackendKind, ConnectionReport, ErrorKind, ObjectMeta, Operation, RemotePath, StorageBackend,
-    StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, ConnectionReport, ErrorKind, Field, Fix, ObjectMeta, Operation, RemotePath,
+    StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
-use crate::backends::CloudConfig;
-use crate::oauth::Authorizer;
 
 /// Chunks must be multiples of this, except the last.
 pub const CHUNK_MULTIPLE: u64 = 256 * 1024;
@@ -43,7 +42,7 @@ const FILE_FIELDS: &str = "id,name,size,md5Checksum,mimeType,modifiedTime";
 
 #[derive(Debug)]
 pub struct GoogleDrive {
-    auth: Authorizer,
+    access: CloudAccess,
     api: String,
     root: String,
     chunk: u64,
@@ -78,9 +77,9 @@ struct FileList {
 }
 
 impl GoogleDrive {
-    pub fn new(config: &CloudConfig, auth: Authorizer) -> GoogleDrive {
+    pub fn new(config: &CloudConfig, access: CloudAccess) -> GoogleDrive {
         GoogleDrive {
-            auth,
+            access,
             api: config.client.api_base.clone(),
             root: config.folder_id.clone().unwrap_or_else(|| "root".into()),
             chunk: DEFAULT_CHUNK,
@@ -358,8 +357,8 @@ impl SessionProtocol for GoogleDrive {
 impl JsonApi for GoogleDrive {
     const SERVICE: BackendKind = BackendKind::GoogleDrive;
 
-    fn auth(&self) -> &Authorizer {
-        &self.auth
+    fn access(&self) -> &CloudAccess {
+        &self.access
     }
 
     /// Drive's errors: `{"error": {"errors": [{"reason": …}], "message": …}}`.
@@ -455,7 +454,7 @@ impl StorageBackend for GoogleDrive {
     }
 
     async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
-        let Some(session) = chunked::saved_session(&self.auth, Some(resume), None) else {
+        let Some(session) = chunked::saved_session(&self.access, Some(resume), None) else {
             return Ok(());
         };
         // Cancelling a session is a DELETE to its URI; an unknown session is already gone.
@@ -500,14 +499,15 @@ impl StorageBackend for GoogleDrive {
                 id
             }
         };
-        let token = self.auth.token(false).await.map_err(|error| {
-            crate::oauth::token_failure(
+        let token = self
+            .access
+            .bearer(
                 BackendKind::GoogleDrive,
                 Operation::StreamTarget,
                 remote,
-                error,
+                false,
             )
-        })?;
+            .await?;
         Ok(StreamTarget::Proxy {
             url: format!("{}/drive/v3/files/{id}?alt=media", self.api),
             headers: vec![(
@@ -562,11 +562,11 @@ impl StorageBackend for GoogleDrive {
                 let error = self
                     .failure(Operation::TestConnection, &"account", answer)
                     .await;
-                report.fail("account", error.message);
+                report.failed("account", error);
                 return report;
             }
             Err(error) => {
-                report.fail("account", error.message);
+                report.failed("account", error);
                 return report;
             }
         }
@@ -585,7 +585,11 @@ impl StorageBackend for GoogleDrive {
                 }
                 Ok(_) | Err(_) => report.fail(
                     "folder",
-                    format!("folder {} cannot be reached; check --folder-id", self.root),
+                    format!(
+                        "folder {} cannot be reached; check the folder id",
+                        self.root
+                    ),
+                    Some(Fix::Change(Field::FolderId)),
                 ),
             }
         }

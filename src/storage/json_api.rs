@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::cloud::CloudAccess;
 use super::{BackendKind, ErrorKind, Operation, StorageError};
-use crate::oauth::Authorizer;
 
 #[async_trait]
 pub trait JsonApi: Sync {
     const SERVICE: BackendKind;
 
     /// The account the requests are made for.
-    fn auth(&self) -> &Authorizer;
+    fn access(&self) -> &CloudAccess;
 
     fn error(
         &self,
@@ -27,7 +27,7 @@ pub trait JsonApi: Sync {
         StorageError::new(Self::SERVICE, operation, kind, target, message)
     }
 
-    /// Sends the request `build` makes, with the account's token (see [`Authorizer::send`]).
+    /// Sends the request `build` makes, with the account's token (see [`CloudAccess::send`]).
     fn send<'a>(
         &'a self,
         operation: Operation,
@@ -35,7 +35,7 @@ pub trait JsonApi: Sync {
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + Sync + 'a,
     ) -> impl std::future::Future<Output = Result<reqwest::Response, StorageError>> + Send + 'a
     {
-        self.auth().send(Self::SERVICE, operation, target, build)
+        self.access().send(Self::SERVICE, operation, target, build)
     }
 
     /// What went wrong, from an error answer's status and body: the kind, and a sentence that

@@ -14,8 +14,9 @@ use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
-    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, Fix, ObjectMeta,
+    Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer,
+    UploadRequest,
 };
 
 /// Bytes per read while copying: large enough to keep a disk busy, small enough that progress,
@@ -331,7 +332,11 @@ impl StorageBackend for LocalBackend {
         match fs::create_dir_all(&self.root).await {
             Ok(()) => report.pass("folder", format!("{root} exists")),
             Err(error) => {
-                report.fail("folder", format!("cannot create {root}: {error}"));
+                report.fail(
+                    "folder",
+                    format!("cannot create {root}: {error}"),
+                    Some(Fix::Change(Field::Path)),
+                );
                 return report;
             }
         }
@@ -346,7 +351,8 @@ impl StorageBackend for LocalBackend {
             }
             Err(error) => report.fail(
                 "write",
-                format!("Offload cannot write to {root} ({error}); fix the folder's permissions or pick another with --path"),
+                format!("Offload cannot write to {root} ({error}); fix the folder's permissions or pick another folder"),
+                Some(Fix::Change(Field::Path)),
             ),
         }
         report

@@ -6,6 +6,7 @@
 //! typed [`StorageError`] what failed and whether trying again can help.
 
 mod chunked;
+pub mod cloud;
 pub mod google_drive;
 mod json_api;
 pub mod local;
@@ -122,6 +123,58 @@ pub enum ErrorKind {
     Other,
 }
 
+/// A part of a backend's settings a person may have to correct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// The local library folder.
+    Path,
+    Endpoint,
+    Region,
+    Bucket,
+    AccessKeyId,
+    SecretAccessKey,
+    Prefix,
+    PublicUrl,
+    /// The Drive or OneDrive folder uploads go under.
+    FolderId,
+    ClientId,
+    ClientSecret,
+    ChunkSize,
+}
+
+/// A value in a backend's settings that cannot be used as it is, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: Field,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: Field, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// What would fix a failure, as far as storage can tell: data, so that each shell says it in
+/// its own words (the command line names a command and its flag, the window a button or field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "fix", content = "field", rename_all = "kebab-case")]
+pub enum Fix {
+    /// Correct this part of the backend's settings.
+    Change(Field),
+    /// Sign in to the backend's account (again).
+    SignIn,
+    /// Set this computer's clock.
+    SetClock,
+    /// Free space where the files go.
+    FreeSpace,
+}
+
 /// A failure of one operation on one backend.
 #[derive(Debug, thiserror::Error)]
 #[error("{service} {operation} of {target}: {message}")]
@@ -131,8 +184,10 @@ pub struct StorageError {
     pub kind: ErrorKind,
     /// The path or object the operation was about.
     pub target: String,
-    /// What went wrong and, where we know, what to do about it.
+    /// What went wrong, in words; never a command line.
     pub message: String,
+    /// What would fix it, where storage can tell.
+    pub fix: Option<Fix>,
     /// How long the provider asked us to wait before trying again.
     pub retry_after: Option<Duration>,
 }
@@ -151,8 +206,20 @@ impl StorageError {
             kind,
             target: target.to_string(),
             message: message.into(),
+            // What every kind of this kind needs; classifiers name a field where they can.
+            fix: match kind {
+                ErrorKind::SignInRequired => Some(Fix::SignIn),
+                ErrorKind::NoSpace => Some(Fix::FreeSpace),
+                _ => None,
+            },
             retry_after: None,
         }
+    }
+
+    /// The same error, with what would fix it.
+    pub fn fix(mut self, fix: Fix) -> StorageError {
+        self.fix = Some(fix);
+        self
     }
 
     /// Whether the same operation may succeed if tried again later without the user acting.
@@ -301,12 +368,14 @@ pub enum StreamTarget {
     },
 }
 
-/// One line of a connection test: what was checked, and what was found.
+/// One line of a connection test: what was checked, what was found, and (for a failed check)
+/// what would fix it where that is known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
     pub detail: String,
+    pub fix: Option<Fix>,
 }
 
 /// A connection test's findings, in words a person can act on.
@@ -321,15 +390,22 @@ impl ConnectionReport {
             name: name.to_owned(),
             ok: true,
             detail: detail.into(),
+            fix: None,
         });
     }
 
-    pub fn fail(&mut self, name: &str, detail: impl Into<String>) {
+    pub fn fail(&mut self, name: &str, detail: impl Into<String>, fix: Option<Fix>) {
         self.checks.push(Check {
             name: name.to_owned(),
             ok: false,
             detail: detail.into(),
+            fix,
         });
+    }
+
+    /// A failed check that says what `error` says.
+    pub fn failed(&mut self, name: &str, error: StorageError) {
+        self.fail(name, error.message, error.fix);
     }
 
     pub fn is_ok(&self) -> bool {

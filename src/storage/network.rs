@@ -48,23 +48,36 @@ fn innermost(error: &(dyn Error + 'static)) -> String {
     current.to_string()
 }
 
-/// A request to `host` that got no answer, as a kind (all worth retrying but a certificate the
-/// computer does not trust) and a sentence that says what to check. `timed_out` is what the
-/// HTTP client knows about the error beyond its chain.
-pub fn unreachable(
-    host: &str,
-    error: &(dyn Error + 'static),
-    timed_out: bool,
-) -> (ErrorKind, String) {
+/// What a request that got no answer ran into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// Worth retrying, but for a certificate this computer does not trust.
+    pub kind: ErrorKind,
+    /// A sentence naming the host and what to check.
+    pub message: String,
+    /// The address itself may be wrong: nothing listens there, the name does not resolve, the
+    /// server speaks no TLS, or its certificate is not for it.
+    pub check_address: bool,
+}
+
+/// A request to `host` that got no answer. `timed_out` is what the HTTP client knows about the
+/// error beyond its chain.
+pub fn unreachable(host: &str, error: &(dyn Error + 'static), timed_out: bool) -> Unreachable {
+    let found = |kind, message: String, check_address| Unreachable {
+        kind,
+        message,
+        check_address,
+    };
     let io_kind = io_kind(error);
     let words = chain(error).to_ascii_lowercase();
     use std::io::ErrorKind as Io;
     if io_kind == Some(Io::ConnectionRefused) || words.contains("connection refused") {
-        return (
+        return found(
             ErrorKind::Temporary,
             format!(
                 "{host} refused the connection: is the server running, and is its address right?"
             ),
+            true,
         );
     }
     if [
@@ -78,9 +91,10 @@ pub fn unreachable(
     .iter()
     .any(|said| words.contains(said))
     {
-        return (
+        return found(
             ErrorKind::Temporary,
             format!("the name {host} does not resolve to an address: check that it is spelled right and that this computer is online"),
+            true,
         );
     }
     if words.contains("certificate") {
@@ -101,9 +115,10 @@ pub fn unreachable(
             // Verifiers often say no more than that they refused it.
             "it is self-signed, from an authority this computer does not trust, expired, or for another name"
         };
-        return (
+        return found(
             ErrorKind::Config,
             format!("{host}'s TLS certificate is not accepted ({why}): check the address, or give the server a certificate this computer trusts"),
+            true,
         );
     }
     if [
@@ -116,15 +131,17 @@ pub fn unreachable(
     .iter()
     .any(|said| words.contains(said))
     {
-        return (
+        return found(
             ErrorKind::Temporary,
             format!("the secure (TLS) connection to {host} failed: check the address (https:// for a server with TLS, http:// for one without)"),
+            true,
         );
     }
     if timed_out || io_kind == Some(Io::TimedOut) || words.contains("timed out") {
-        return (
+        return found(
             ErrorKind::Temporary,
             format!("{host} did not answer in time: check this computer's network and the address"),
+            false,
         );
     }
     if matches!(
@@ -133,14 +150,16 @@ pub fn unreachable(
     ) || words.contains("connection reset")
         || words.contains("connection closed")
     {
-        return (
+        return found(
             ErrorKind::Temporary,
             format!("the connection to {host} was cut off"),
+            false,
         );
     }
-    (
+    found(
         ErrorKind::Temporary,
         format!("{host} cannot be reached: {}", innermost(error)),
+        false,
     )
 }
 
@@ -176,8 +195,8 @@ pub fn transport_failure(
     error: reqwest::Error,
 ) -> StorageError {
     let host = host_of(error.url());
-    let (kind, message) = unreachable(&host, &error, error.is_timeout());
-    StorageError::new(service, operation, kind, target, message)
+    let found = unreachable(&host, &error, error.is_timeout());
+    StorageError::new(service, operation, found.kind, target, found.message)
 }
 
 /// When a server refused a request and its `Date` is far from this computer's clock, the clock is
@@ -236,11 +255,13 @@ mod tests {
             "client error (Connect)",
             std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         );
-        let (kind, text) = unreachable("nas:3900", &refused, false);
-        assert_eq!(kind, ErrorKind::Temporary);
+        let found = unreachable("nas:3900", &refused, false);
+        assert_eq!(found.kind, ErrorKind::Temporary);
+        assert!(found.check_address);
         assert!(
-            text.starts_with("nas:3900 refused the connection"),
-            "{text}"
+            found.message.starts_with("nas:3900 refused the connection"),
+            "{}",
+            found.message
         );
 
         let dns = Wrapper(
@@ -250,7 +271,7 @@ mod tests {
             ),
         );
         assert!(unreachable("nas.invalid", &dns, false)
-            .1
+            .message
             .contains("does not resolve"));
 
         let certificate = Wrapper(
@@ -260,15 +281,18 @@ mod tests {
                 "invalid peer certificate: UnknownIssuer",
             ),
         );
-        let (kind, text) = unreachable("nas:9000", &certificate, false);
-        assert_eq!(kind, ErrorKind::Config, "an untrusted certificate stays so");
-        assert!(text.contains("self-signed"), "{text}");
+        let found = unreachable("nas:9000", &certificate, false);
+        assert_eq!(
+            found.kind,
+            ErrorKind::Config,
+            "an untrusted certificate stays so"
+        );
+        assert!(found.message.contains("self-signed"), "{}", found.message);
 
         let odd = Wrapper("client error", std::io::Error::other("something else"));
-        assert_eq!(
-            unreachable("nas", &odd, false).1,
-            "nas cannot be reached: something else"
-        );
+        let found = unreachable("nas", &odd, false);
+        assert_eq!(found.message, "nas cannot be reached: something else");
+        assert!(!found.check_address);
     }
 
     #[test]

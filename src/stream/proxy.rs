@@ -71,9 +71,8 @@ pub async fn forward(
         Ok(Err(error)) => {
             // Only the host: the URL may carry credentials.
             let host = crate::storage::network::host_of(error.url());
-            let (_, reason) =
-                crate::storage::network::unreachable(&host, &error, error.is_timeout());
-            tracing::warn!(%reason, "streaming from the provider failed");
+            let found = crate::storage::network::unreachable(&host, &error, error.is_timeout());
+            tracing::warn!(reason = %found.message, "streaming from the provider failed");
             return plain(
                 StatusCode::BAD_GATEWAY,
                 "The storage provider cannot be reached; check the network and try again.",

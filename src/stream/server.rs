@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::token::Subject;
 use super::{file, plain, playlist, proxy, Links, StreamSettings};
-use crate::backends::OpenBackends;
+use crate::backends::{OpenBackends, TokenSources};
 use crate::db::{ChangeCheck, Db, Revision};
 use crate::error::{Error, Result};
 use crate::library::{self, LibraryEntry, LibraryItem};
@@ -65,6 +65,7 @@ impl StreamServer {
         settings: &StreamSettings,
         db: Db,
         vault: Arc<Vault>,
+        accounts: Arc<dyn TokenSources>,
         master: &MasterKey,
     ) -> Result<StreamServer> {
         let address = settings.address();
@@ -85,7 +86,7 @@ impl StreamServer {
         Ok(StreamServer {
             listener,
             state: Arc::new(ServerState {
-                backends: OpenBackends::new(db.clone(), vault, CATALOG_FRESHNESS),
+                backends: OpenBackends::new(db.clone(), vault, accounts, CATALOG_FRESHNESS),
                 db,
                 links: Links::new(master, &settings),
                 port,

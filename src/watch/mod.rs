@@ -6,7 +6,6 @@
 //! nothing wakes up while nothing is pending except the periodic rescan.
 
 mod engine;
-mod filter;
 mod partial;
 
 use std::path::PathBuf;
@@ -15,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use filter::{is_media_file, FileFilter};
 pub use partial::{has_partial_companion, is_partial_name};
 
 /// One folder to watch, as configured by the user.
@@ -25,7 +23,7 @@ pub struct WatchSpec {
     pub profile_id: i64,
     pub root: PathBuf,
     pub recursive: bool,
-    pub filter: FileFilter,
+    pub filter: crate::filter::FileFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -71,12 +69,6 @@ pub enum WatchEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("the file pattern `{pattern}` is not valid: {source}. Check the include/exclude patterns of this folder")]
-    BadPattern {
-        pattern: String,
-        #[source]
-        source: globset::Error,
-    },
     #[error("the folder watcher must be started from inside the tokio runtime")]
     NoRuntime,
     #[error("could not start the folder watcher: {source}. On Linux, too many programs may be watching files; raising `fs.inotify.max_user_instances` with sysctl can help")]

@@ -130,6 +130,12 @@ impl Setup {
         }
     }
 
+    /// What the backend's provider holds to reach the signed-in account.
+    pub fn access(&self) -> offload::storage::cloud::CloudAccess {
+        self.record
+            .access(&self.vault, &oauth::Accounts::new(&self.db, &self.vault))
+    }
+
     /// The same, with "Home" watching `watch/`; returns that folder too.
     pub async fn watched(kind: &str) -> (Setup, std::path::PathBuf) {
         let setup = Setup::new(kind).await;
@@ -207,19 +213,23 @@ pub async fn check_revoked_account_waits(kind: &str) {
     tokio::task::block_in_place(|| {
         let daemon = sandbox.daemon(&[]);
         super::wait_for("the job to wait for a sign-in", || {
-            sandbox.jobs().first().is_some_and(|job| {
-                job["state"] == "paused"
-                    && job["last_error"]
-                        .as_str()
-                        .is_some_and(|error| error.contains("offload backend connect Cloud"))
-            })
+            sandbox
+                .jobs()
+                .first()
+                .is_some_and(|job| job["state"] == "paused" && job["action"]["do"] == "sign-in")
         });
+        // The command line says what to do in its own words.
+        let listed = sandbox.ok(&["jobs"]);
+        assert!(
+            listed.contains("run `offload backend connect Cloud --profile Home`"),
+            "{listed}"
+        );
         let listed = sandbox.ok(&["backend", "list"]);
         assert!(listed.contains("DISCONNECTED"), "{listed}");
         daemon.stop();
     });
-    // Signing in again (the desktop app's deep link, or `offload backend connect`) queues it.
-    sign_in(&setup.db, &setup.vault, &setup.record).await;
+    // Signing in again (`offload backend connect`, or the desktop app's deep link) queues it.
+    tokio::task::block_in_place(|| assert!(connect_with_cli(sandbox).status.success()));
     assert_eq!(super::job_states(&sandbox.jobs()), vec!["queued"]);
     tokio::task::block_in_place(|| {
         let daemon = sandbox.daemon(&[]);

@@ -25,14 +25,14 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::chunked::{self, SessionProtocol, SessionState};
+use super::cloud::{CloudAccess, CloudConfig};
 use super::json_api::JsonApi;
 use super::network::transport_failure;
 use super::{
-    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
-    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, Fix, ObjectMeta,
+    Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer,
+    UploadRequest,
 };
-use crate::backends::CloudConfig;
-use crate::oauth::Authorizer;
 use quickxor::QuickXorHash;
 
 /// Fragments must be multiples of this, except the last.
@@ -48,7 +48,7 @@ const DOWNLOAD_URL_LIFETIME: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub struct OneDrive {
-    auth: Authorizer,
+    access: CloudAccess,
     api: String,
     folder: Option<String>,
     fragment: u64,
@@ -87,9 +87,9 @@ struct SessionStatus {
 }
 
 impl OneDrive {
-    pub fn new(config: &CloudConfig, auth: Authorizer) -> OneDrive {
+    pub fn new(config: &CloudConfig, access: CloudAccess) -> OneDrive {
         OneDrive {
-            auth,
+            access,
             api: config.client.api_base.clone(),
             folder: config.folder_id.clone(),
             fragment: DEFAULT_FRAGMENT,
@@ -250,7 +250,7 @@ impl SessionProtocol for OneDrive {
     ) -> Result<SessionState<DriveItem>, StorageError> {
         let remote = &request.remote_path;
         let answer = self
-            .auth
+            .access
             .http()
             .get(session)
             .send()
@@ -272,7 +272,7 @@ impl SessionProtocol for OneDrive {
         let remote = &request.remote_path;
         let length = body.len() as u64;
         let answer = self
-            .auth
+            .access
             .http()
             .put(session)
             .header(reqwest::header::CONTENT_LENGTH, length)
@@ -293,8 +293,8 @@ impl SessionProtocol for OneDrive {
 impl JsonApi for OneDrive {
     const SERVICE: BackendKind = BackendKind::Onedrive;
 
-    fn auth(&self) -> &Authorizer {
-        &self.auth
+    fn access(&self) -> &CloudAccess {
+        &self.access
     }
 
     /// Graph's errors: `{"error": {"code": …, "message": …}}`.
@@ -383,9 +383,9 @@ impl StorageBackend for OneDrive {
     }
 
     async fn abandon(&self, resume: &serde_json::Value) -> Result<(), StorageError> {
-        if let Some(session) = chunked::saved_session(&self.auth, Some(resume), None) {
+        if let Some(session) = chunked::saved_session(&self.access, Some(resume), None) {
             // Cancelling is a DELETE of the upload URL, again without a token.
-            let _ = self.auth.http().delete(session.as_str()).send().await;
+            let _ = self.access.http().delete(session.as_str()).send().await;
         }
         Ok(())
     }
@@ -435,7 +435,7 @@ impl StorageBackend for OneDrive {
                 "OneDrive gave no download URL",
             ));
         };
-        let answer = self.auth.http().get(&url).send().await.map_err(|error| {
+        let answer = self.access.http().get(&url).send().await.map_err(|error| {
             transport_failure(BackendKind::Onedrive, Operation::Download, remote, error)
         })?;
         self.save_answer(remote, local, answer).await
@@ -456,12 +456,12 @@ impl StorageBackend for OneDrive {
             {
                 Ok(drive) => drive,
                 Err(error) => {
-                    report.fail("account", error.message);
+                    report.failed("account", error);
                     return report;
                 }
             },
             Err(error) => {
-                report.fail("account", error.message);
+                report.failed("account", error);
                 return report;
             }
         };
@@ -489,7 +489,8 @@ impl StorageBackend for OneDrive {
                 }
                 _ => report.fail(
                     "folder",
-                    format!("folder {folder} cannot be reached; check --folder-id"),
+                    format!("folder {folder} cannot be reached; check the folder id"),
+                    Some(Fix::Change(Field::FolderId)),
                 ),
             }
         }

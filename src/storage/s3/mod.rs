@@ -44,8 +44,9 @@ pub use plan::{
 pub use providers::{Preset, Provider};
 
 use super::{
-    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, ObjectMeta, Operation,
-    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, FieldError, Fix,
+    ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget,
+    Transfer, UploadRequest,
 };
 
 /// Presigned URLs live at most 7 days (SigV4's limit).
@@ -109,7 +110,7 @@ pub struct S3Options {
 
 impl S3Config {
     /// A configuration from what a person typed, with the provider's defaults filled in.
-    pub fn new(options: S3Options) -> Result<S3Config, String> {
+    pub fn new(options: S3Options) -> Result<S3Config, FieldError> {
         let S3Options {
             provider,
             endpoint,
@@ -123,7 +124,12 @@ impl S3Config {
         let quirks = provider.quirks();
         let region = region
             .or_else(|| quirks.default_region.map(str::to_owned))
-            .ok_or_else(|| format!("{provider} needs --region (for example us-west-004)"))?;
+            .ok_or_else(|| {
+                FieldError::new(
+                    Field::Region,
+                    format!("{provider} needs a region (for example us-west-004)"),
+                )
+            })?;
         let endpoint = match endpoint {
             Some(endpoint) => Some(endpoint.trim_end_matches('/').to_owned()),
             None => match quirks.endpoint_template {
@@ -131,19 +137,23 @@ impl S3Config {
                     Some(template.replace("{region}", &region))
                 }
                 _ => {
-                    return Err(format!(
-                        "{provider} needs --endpoint (the URL of your S3 service)"
+                    return Err(FieldError::new(
+                        Field::Endpoint,
+                        format!("{provider} needs an endpoint (the URL of your S3 service)"),
                     ))
                 }
             },
         };
         if let Some(endpoint) = &endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(format!("--endpoint {endpoint:?} must start with https:// (or http:// for a local server)"));
+                return Err(FieldError::new(
+                    Field::Endpoint,
+                    format!("the endpoint {endpoint:?} must start with https:// (or http:// for a local server)"),
+                ));
             }
         }
         if bucket.is_empty() {
-            return Err("--bucket is required".into());
+            return Err(FieldError::new(Field::Bucket, "a bucket is required"));
         }
         Ok(S3Config {
             provider,
@@ -739,8 +749,11 @@ impl S3Backend {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let (kind, message) = self.describe(&error);
+        let (kind, message, fix) = self.describe(&error);
         let mut storage = StorageError::new(BackendKind::S3, operation, kind, target, message);
+        if let Some(fix) = fix {
+            storage = storage.fix(fix);
+        }
         if kind == ErrorKind::RateLimited {
             storage.retry_after = Some(Duration::from_secs(5));
         }
@@ -756,7 +769,8 @@ impl S3Backend {
         }
     }
 
-    fn describe<E>(&self, error: &SdkError<E, HttpResponse>) -> (ErrorKind, String)
+    /// What went wrong, in a sentence, and which setting would fix it where that is clear.
+    fn describe<E>(&self, error: &SdkError<E, HttpResponse>) -> (ErrorKind, String, Option<Fix>)
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -764,6 +778,7 @@ impl S3Backend {
             "the secret access key is wrong (the server rejected the signature): enter it again";
         const UNKNOWN_KEY: &str =
             "the access key id is not known to the server: check the access key id";
+        let change = |field| Some(Fix::Change(field));
         let raw = match error {
             SdkError::ServiceError(service) => Some(service.raw()),
             SdkError::ResponseError(response) => Some(response.raw()),
@@ -777,10 +792,17 @@ impl S3Backend {
                         "{} did not answer in time: check this computer's network and the endpoint",
                         self.host()
                     ),
+                    None,
                 ),
                 SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
                     Some(connector) => {
-                        super::network::unreachable(&self.host(), connector, failure.is_timeout())
+                        let found = super::network::unreachable(
+                            &self.host(),
+                            connector,
+                            failure.is_timeout(),
+                        );
+                        let fix = found.check_address.then_some(Fix::Change(Field::Endpoint));
+                        (found.kind, found.message, fix)
                     }
                     None => (
                         ErrorKind::Temporary,
@@ -789,9 +811,10 @@ impl S3Backend {
                             self.host(),
                             super::network::chain(error)
                         ),
+                        None,
                     ),
                 },
-                _ => (ErrorKind::Other, super::network::chain(error)),
+                _ => (ErrorKind::Other, super::network::chain(error), None),
             };
         };
         let status = raw.status().as_u16();
@@ -802,16 +825,17 @@ impl S3Backend {
                     "the answer from {} ({status}) was cut off or could not be read",
                     self.host()
                 ),
+                None,
             );
         }
         // A signed request made with a wrong clock is refused, in each server's own words
         // (AWS RequestTimeTooSkewed, Garage "Date is too old"…); the server's Date says why.
+        // Worth retrying: a computer that just woke often sets its clock moments later.
         if (400..500).contains(&status) {
             if let Some(skew) =
                 super::network::clock_skew(raw.headers().get("date"), std::time::SystemTime::now())
             {
-                // Worth retrying: a computer that just woke often sets its clock moments later.
-                return (ErrorKind::Temporary, skew);
+                return (ErrorKind::Temporary, skew, Some(Fix::SetClock));
             }
         }
         let code = error.code();
@@ -827,48 +851,63 @@ impl S3Backend {
                 return (
                     ErrorKind::Config,
                     "the bucket does not exist: check its name, or create it first".into(),
+                    change(Field::Bucket),
                 )
             }
-            Some("InvalidAccessKeyId") => return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into()),
+            Some("InvalidAccessKeyId") => {
+                return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into(), change(Field::AccessKeyId))
+            }
             Some("SignatureDoesNotMatch") => {
-                return (ErrorKind::Unauthenticated, WRONG_SECRET.into())
+                return (
+                    ErrorKind::Unauthenticated,
+                    WRONG_SECRET.into(),
+                    change(Field::SecretAccessKey),
+                )
             }
             Some("RequestTimeTooSkewed") => {
                 return (
                     ErrorKind::Temporary,
                     "this computer's clock is too far from the server's: set the clock (turn on automatic date and time), then try again".into(),
+                    Some(Fix::SetClock),
                 )
             }
             // Some servers (Garage among them) answer every credential problem with
             // AccessDenied and say which in the message.
             Some("AccessDenied") if lower.contains("signature") => {
-                return (ErrorKind::Unauthenticated, WRONG_SECRET.into())
+                return (
+                    ErrorKind::Unauthenticated,
+                    WRONG_SECRET.into(),
+                    change(Field::SecretAccessKey),
+                )
             }
             Some("AccessDenied") if lower.contains("no such key") || lower.contains("access key") => {
-                return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into())
+                return (ErrorKind::Unauthenticated, UNKNOWN_KEY.into(), change(Field::AccessKeyId))
             }
             Some("AccessDenied") => {
                 return (
                     ErrorKind::PermissionDenied,
                     format!("access denied: the key may not do this in this bucket; check its permissions ({said})"),
+                    None,
                 )
             }
             Some("NoSuchKey") | Some("NotFound") => {
-                return (ErrorKind::NotFound, "no such object".into())
+                return (ErrorKind::NotFound, "no such object".into(), None)
             }
             Some("SlowDown") | Some("TooManyRequests") => {
-                return (ErrorKind::RateLimited, "the server asked to slow down".into())
+                return (ErrorKind::RateLimited, "the server asked to slow down".into(), None)
             }
             Some("EntityTooLarge") | Some("QuotaExceeded") => {
                 return (
                     ErrorKind::NoSpace,
                     "the bucket is full or over its quota".into(),
+                    Some(Fix::FreeSpace),
                 )
             }
             Some("BadDigest") | Some("InvalidDigest") => {
                 return (
                     ErrorKind::Integrity,
                     "the bytes arrived damaged (Content-MD5 mismatch)".into(),
+                    None,
                 )
             }
             _ => {}
@@ -878,20 +917,28 @@ impl S3Backend {
             (401 | 403, None) => (
                 ErrorKind::Unauthenticated,
                 format!("the server refused the credentials ({said})"),
+                change(Field::AccessKeyId),
             ),
             (401 | 403, Some(_)) => (
                 ErrorKind::Unauthenticated,
                 format!("the server refused the request: {said}"),
+                None,
             ),
-            (404, _) => (ErrorKind::NotFound, "not found".into()),
+            (404, _) => (ErrorKind::NotFound, "not found".into(), None),
             (429 | 503, _) => (
                 ErrorKind::RateLimited,
                 format!("the server is busy ({said})"),
+                None,
             ),
-            (500..=599, _) => (ErrorKind::Temporary, format!("the server failed ({said})")),
+            (500..=599, _) => (
+                ErrorKind::Temporary,
+                format!("the server failed ({said})"),
+                None,
+            ),
             _ => (
                 ErrorKind::Other,
                 format!("the server refused the request: {said}"),
+                None,
             ),
         }
     }
@@ -1090,10 +1137,7 @@ impl StorageBackend for S3Backend {
             Err(error) => {
                 let error = self.classify(error, Operation::TestConnection, bucket);
                 let permission_only = error.kind == ErrorKind::PermissionDenied;
-                report.fail(
-                    if permission_only { "list" } else { "bucket" },
-                    error.message,
-                );
+                report.failed(if permission_only { "list" } else { "bucket" }, error);
                 if !permission_only {
                     return report;
                 }
@@ -1123,19 +1167,17 @@ impl StorageBackend for S3Backend {
                     .send()
                     .await
                 {
-                    report.fail(
+                    report.failed(
                         "delete",
-                        self.classify(error, Operation::TestConnection, &probe)
-                            .message,
+                        self.classify(error, Operation::TestConnection, &probe),
                     );
                 } else {
                     report.pass("delete", "Offload may delete what it wrote");
                 }
             }
-            Err(error) => report.fail(
+            Err(error) => report.failed(
                 "write",
-                self.classify(error, Operation::TestConnection, &probe)
-                    .message,
+                self.classify(error, Operation::TestConnection, &probe),
             ),
         }
         report
@@ -1188,9 +1230,10 @@ mod tests {
             S3Config::new(options(Provider::R2)).is_err(),
             "R2 needs its account endpoint"
         );
-        assert!(S3Config::new(options(Provider::B2))
-            .unwrap_err()
-            .contains("--region"));
+        assert_eq!(
+            S3Config::new(options(Provider::B2)).unwrap_err().field,
+            Field::Region
+        );
         let garage = S3Config::new(S3Options {
             endpoint: Some("http://127.0.0.1:3900/".into()),
             prefix: Some("/media/".into()),

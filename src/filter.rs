@@ -1,10 +1,20 @@
-//! Which files in a watched folder are wanted.
+//! Which files Offload takes: media files (video, audio, subtitles) by default, or what a
+//! watched folder's include and exclude patterns say. The watcher applies it to arrivals, and
+//! profiles check a folder's patterns with it before they are saved.
 
 use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::WatchError;
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("the file pattern `{pattern}` is not valid: {source}. Check the include/exclude patterns of this folder")]
+    BadPattern {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+}
 
 const MEDIA_EXTENSIONS: &[&str] = &[
     // video
@@ -45,7 +55,7 @@ impl FileFilter {
     /// applies. Patterns are matched case-insensitively against the path
     /// relative to the watched folder (`*` does not cross `/`) and against the
     /// bare file name.
-    pub fn new(include: &[String], exclude: &[String]) -> Result<FileFilter, WatchError> {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<FileFilter, FilterError> {
         Ok(FileFilter {
             include: build_set(include)?,
             exclude: build_set(exclude)?,
@@ -66,7 +76,7 @@ impl FileFilter {
     }
 }
 
-fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, WatchError> {
+fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, FilterError> {
     let patterns: Vec<&String> = patterns.iter().filter(|p| !p.trim().is_empty()).collect();
     if patterns.is_empty() {
         return Ok(None);
@@ -77,7 +87,7 @@ fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, WatchError> {
             .literal_separator(true)
             .case_insensitive(true)
             .build()
-            .map_err(|source| WatchError::BadPattern {
+            .map_err(|source| FilterError::BadPattern {
                 pattern: pattern.clone(),
                 source,
             })?;
@@ -86,7 +96,7 @@ fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, WatchError> {
     builder
         .build()
         .map(Some)
-        .map_err(|source| WatchError::BadPattern {
+        .map_err(|source| FilterError::BadPattern {
             pattern: String::from("(combined patterns)"),
             source,
         })
@@ -113,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn default_filter_is_media_only() -> Result<(), WatchError> {
+    fn default_filter_is_media_only() -> Result<(), FilterError> {
         let f = FileFilter::new(&[], &[])?;
         assert!(f.accepts(Path::new("show/s01e01.mkv")));
         assert!(!f.accepts(Path::new("show/readme.txt")));
@@ -121,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn include_replaces_default_and_exclude_wins() -> Result<(), WatchError> {
+    fn include_replaces_default_and_exclude_wins() -> Result<(), FilterError> {
         let f = FileFilter::new(&strings(&["*.mkv", "docs/*.txt"]), &strings(&["*sample*"]))?;
         assert!(f.accepts(Path::new("movie.mkv")));
         // bare file name matches even in a subfolder
@@ -138,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn exclude_applies_to_media_default() -> Result<(), WatchError> {
+    fn exclude_applies_to_media_default() -> Result<(), FilterError> {
         let f = FileFilter::new(&[], &strings(&["extras/**"]))?;
         assert!(f.accepts(Path::new("movie.mkv")));
         assert!(!f.accepts(Path::new("extras/behind.mkv")));
@@ -148,6 +158,6 @@ mod tests {
     #[test]
     fn bad_pattern_is_reported() {
         let err = FileFilter::new(&strings(&["a[b"]), &[]);
-        assert!(matches!(err, Err(WatchError::BadPattern { .. })));
+        assert!(matches!(err, Err(FilterError::BadPattern { .. })));
     }
 }

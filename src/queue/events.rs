@@ -1,0 +1,40 @@
+//! What the queue tells the command line, the tray and the window, as it happens.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::JobState;
+use crate::error::Action;
+
+/// What the queue tells the command line, the tray and the window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Queued {
+        job_id: i64,
+        local_path: PathBuf,
+    },
+    Progress(Progress),
+    State {
+        job_id: i64,
+        state: JobState,
+        message: Option<String>,
+        /// What a person can do about `message`, where the engine knows.
+        action: Option<Action>,
+    },
+    /// Something a person should know that is not a job's state (a watch limit, a policy that failed).
+    Notice {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Progress {
+    pub job_id: i64,
+    pub bytes_done: u64,
+    pub total: u64,
+    /// Bytes per second, smoothed.
+    pub rate: f64,
+    pub eta_seconds: Option<u64>,
+}

@@ -1,0 +1,421 @@
+//! The persistent upload queue. Jobs live in `upload_jobs` and survive restarts and `kill -9`:
+//! a job is claimed by one process at a time (its `owner`, kept alive by a lock file), and every
+//! state change is one statement or transaction, so nothing is lost, nothing is uploaded twice
+//! and no library row is written twice.
+//!
+//! States: `queued` → `running` → `verifying` → `done`, or `failed`, `paused`, `cancelled`.
+//! This module is the runtime (claiming jobs, running them on a few workers); the job model and
+//! its store are in [`job`], how an attempt ends in [`settle`], and the rest beside them.
+
+mod after_upload;
+mod backoff;
+mod bandwidth;
+mod events;
+mod job;
+mod owner;
+mod progress;
+mod settle;
+mod transfer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, OptionalExtension};
+use tokio::sync::{broadcast, Notify};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::OpenBackends;
+use crate::db::{now_ms, to_ns, Db};
+use crate::error::{Action, Result};
+use crate::library;
+use crate::storage::{ErrorKind, RemotePath, StorageError, UploadRequest};
+
+pub use bandwidth::{bandwidth_limit, set_bandwidth_limit, Bandwidth, SETTING_BANDWIDTH};
+pub use events::{Event, Progress};
+pub use job::{
+    backend_changed, cancel, enqueue, get, is_paused_globally, list, pause, release_reservations,
+    reserve, resume, retry, uploads_of_backend, waiting_for_sign_in, Enqueued, Job, JobState,
+    NewJob, SETTING_PAUSED,
+};
+pub use owner::{recover_orphans, OwnerLock};
+
+use job::{job_from_row, JOB_COLUMNS};
+use settle::Outcome;
+use transfer::{JobControl, JobTransfer, Stop};
+
+/// Tuning of the queue; the defaults suit a home connection.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// Files uploaded at once.
+    pub workers: usize,
+    /// Attempts before a job with temporary errors is marked failed.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a file that changed must hold still before its upload starts again.
+    pub settle: Duration,
+    /// How often a running upload checks for pause, cancel, a changed file and a new limit, and
+    /// saves its progress.
+    pub checkpoint_interval: Duration,
+    /// How often progress events are sent per job.
+    pub progress_interval: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            workers: 2,
+            max_attempts: 8,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(15 * 60),
+            settle: Duration::from_secs(5),
+            checkpoint_interval: Duration::from_secs(1),
+            progress_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Which queued jobs a queue instance takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimMode {
+    /// Any unreserved job (the daemon).
+    Any,
+    /// Only jobs reserved for this process (a one-off `offload upload`).
+    Reserved,
+}
+
+/// The queue's runtime: claims jobs, runs them on a few workers, and applies each outcome.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(super) db: Db,
+    pub(super) owner: OwnerLock,
+    pub(super) mode: ClaimMode,
+    pub(super) options: QueueOptions,
+    pub(super) events: broadcast::Sender<Event>,
+    pub(super) bandwidth: Bandwidth,
+    pub(super) wake: Notify,
+    pub(super) running: Mutex<HashMap<i64, Arc<JobControl>>>,
+    /// Seen as their rows stand when each job starts: a sign-in or new settings apply to the
+    /// next job, whoever made them.
+    pub(super) backends: Arc<OpenBackends>,
+}
+
+impl Queue {
+    pub fn new(
+        db: Db,
+        backends: Arc<OpenBackends>,
+        owners_dir: &Path,
+        mode: ClaimMode,
+        options: QueueOptions,
+        events: broadcast::Sender<Event>,
+    ) -> Result<Queue> {
+        let owner = OwnerLock::acquire(owners_dir)?;
+        let bandwidth = Bandwidth::default();
+        bandwidth.set_limit(bandwidth_limit(&db)?);
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                backends,
+                db,
+                owner,
+                mode,
+                options,
+                events,
+                bandwidth,
+                wake: Notify::new(),
+                running: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The id this process reserves and claims jobs under.
+    pub fn owner(&self) -> &str {
+        self.inner.owner.id()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Tells the dispatcher to look at the queue again (new jobs, a lifted pause).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub fn enqueue(&self, job: &NewJob) -> Result<Enqueued> {
+        let reserve = match self.inner.mode {
+            ClaimMode::Reserved => Some(self.owner()),
+            ClaimMode::Any => None,
+        };
+        let outcome = enqueue(&self.inner.db, job, reserve)?;
+        if let Enqueued::New(job_id) = outcome {
+            self.inner.emit(Event::Queued {
+                job_id,
+                local_path: job.local_path.clone(),
+            });
+            self.wake();
+        }
+        Ok(outcome)
+    }
+
+    /// Runs until `shutdown` fires, then stops every transfer at its next checkpoint, gives the
+    /// jobs back to the queue with their progress, and returns.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let mut workers = JoinSet::new();
+        loop {
+            let next_due = self.dispatch(&mut workers);
+            let sleep = async {
+                match next_due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.inner.wake.notified() => {}
+                Some(_) = workers.join_next(), if !workers.is_empty() => {}
+                _ = sleep => {}
+            }
+        }
+        for control in self.inner.lock_running().values() {
+            control.request(Stop::Yield);
+        }
+        while workers.join_next().await.is_some() {}
+        if self.inner.mode == ClaimMode::Reserved {
+            if let Err(error) = release_reservations(&self.inner.db, self.owner()) {
+                tracing::warn!(%error, "cannot hand unfinished uploads back to the queue");
+            }
+        }
+    }
+
+    /// Starts jobs while workers are free; returns when the next waiting job becomes due.
+    fn dispatch(&self, workers: &mut JoinSet<()>) -> Option<Instant> {
+        let inner = &self.inner;
+        // A wake-up may come from `offload limit`: new transfers start under the new limit.
+        if let Ok(limit) = bandwidth_limit(&inner.db) {
+            inner.bandwidth.set_limit(limit);
+        }
+        match is_paused_globally(&inner.db) {
+            Ok(true) => return None,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot read the queue state");
+                return Some(Instant::now() + Duration::from_secs(5));
+            }
+        }
+        while inner.lock_running().len() < inner.options.workers.max(1) {
+            match inner.claim_next() {
+                Ok(Some(job)) => {
+                    let control = Arc::new(JobControl::default());
+                    inner.lock_running().insert(job.id, control.clone());
+                    let inner = inner.clone();
+                    workers.spawn(async move {
+                        let id = job.id;
+                        inner.run_job(job, &control).await;
+                        inner.lock_running().remove(&id);
+                    });
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(%error, "cannot claim the next upload");
+                    return Some(Instant::now() + Duration::from_secs(5));
+                }
+            }
+        }
+        match inner.next_due() {
+            Ok(Some(at_ms)) => {
+                let wait = Duration::from_millis((at_ms - now_ms()).max(0) as u64);
+                Some(Instant::now() + wait)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the queue");
+                Some(Instant::now() + Duration::from_secs(5))
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<JobControl>>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn emit(&self, event: Event) {
+        // No subscriber is fine: the daemon runs headless.
+        let _ = self.events.send(event);
+    }
+
+    pub(super) fn emit_state(
+        &self,
+        job_id: i64,
+        state: JobState,
+        message: Option<String>,
+        action: Option<Action>,
+    ) {
+        self.emit(Event::State {
+            job_id,
+            state,
+            message,
+            action,
+        });
+    }
+
+    /// The jobs this process's workers hold, as a JSON array for `json_each`. A job paused and
+    /// resumed (or cancelled and retried) before its worker noticed is queued again while that
+    /// worker still runs it: it keeps its owner, and is not claimed a second time.
+    fn running_json(&self) -> String {
+        let ids: Vec<i64> = self.lock_running().keys().copied().collect();
+        serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
+    }
+
+    fn claim_next(&self) -> Result<Option<Job>> {
+        let owner = self.owner.id();
+        let reserved_only = self.mode == ClaimMode::Reserved;
+        let now = now_ms();
+        let running = self.running_json();
+        self.db.transaction(|tx| {
+            let job = tx
+                .query_row(
+                    &format!(
+                        "SELECT {JOB_COLUMNS} FROM upload_jobs
+                         WHERE state = 'queued' AND next_attempt_at <= ?1
+                           AND (owner = ?2 OR (owner IS NULL AND NOT ?3))
+                           AND id NOT IN (SELECT value FROM json_each(?4))
+                         ORDER BY next_attempt_at, id LIMIT 1"
+                    ),
+                    params![now, owner, reserved_only, running],
+                    job_from_row,
+                )
+                .optional()?;
+            let Some(mut job) = job else { return Ok(None) };
+            tx.execute(
+                "UPDATE upload_jobs SET state = 'running', owner = ?2, bytes_done = 0, updated_at = ?3 WHERE id = ?1",
+                params![job.id, owner, now],
+            )?;
+            job.state = JobState::Running;
+            job.owner = Some(owner.to_owned());
+            Ok(Some(job))
+        })
+    }
+
+    fn next_due(&self) -> Result<Option<i64>> {
+        let reserved_only = self.mode == ClaimMode::Reserved;
+        let running = self.running_json();
+        Ok(self.db.lock().query_row(
+            "SELECT min(next_attempt_at) FROM upload_jobs WHERE state = 'queued' AND (owner = ?1 OR (owner IS NULL AND NOT ?2))
+                 AND id NOT IN (SELECT value FROM json_each(?3))",
+            params![self.owner.id(), reserved_only, running],
+            |row| row.get(0),
+        )?)
+    }
+
+    async fn run_job(self: &Arc<Self>, job: Job, control: &Arc<JobControl>) {
+        self.emit_state(job.id, JobState::Running, None, None);
+        let result = self.attempt(&job, control).await;
+        if let Err(error) = self.settle(&job, result).await {
+            tracing::error!(job = job.id, %error, "cannot record the outcome of an upload");
+        }
+    }
+
+    async fn attempt(self: &Arc<Self>, job: &Job, control: &Arc<JobControl>) -> Result<Outcome> {
+        let backend = self.backends.get(job.backend_id)?;
+        let remote = RemotePath::parse(&job.remote_path)?;
+        let meta = match tokio::fs::metadata(&job.local_path).await {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Outcome::LocalGone)
+            }
+            Err(error) => {
+                return Ok(Outcome::Failed(StorageError::from_io(
+                    backend.kind(),
+                    crate::storage::Operation::Upload,
+                    job.local_path.display(),
+                    &error,
+                )))
+            }
+        };
+        if meta.len() != job.size || meta.modified().map(to_ns).ok() != Some(job.mtime_ns) {
+            return Ok(Outcome::Stopped(Stop::Changed));
+        }
+        let resume: Option<serde_json::Value> = self
+            .db
+            .lock()
+            .query_row(
+                "SELECT resume FROM upload_jobs WHERE id = ?1",
+                [job.id],
+                |row| row.get::<_, Option<String>>(0),
+            )?
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let request = UploadRequest {
+            local_path: job.local_path.clone(),
+            remote_path: remote.clone(),
+            size: job.size,
+            content_type: library::content_type_of(&job.local_path),
+            resume,
+        };
+        let transfer = JobTransfer::new(self.clone(), job, backend.kind(), control.clone());
+        let uploaded = backend.upload(&request, &transfer).await;
+        transfer.flush_progress();
+        let stored = match uploaded {
+            Ok(stored) => stored,
+            Err(error) => {
+                return Ok(match (error.kind, control.requested()) {
+                    (ErrorKind::Interrupted, stop) if stop != Stop::None => Outcome::Stopped(stop),
+                    (ErrorKind::SourceChanged, _) => Outcome::Stopped(Stop::Changed),
+                    (ErrorKind::NotFound, _) if !job.local_path.exists() => Outcome::LocalGone,
+                    _ => Outcome::Failed(error),
+                })
+            }
+        };
+        self.set_verifying(job.id)?;
+        // The file must still be what was read: otherwise the remote copy is already stale.
+        if !job.file_unchanged() {
+            return Ok(Outcome::Stopped(Stop::Changed));
+        }
+        if stored.verified && stored.size == job.size {
+            return Ok(Outcome::Verified(stored));
+        }
+        match backend.stat(&remote).await {
+            Ok(Some(meta))
+                if meta.size == job.size
+                    && stored.size == job.size
+                    && meta.checksum.as_ref().is_none_or(|c| *c == stored.checksum) =>
+            {
+                Ok(Outcome::Verified(stored))
+            }
+            Ok(found) => Ok(Outcome::Failed(StorageError::new(
+                backend.kind(),
+                crate::storage::Operation::Verify,
+                ErrorKind::Integrity,
+                &remote,
+                match found {
+                    Some(meta) => format!(
+                        "the remote copy has {} bytes, the file {}; uploading again",
+                        meta.size, job.size
+                    ),
+                    None => "the remote copy is missing right after the upload; uploading again"
+                        .to_owned(),
+                },
+            ))),
+            Err(error) => Ok(Outcome::Failed(error)),
+        }
+    }
+
+    fn set_verifying(&self, id: i64) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE upload_jobs SET state = 'verifying', updated_at = ?2 WHERE id = ?1 AND state = 'running'",
+            params![id, now_ms()],
+        )?;
+        self.emit_state(id, JobState::Verifying, None, None);
+        Ok(())
+    }
+}
