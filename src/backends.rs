@@ -866,7 +866,7 @@ pub fn remove(db: &Db, profile_id: i64, name: &str) -> Result<()> {
 /// The library folder a fresh install uploads into: `~/Videos/Offload`, or the data directory's
 /// `library` where the platform names no videos folder.
 pub fn default_library_dir(data_dir: &std::path::Path) -> PathBuf {
-    directories::UserDirs::new()
-        .and_then(|dirs| dirs.video_dir().map(|videos| videos.join("Offload")))
+    crate::platform::videos_dir()
+        .map(|videos| videos.join("Offload"))
         .unwrap_or_else(|| data_dir.join("library"))
 }

@@ -103,9 +103,7 @@ pub struct Engine {
 impl Engine {
     /// The platform's data directory for Offload (`~/.local/share/offload` on Linux).
     pub fn default_data_dir() -> PathBuf {
-        directories::ProjectDirs::from("app", "Offload", "offload")
-            .map(|dirs| dirs.data_dir().to_owned())
-            .unwrap_or_else(|| PathBuf::from(".offload"))
+        crate::platform::data_dir()
     }
 
     pub fn open(data_dir: &Path) -> Result<Engine> {
@@ -190,9 +188,7 @@ impl Engine {
         if !profiles::list(&self.db)?.is_empty() {
             return Ok(None);
         }
-        let downloads = directories::UserDirs::new()
-            .and_then(|dirs| dirs.download_dir().map(Path::to_owned))
-            .or_else(|| directories::BaseDirs::new().map(|dirs| dirs.home_dir().join("Downloads")))
+        let downloads = crate::platform::downloads_dir()
             .ok_or_else(|| Error::Invalid("cannot find your downloads folder; add a profile with `offload profile add NAME --watch DIR`".into()))?;
         std::fs::create_dir_all(&downloads)
             .map_err(|error| Error::io(format!("cannot create {}", downloads.display()), error))?;

@@ -11,7 +11,7 @@ pub mod filter;
 pub mod library;
 pub mod logging;
 pub mod oauth;
-pub mod opener;
+pub mod platform;
 pub mod profiles;
 pub mod queue;
 pub mod secrets;

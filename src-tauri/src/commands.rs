@@ -126,7 +126,7 @@ pub async fn remove_library_item(state: State<'_, AppState>, item: LibraryItem) 
 
 #[tauri::command]
 pub fn open_url(url: String) -> Answer {
-    offload::opener::open(&url).map_err(|error| format!("cannot open {url}: {error}"))
+    offload::platform::open(&url).map_err(|error| format!("cannot open {url}: {error}"))
 }
 
 #[derive(Serialize)]
@@ -469,14 +469,14 @@ pub async fn connect_backend(
         let flow = engine
             .begin_sign_in(&record, crate::links::MICROSOFT_REDIRECT)
             .map_err(words)?;
-        let _ = offload::opener::open(&flow.url);
+        let _ = offload::platform::open(&flow.url);
         return Ok(flow.url);
     }
     let loopback = oauth::Loopback::bind().await.map_err(words)?;
     let flow = engine
         .begin_sign_in(&record, &loopback.redirect_uri)
         .map_err(words)?;
-    let _ = offload::opener::open(&flow.url);
+    let _ = offload::platform::open(&flow.url);
     let url = flow.url.clone();
     tauri::async_runtime::spawn(async move {
         let outcome = engine.finish_sign_in(loopback, &flow).await;

@@ -7,6 +7,7 @@
 mod commands;
 mod links;
 mod notify;
+mod platform;
 mod tray;
 mod window;
 
@@ -206,13 +207,8 @@ fn main() {
 /// Registers `offload://` with the desktop on first run (Linux: a desktop entry with `%u`), and
 /// completes sign-in links this launch was given or that later launches hand over.
 fn register_deep_links(app: &AppHandle, engine: &Arc<Engine>) {
+    platform::register_scheme(app);
     let deep_link = app.deep_link();
-    #[cfg(any(target_os = "linux", windows))]
-    if !deep_link.is_registered("offload").unwrap_or(false) {
-        if let Err(error) = deep_link.register_all() {
-            tracing::warn!(%error, "cannot register offload:// links; sign-ins through the browser still work");
-        }
-    }
     if let Ok(Some(urls)) = deep_link.get_current() {
         links::open(app, engine, urls.into_iter().map(String::from));
     }

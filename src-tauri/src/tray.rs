@@ -137,7 +137,7 @@ fn on_menu(app: &AppHandle, id: &str) {
             };
             match engine.stream_links() {
                 Ok(links) => {
-                    if let Err(error) = offload::opener::open(&links.playlist_url(profile_id)) {
+                    if let Err(error) = offload::platform::open(&links.playlist_url(profile_id)) {
                         tracing::warn!(%error, "cannot open the playlist");
                     }
                 }

@@ -609,30 +609,15 @@ async fn run(engine: Engine, args: RunArgs) -> CliResult<ExitCode> {
         options.stream = None;
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            offload::platform::shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
     engine.run(options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    shutdown.cancel();
 }
 
 fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
@@ -847,7 +832,7 @@ async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> CliRes
             let _ = std::io::stdout().flush();
             if !no_browser {
                 // Failing is fine: the address was printed.
-                let _ = offload::opener::open(&flow.url);
+                let _ = offload::platform::open(&flow.url);
             }
             let connected = engine.finish_sign_in(loopback, &flow).await?;
             match &connected.account {

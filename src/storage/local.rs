@@ -187,19 +187,16 @@ pub async fn checksum_of(path: &Path) -> std::io::Result<(u64, Checksum)> {
     Ok((size, hasher.finish()))
 }
 
-/// Makes a rename durable: on Unix the directory entry lives in the parent, which needs its own
-/// fsync. Elsewhere the rename is as durable as the platform makes it.
+/// Makes a rename durable: the directory entry lives in the parent (see `platform::sync_dir`).
 async fn sync_parent(path: &Path) {
-    #[cfg(unix)]
-    if let Some(parent) = path.parent() {
-        if let Ok(dir) = fs::File::open(parent).await {
-            if let Err(error) = dir.sync_all().await {
-                tracing::debug!(%error, "fsync of the library folder failed");
-            }
-        }
+    let Some(parent) = path.parent().map(Path::to_owned) else {
+        return;
+    };
+    match tokio::task::spawn_blocking(move || crate::platform::sync_dir(&parent)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(%error, "fsync of the library folder failed"),
+        Err(error) => tracing::debug!(%error, "fsync of the library folder did not finish"),
     }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 #[async_trait]

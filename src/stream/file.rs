@@ -6,7 +6,6 @@
 //! at a few blocks per connection whatever the file's size, and a slow player slows the reads.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -250,7 +249,11 @@ fn read_blocks(
                 let mut buffer = BytesMut::zeroed(want);
                 let mut filled = 0;
                 while filled < want {
-                    match file.read_at(&mut buffer[filled..], offset + filled as u64)? {
+                    match crate::platform::read_at(
+                        &file,
+                        &mut buffer[filled..],
+                        offset + filled as u64,
+                    )? {
                         // The file shrank while being served: end the body early, so the
                         // player sees a short response rather than made-up bytes.
                         0 => {

@@ -22,8 +22,6 @@ const FALLBACK_RESCAN: Duration = Duration::from_secs(60);
 /// messages are not starved during a flood.
 const STAT_BATCH: usize = 2048;
 const DRAIN_BATCH: usize = 1024;
-#[cfg(target_os = "linux")]
-const ENOSPC: i32 = 28;
 
 /// The task must end: stop was asked for or the consumer is gone.
 struct Halt;
@@ -691,32 +689,11 @@ fn normalise_root(root: &Path) -> PathBuf {
 }
 
 fn is_limit(err: &notify::Error) -> bool {
-    match &err.kind {
-        notify::ErrorKind::MaxFilesWatch => true,
-        #[cfg(target_os = "linux")]
-        notify::ErrorKind::Io(io) => io.raw_os_error() == Some(ENOSPC),
-        _ => false,
-    }
+    crate::platform::is_watch_limit(err)
 }
 
 fn limit_message(root: &Path) -> String {
-    if cfg!(target_os = "linux") {
-        format!(
-            "Offload can't watch every folder inside {}: the system limit on watched folders \
-             (fs.inotify.max_user_watches) was reached. New files there are still picked up by a \
-             rescan every minute. To fix it, run `sudo sysctl fs.inotify.max_user_watches=524288` \
-             and keep it after reboot with `echo fs.inotify.max_user_watches=524288 | sudo tee \
-             /etc/sysctl.d/90-offload.conf`.",
-            root.display()
-        )
-    } else {
-        format!(
-            "Offload can't watch every folder inside {}: the system limit on watched files was \
-             reached. New files there are still picked up by a rescan every minute. Watch fewer \
-             or smaller folders, or turn off subfolders for the largest one.",
-            root.display()
-        )
-    }
+    crate::platform::watch_limit_message(root)
 }
 
 fn probe(path: &Path) -> Probe {
@@ -792,15 +769,7 @@ mod tests {
             notify::ErrorKind::MaxFilesWatch
         )));
         assert!(!is_limit(&notify::Error::path_not_found()));
-        #[cfg(target_os = "linux")]
-        {
-            let enospc = std::io::Error::from_raw_os_error(ENOSPC);
-            assert!(is_limit(&notify::Error::io(enospc)));
-            let message = limit_message(Path::new("/media/downloads"));
-            assert!(message.contains("/media/downloads"));
-            assert!(message.contains("sysctl fs.inotify.max_user_watches=524288"));
-            assert!(message.contains("/etc/sysctl.d/"));
-        }
+        assert!(limit_message(Path::new("/media/downloads")).contains("/media/downloads"));
     }
 
     #[test]

@@ -71,7 +71,10 @@ pub enum WatchEvent {
 pub enum WatchError {
     #[error("the folder watcher must be started from inside the tokio runtime")]
     NoRuntime,
-    #[error("could not start the folder watcher: {source}. On Linux, too many programs may be watching files; raising `fs.inotify.max_user_instances` with sysctl can help")]
+    #[error(
+        "could not start the folder watcher: {source}; {}",
+        crate::platform::watcher_start_hint()
+    )]
     Watcher {
         #[source]
         source: notify::Error,

@@ -1,0 +1,125 @@
+//! Linux and macOS.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Reads into `buffer` from `offset` without moving the file's cursor, so one open file can serve
+/// many ranges at once.
+pub fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    file.read_at(buffer, offset)
+}
+
+/// Makes the entries of `dir` (a rename into it) durable: on Unix a directory entry lives in the
+/// directory, which needs its own fsync.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Hands `target` (a URL or a file) to the desktop: a browser for a sign-in page, the default
+/// player for a stream URL. Returns once the opener has started.
+pub fn open(target: &str) -> std::io::Result<()> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    Command::new(opener)
+        .arg(target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+}
+
+/// Whether a watch failed because the OS's limit on watched folders was reached (Linux answers
+/// `ENOSPC` from inotify for that).
+pub fn is_watch_limit(error: &notify::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    match &error.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => cfg!(target_os = "linux") && io.raw_os_error() == Some(ENOSPC),
+        _ => false,
+    }
+}
+
+/// What to tell a person whose folder `root` hit the limit on watched folders.
+pub fn watch_limit_message(root: &Path) -> String {
+    if cfg!(target_os = "linux") {
+        format!(
+            "Offload can't watch every folder inside {}: the system limit on watched folders \
+             (fs.inotify.max_user_watches) was reached. New files there are still picked up by a \
+             rescan every minute. To fix it, run `sudo sysctl fs.inotify.max_user_watches=524288` \
+             and keep it after reboot with `echo fs.inotify.max_user_watches=524288 | sudo tee \
+             /etc/sysctl.d/90-offload.conf`.",
+            root.display()
+        )
+    } else {
+        format!(
+            "Offload can't watch every folder inside {}: the system limit on watched files was \
+             reached. New files there are still picked up by a rescan every minute. Watch fewer \
+             or smaller folders, or turn off subfolders for the largest one.",
+            root.display()
+        )
+    }
+}
+
+/// What may help when the file watcher cannot start at all.
+pub fn watcher_start_hint() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "too many programs may be watching files; raising `fs.inotify.max_user_instances` with sysctl can help"
+    } else {
+        "check that Offload may read the watched folders"
+    }
+}
+
+/// Waits for the signals that ask the daemon to stop: Ctrl-C and SIGTERM (what `kill` and
+/// service managers send).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn inotify_running_out_of_watches_is_the_limit_and_says_how_to_raise_it() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert!(is_watch_limit(&notify::Error::io(enospc)));
+        let message = watch_limit_message(Path::new("/media/downloads"));
+        assert!(message.contains("/media/downloads"));
+        assert!(message.contains("sysctl fs.inotify.max_user_watches=524288"));
+        assert!(message.contains("/etc/sysctl.d/"));
+    }
+
+    #[test]
+    fn a_positioned_read_leaves_the_cursor_alone() {
+        use std::io::{Read, Write};
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"0123456789").unwrap();
+        let mut two = [0u8; 2];
+        assert_eq!(read_at(&file, &mut two, 4).unwrap(), 2);
+        assert_eq!(&two, b"45");
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).unwrap();
+        assert!(
+            rest.is_empty(),
+            "the cursor stayed at the end of what was written"
+        );
+    }
+}
