@@ -39,7 +39,7 @@ pub enum BackendSettings {
 /// A backend as a person describes it (the CLI's flags, the window's storage form), before it is
 /// checked and turned into [`BackendSettings`]. Secrets arrive here and nowhere else, and never
 /// leave: a stored backend's form is shown without them.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct BackendForm {
     pub kind: Option<BackendKind>,
@@ -52,6 +52,7 @@ pub struct BackendForm {
     pub bucket: Option<String>,
     pub access_key_id: Option<String>,
     #[serde(skip_serializing)]
+    #[ts(type = "string | null")]
     pub secret_access_key: Option<Zeroizing<String>>,
     pub prefix: Option<String>,
     pub public_url: Option<String>,
@@ -59,6 +60,7 @@ pub struct BackendForm {
     /// google-drive, onedrive: the OAuth app registration (the configured one when absent).
     pub client_id: Option<String>,
     #[serde(skip_serializing)]
+    #[ts(type = "string | null")]
     pub client_secret: Option<Zeroizing<String>>,
     pub folder_id: Option<String>,
     pub chunk_size: Option<u64>,
@@ -304,7 +306,7 @@ fn secret_context(id: i64, field: &str) -> SealContext<'_> {
 }
 
 /// What [`BackendRecord::readiness`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Readiness {
     Ready,
@@ -354,18 +356,10 @@ impl BackendRecord {
                 .unwrap_or_default(),
             BackendKind::GoogleDrive | BackendKind::Onedrive => {
                 match serde_json::from_value::<CloudConfig>(self.config.clone()) {
-                    Ok(config) => format!(
-                        "{}{}",
-                        config
-                            .folder_id
-                            .map(|folder| format!("folder {folder}"))
-                            .unwrap_or_else(|| "drive root".into()),
-                        if config.connection_id.is_none() {
-                            " (not signed in: `offload backend connect`)"
-                        } else {
-                            ""
-                        }
-                    ),
+                    Ok(config) => config
+                        .folder_id
+                        .map(|folder| format!("folder {folder}"))
+                        .unwrap_or_else(|| "drive root".into()),
                     Err(_) => String::new(),
                 }
             }
@@ -781,25 +775,21 @@ pub fn by_name(db: &Db, profile_id: i64, name: &str) -> Result<BackendRecord> {
             from_row,
         )
         .optional()?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "this profile has no backend named {name:?}; `offload backend list` shows them"
-            ))
-        })
+        .ok_or_else(|| Error::NotFound(format!("this profile has no backend named {name:?}")))
 }
 
 pub fn default_for(db: &Db, profile_id: i64) -> Result<BackendRecord> {
     db.lock()
         .query_row(
-            &format!("SELECT {COLUMNS} FROM storage_backends WHERE profile_id = ?1 AND is_default = 1"),
+            &format!(
+                "SELECT {COLUMNS} FROM storage_backends WHERE profile_id = ?1 AND is_default = 1"
+            ),
             [profile_id],
             from_row,
         )
         .optional()?
         .ok_or_else(|| {
-            Error::NotFound(
-                "this profile has no storage backend yet; add one with `offload backend add NAME --profile P --type local`".into(),
-            )
+            Error::NotFound("this profile has no storage yet; add some for it first".into())
         })
 }
 
@@ -812,13 +802,13 @@ pub fn list(db: &Db, profile_id: Option<i64>) -> Result<Vec<BackendRecord>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn set_default(db: &Db, profile_id: i64, name: &str) -> Result<()> {
-    let backend = by_name(db, profile_id, name)?;
+pub fn set_default(db: &Db, id: i64) -> Result<()> {
+    let backend = get(db, id)?;
     db.transaction(|tx| {
         // Clear first: the partial unique index allows one default at any instant.
         tx.execute(
             "UPDATE storage_backends SET is_default = 0 WHERE profile_id = ?1",
-            [profile_id],
+            [backend.profile_id],
         )?;
         tx.execute(
             "UPDATE storage_backends SET is_default = 1 WHERE id = ?1",
@@ -830,8 +820,9 @@ pub fn set_default(db: &Db, profile_id: i64, name: &str) -> Result<()> {
 
 /// Removes a backend that holds no library items and has no upload in progress. Remote files
 /// are left where they are.
-pub fn remove(db: &Db, profile_id: i64, name: &str) -> Result<()> {
-    let backend = by_name(db, profile_id, name)?;
+pub fn remove(db: &Db, id: i64) -> Result<()> {
+    let backend = get(db, id)?;
+    let (profile_id, name) = (backend.profile_id, backend.name.as_str());
     db.transaction(|tx| {
         let live: i64 = tx.query_row(
             "SELECT count(*) FROM upload_jobs WHERE backend_id = ?1 AND state IN ('running', 'verifying')",
@@ -848,7 +839,7 @@ pub fn remove(db: &Db, profile_id: i64, name: &str) -> Result<()> {
         }
         if items > 0 {
             return Err(Error::Invalid(format!(
-                "backend {name:?} holds {items} library item(s); remove them from the library first (`offload media list`)"
+                "backend {name:?} holds {items} library item(s); remove them from the library first"
             )));
         }
         tx.execute("DELETE FROM storage_backends WHERE id = ?1", [backend.id])?;

@@ -41,7 +41,7 @@ pub enum DbError {
     },
     #[error(
         "the database at {path} was written by a newer version of Offload (schema {found}, this \
-         build knows up to {known}); install the newer Offload again, or point --data-dir elsewhere"
+         build knows up to {known}); install the newer Offload again, or use another data folder"
     )]
     TooNew {
         path: PathBuf,

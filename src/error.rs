@@ -88,7 +88,7 @@ impl Error {
 /// What a person can do about a failure, as data. Each shell says it in its own words: the
 /// command line names the command to run and its flag, the window the button to press or the
 /// field to correct. The engine's messages never name either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "do", rename_all = "kebab-case")]
 pub enum Action {
     /// Sign in to this backend's account (again).
@@ -125,7 +125,7 @@ impl Action {
 }
 
 /// One of Offload's settings, as actions name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Setting {
     /// Uploads at once.

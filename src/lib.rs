@@ -15,6 +15,7 @@ pub mod platform;
 pub mod profiles;
 pub mod queue;
 pub mod secrets;
+pub mod settings;
 pub mod storage;
 pub mod stream;
 pub mod summary;

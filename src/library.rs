@@ -13,7 +13,7 @@ use crate::storage::{Checksum, RemotePath};
 use crate::template::{parse_episode, tidy_title};
 
 /// Where a verified upload was recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum LibraryItem {
     Media(i64),
@@ -144,7 +144,7 @@ pub fn content_type_of(path: &Path) -> String {
 }
 
 /// One entry of the library listing: a file, or an episode with its series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct LibraryEntry {
     pub item: LibraryItem,
     pub profile_id: i64,

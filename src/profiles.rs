@@ -11,7 +11,7 @@ use crate::error::{is_unique_violation, Error, Result};
 use crate::template;
 
 /// What happens to the local file once its remote copy is verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(tag = "policy", content = "dir", rename_all = "lowercase")]
 pub enum AfterUpload {
     Keep,
@@ -53,7 +53,7 @@ impl std::fmt::Display for AfterUpload {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Profile {
     pub id: i64,
     pub name: String,
@@ -62,7 +62,7 @@ pub struct Profile {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct WatchFolder {
     pub id: i64,
     pub profile_id: i64,
@@ -173,10 +173,17 @@ fn insert_folder(
     profile_id: i64,
     folder: &NewWatchFolder,
 ) -> Result<i64> {
-    // A folder whose patterns do not compile would be saved and then never watched.
+    // A folder whose patterns do not compile, or that is not there, would be saved and then
+    // never watched.
     crate::filter::FileFilter::new(&folder.include, &folder.exclude)
         .map_err(|error| Error::Invalid(error.to_string()))?;
     let path = absolute(&folder.path)?;
+    if !path.is_dir() {
+        return Err(Error::Invalid(format!(
+            "{} is not a folder on this computer: choose an existing folder to watch",
+            path.display()
+        )));
+    }
     tx.execute(
         "INSERT INTO watch_folders (profile_id, path, recursive, include_patterns, exclude_patterns, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -219,7 +226,7 @@ pub fn remove_watch_folder(db: &Db, profile_id: i64, path: &Path) -> Result<()> 
     )?;
     if removed == 0 {
         return Err(Error::NotFound(format!(
-            "this profile does not watch {}; `offload profile list` shows its folders",
+            "this profile does not watch {}",
             path.display()
         )));
     }
@@ -257,12 +264,12 @@ pub fn update(
     get(db, id)
 }
 
-pub fn rename(db: &Db, name: &str, new_name: &str) -> Result<()> {
+pub fn rename(db: &Db, id: i64, new_name: &str) -> Result<()> {
     let new_name = new_name.trim();
     if new_name.is_empty() {
         return Err(Error::Invalid("a profile needs a name".into()));
     }
-    let profile = by_name(db, name)?;
+    let profile = get(db, id)?;
     db.lock()
         .execute(
             "UPDATE profiles SET name = ?2 WHERE id = ?1",
@@ -297,11 +304,7 @@ pub fn by_name(db: &Db, name: &str) -> Result<Profile> {
             profile_from_row,
         )
         .optional()?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "no profile named {name:?}; `offload profile list` shows the profiles"
-            ))
-        })
+        .ok_or_else(|| Error::NotFound(format!("there is no profile named {name:?}")))
 }
 
 pub fn list(db: &Db) -> Result<Vec<Profile>> {
@@ -313,8 +316,8 @@ pub fn list(db: &Db) -> Result<Vec<Profile>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn remove(db: &Db, name: &str) -> Result<()> {
-    let profile = by_name(db, name)?;
+pub fn remove(db: &Db, id: i64) -> Result<()> {
+    let profile = get(db, id)?;
     db.transaction(|tx| {
         let live: i64 = tx.query_row(
             "SELECT count(*) FROM upload_jobs WHERE profile_id = ?1 AND state IN ('running', 'verifying')",
@@ -323,7 +326,8 @@ pub fn remove(db: &Db, name: &str) -> Result<()> {
         )?;
         if live > 0 {
             return Err(Error::Invalid(format!(
-                "profile {name:?} has {live} upload(s) in progress; pause or cancel them first (`offload jobs`)"
+                "profile {:?} has {live} upload(s) in progress; pause or cancel them first",
+                profile.name
             )));
         }
         // Uploaded media keep their remote copies; only Offload's records of them go.

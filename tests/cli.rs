@@ -259,6 +259,14 @@ fn profiles_and_backends_are_managed_and_listed() {
         "removing the default promotes another"
     );
     let other = sandbox.path("w2");
+    // A folder that is not there yet is refused, as in the window (the rule is the engine's).
+    let said = fails(
+        &sandbox,
+        &["profile", "watch", "Films", other.to_str().unwrap()],
+        2,
+    );
+    assert!(said.contains("choose an existing folder"), "{said}");
+    std::fs::create_dir_all(&other).unwrap();
     sandbox.ok(&[
         "profile",
         "watch",
@@ -334,7 +342,7 @@ fn first_run_creates_the_default_profile_watching_downloads() {
     common::wait_for("the download to land in the library", || {
         common::job_states(&sandbox.jobs()) == vec!["done"]
     });
-    let library = sandbox.json(&["backend", "list"])[0]["config"]["path"]
+    let library = sandbox.json(&["backend", "list"])[0]["location"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -354,4 +362,47 @@ fn a_second_daemon_for_the_same_data_is_refused() {
     let said = fails(&sandbox, &["run", "--no-default-profile"], 2);
     assert!(said.contains("already running"), "{said}");
     daemon.stop();
+}
+
+#[test]
+fn settings_outside_their_rules_are_refused_in_the_engines_words_and_nothing_changes() {
+    use offload::Setting;
+    let sandbox = Sandbox::new();
+    let before = sandbox.json(&["settings"]);
+    // The window shows the same rule, generated into ui/src/lib/bindings.ts from Setting::rule.
+    let refused = [
+        (vec!["stream", "--port", "80"], Setting::StreamPort),
+        (
+            vec!["settings", "--stream-port", "1023"],
+            Setting::StreamPort,
+        ),
+        (vec!["settings", "--workers", "0"], Setting::Workers),
+        (vec!["settings", "--workers", "65"], Setting::Workers),
+        (
+            vec!["settings", "--quiet-period", "25h"],
+            Setting::QuietPeriod,
+        ),
+        (
+            vec!["stream", "--url-lifetime", "200h"],
+            Setting::UrlLifetime,
+        ),
+    ];
+    for (args, setting) in refused {
+        let said = fails(&sandbox, &args, 2);
+        assert!(said.contains(&setting.rule()), "offload {args:?}: {said}");
+        common::assert_sentence(&said);
+    }
+    assert_eq!(
+        sandbox.json(&["settings"]),
+        before,
+        "a refused change stores nothing"
+    );
+
+    // One accepted change keeps every other setting as it was.
+    sandbox.ok(&["settings", "--workers", "64", "--bandwidth-limit", "5M"]);
+    let after = sandbox.json(&["settings"]);
+    assert_eq!(after["workers"], 64);
+    assert_eq!(after["bandwidth_limit"], 5 * 1024 * 1024);
+    assert_eq!(after["stream_port"], before["stream_port"]);
+    assert_eq!(after["notifications"], before["notifications"]);
 }

@@ -414,3 +414,49 @@ fn an_item_whose_file_is_gone_says_so() {
     );
     daemon.stop();
 }
+
+#[test]
+fn a_removed_item_leaves_storage_the_library_and_the_playlist_but_not_the_disk() {
+    let sandbox = Sandbox::new();
+    let (watch, library) = sandbox.home_profile(&[]);
+    std::fs::write(watch.join("kept.mp4"), b"kept").unwrap();
+    std::fs::write(watch.join("done.mp4"), b"watched, done").unwrap();
+    sandbox.upload("Home", &watch.join("kept.mp4"));
+    sandbox.upload("Home", &watch.join("done.mp4"));
+    let daemon = sandbox.daemon(&[]);
+    let done = sandbox
+        .media()
+        .iter()
+        .find(|row| row["title"] == "done")
+        .map(|row| row["item"]["id"].as_i64().unwrap())
+        .unwrap();
+    let url = media_url(&sandbox, done);
+    assert_eq!(fetch(&url, "GET", &[]).status, 200);
+
+    let said = sandbox.ok(&["media", "remove", &done.to_string()]);
+    assert!(said.contains("removed done"), "{said}");
+    assert!(!library.join("done.mp4").exists(), "the remote copy goes");
+    assert!(watch.join("done.mp4").exists(), "the local file stays");
+    let titles: Vec<_> = sandbox
+        .media()
+        .iter()
+        .map(|row| row["title"].clone())
+        .collect();
+    assert_eq!(
+        titles,
+        vec!["kept"],
+        "the window and `media list` no longer show it"
+    );
+    let playlist = sandbox.ok(&["playlist", "--profile", "Home"]);
+    assert!(!playlist.contains("done"), "{playlist}");
+    // The stream server rereads the library within a second of a change.
+    wait_for("the removed item's URL to answer 410 Gone", || {
+        fetch(&url, "GET", &[]).status == 410
+    });
+
+    let again = sandbox.run(&["media", "remove", &done.to_string()]);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already removed"), "{stderr}");
+    daemon.stop();
+}

@@ -2,7 +2,7 @@
 //! people make them: a download that finished before its account was signed in waits, then
 //! uploads once `offload backend connect` signs it in (and so does the next one); an account
 //! revoked and signed in again does the same; a backend's new key, or the folder in the bucket
-//! it names, is what the next upload uses.
+//! it names, is what the next upload uses; settings changed from another terminal apply at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -245,5 +245,59 @@ async fn a_queued_upload_goes_where_the_backend_points_when_it_starts() {
     );
     let listed = sandbox.ok(&["backend", "list"]);
     assert!(listed.contains("/new"), "{listed}");
+    daemon.stop();
+}
+
+#[test]
+fn settings_changed_from_another_terminal_apply_to_the_running_daemon() {
+    let sandbox = Sandbox::with_port_setting();
+    let (watch, library) = sandbox.home_profile(&[]);
+    let mut daemon = sandbox.daemon(&[]);
+    let first = finish_download(&watch, "first.mkv");
+    wait_until_done(&sandbox, 1);
+    let id = sandbox.media()[0]["item"]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let old_url = sandbox.ok(&["media", "url", &id]).trim().to_owned();
+    assert!(
+        old_url.contains(&format!(":{}/", sandbox.stream_port)),
+        "{old_url}"
+    );
+
+    // A new port: the running daemon moves its stream server there, and the URL follows.
+    let moved = common::s3::free_port();
+    sandbox.ok(&["stream", "--port", &moved.to_string()]);
+    wait_for("the stream server on the new port", || {
+        std::net::TcpStream::connect(("127.0.0.1", moved)).is_ok()
+    });
+    let url = sandbox.ok(&["media", "url", &id]).trim().to_owned();
+    assert_eq!(
+        url,
+        old_url.replace(&format!(":{}/", sandbox.stream_port), &format!(":{moved}/"))
+    );
+    let answer = common::s3::fetch(&url, "GET", &[]);
+    assert!(
+        answer.status == 200 && answer.body == first,
+        "{}",
+        answer.status
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", sandbox.stream_port)).is_err(),
+        "the old port is let go"
+    );
+
+    // Fewer uploads at once and a bandwidth limit: the next download still arrives, whole.
+    sandbox.ok(&["settings", "--workers", "1", "--bandwidth-limit", "50M"]);
+    let second = finish_download(&watch, "second.mkv");
+    wait_until_done(&sandbox, 2);
+    assert!(std::fs::read(library.join("second.mkv")).unwrap() == second);
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the same process runs on"
+    );
+    let log = daemon.log();
+    assert_eq!(log.matches("offload is running").count(), 1, "{log}");
+    assert!(log.contains("the settings changed"), "{log}");
     daemon.stop();
 }

@@ -189,7 +189,7 @@ fn read(path: &Path) -> String {
 /// watched folder and times the tray's first "Uploading" line.
 fn time_to_tray(desktop: &Desktop, log: &Path) -> (Duration, Duration) {
     let engine = desktop.engine();
-    offload::queue::set_bandwidth_limit(engine.db(), 16 * 1024 * 1024).expect("limit");
+    engine.set_bandwidth_limit(16 * 1024 * 1024).expect("limit");
     let profile = offload::profiles::by_name(engine.db(), offload::engine::DEFAULT_PROFILE)
         .expect("the default profile");
     let watched = offload::profiles::watch_folders(engine.db(), Some(profile.id)).expect("folders");
@@ -211,6 +211,6 @@ fn time_to_tray(desktop: &Desktop, log: &Path) -> (Duration, Duration) {
         offload::queue::list(engine.db(), &[offload::queue::JobState::Done])
             .is_ok_and(|done| !done.is_empty())
     });
-    offload::queue::set_bandwidth_limit(engine.db(), 0).expect("no limit");
+    engine.set_bandwidth_limit(0).expect("no limit");
     (seen, QUIET_PERIOD)
 }

@@ -13,16 +13,20 @@ use tauri::{AppHandle, Emitter};
 /// desktop applications").
 pub const MICROSOFT_REDIRECT: &str = "offload://oauth/microsoft";
 
-#[derive(Clone, Serialize)]
-struct AccountConnected {
+/// The `account-connected` event: a sign-in completed.
+#[derive(Clone, Serialize, ts_rs::TS)]
+pub struct AccountConnected {
     backend_id: i64,
     account: Option<String>,
 }
 
-#[derive(Clone, Serialize)]
-struct AccountFailed {
+/// The `account-failed` event: a sign-in was refused (`backend_id` is none for a link that
+/// matched no sign-in).
+#[derive(Clone, Serialize, ts_rs::TS)]
+pub struct AccountFailed {
     backend_id: Option<i64>,
     message: String,
+    action: Option<offload::Action>,
 }
 
 /// Completes every sign-in link among `urls`; other links are ignored (and never logged: a link
@@ -69,6 +73,7 @@ pub fn signed_in(app: &AppHandle, backend_id: Option<i64>, outcome: Result<Conne
                 "account-failed",
                 AccountFailed {
                     backend_id,
+                    action: error.action(),
                     message: error.to_string(),
                 },
             );

@@ -4,6 +4,7 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod bindings;
 mod commands;
 mod links;
 mod notify;
@@ -14,14 +15,12 @@ mod window;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offload::engine::DaemonOptions;
+use offload::engine::RunOverrides;
 use offload::Engine;
 use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_deep_link::DeepLinkExt as _;
 use tokio_util::sync::CancellationToken;
 
-/// Set once the welcome was dismissed; until then every launch opens the window.
-pub const SETTING_WELCOMED: &str = "app.welcomed";
 /// How long Quit waits for uploads to checkpoint before leaving anyway.
 const QUIT_GRACE: Duration = Duration::from_secs(15);
 
@@ -37,20 +36,13 @@ struct Running {
     task: tauri::async_runtime::JoinHandle<()>,
 }
 
-/// Starts the daemon with the saved settings.
+/// Starts the daemon with the saved settings (it starts again in place when they change).
 fn start_engine(app: &AppHandle) {
     let state = app.state::<AppState>();
-    let options = match DaemonOptions::from_settings(state.engine.db()) {
-        Ok(options) => options,
-        Err(error) => {
-            tracing::error!(%error, "cannot read the settings; using the defaults");
-            DaemonOptions::default()
-        }
-    };
     let shutdown = CancellationToken::new();
     let (engine, stop, handle) = (state.engine.clone(), shutdown.clone(), app.clone());
     let task = tauri::async_runtime::spawn(async move {
-        if let Err(error) = engine.run(options, stop).await {
+        if let Err(error) = engine.run(&RunOverrides::default(), stop).await {
             tracing::error!(%error, "the upload engine stopped");
             notify::show(&handle, "Offload stopped uploading", &error.to_string());
         }
@@ -78,14 +70,18 @@ async fn stop_engine(app: &AppHandle) {
     }
 }
 
-/// Applies changed settings (uploads at once, quiet period, stream port) by restarting the
-/// daemon; uploads in progress pause at a checkpoint and go on.
-pub fn restart_engine(app: &AppHandle) {
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        stop_engine(&app).await;
-        start_engine(&app);
-    });
+/// Makes the desktop start the app at login, or not.
+pub fn apply_autostart(app: &AppHandle, on: bool) -> Result<(), tauri_plugin_autostart::Error> {
+    use tauri_plugin_autostart::ManagerExt as _;
+    let autolaunch = app.autolaunch();
+    if autolaunch.is_enabled().unwrap_or(false) == on {
+        return Ok(());
+    }
+    if on {
+        autolaunch.enable()
+    } else {
+        autolaunch.disable()
+    }
 }
 
 /// Stops the daemon, then exits.
@@ -171,15 +167,16 @@ fn main() {
             register_deep_links(&handle, &engine);
             tray::start(&handle, engine.clone())?;
 
-            let welcomed = engine
-                .db()
-                .setting(SETTING_WELCOMED)
-                .ok()
-                .flatten()
-                .is_some();
+            let first_run = engine.first_run().unwrap_or(true);
             // Under WebDriver the window must be visible to be clicked.
-            if !welcomed || std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
+            if first_run || std::env::var_os("TAURI_WEBVIEW_AUTOMATION").is_some() {
                 window::show(&handle);
+            }
+            // Offload's setting is what counts: the login item follows it.
+            if let Ok(settings) = engine.settings() {
+                if let Err(error) = apply_autostart(&handle, settings.autostart) {
+                    tracing::warn!(%error, "cannot change starting at login");
+                }
             }
 
             start_engine(&handle);

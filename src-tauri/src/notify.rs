@@ -88,16 +88,11 @@ impl Announcements {
     }
 }
 
-/// "0" turns desktop notifications off.
-pub const SETTING_NOTIFICATIONS: &str = "app.notifications";
-
-pub fn enabled(db: &offload::db::Db) -> bool {
-    db.setting(SETTING_NOTIFICATIONS).ok().flatten().as_deref() != Some("0")
-}
-
-/// Shows one notification. Without a notification service (a bare X server) it is only logged.
+/// Shows one notification, unless they are switched off in the settings. Without a notification
+/// service (a bare X server) it is only logged.
 pub fn show(app: &AppHandle, title: &str, body: &str) {
-    if !enabled(app.state::<crate::AppState>().engine.db()) {
+    let settings = app.state::<crate::AppState>().engine.settings();
+    if settings.is_ok_and(|settings| !settings.notifications) {
         return;
     }
     if let Err(error) = app.notification().builder().title(title).body(body).show() {

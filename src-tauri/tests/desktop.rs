@@ -369,10 +369,32 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     window.find("[data-testid=save-settings]").await;
     window.screenshot("settings").await;
 
+    // A port below 1024 is refused as the person types, in the engine's words (the CLI's too).
+    window.type_into("[data-testid=settings-port]", "80").await;
+    let refusal = window
+        .text_until(
+            "[data-testid=set-port-message]",
+            "the port's rule",
+            |text| !text.is_empty(),
+        )
+        .await;
+    let rule = offload::Setting::StreamPort.rule();
+    assert_eq!(
+        refusal,
+        format!("T{}.", &rule[1..]),
+        "the engine says {rule:?}"
+    );
+
     // A new stream port applies at once: the engine restarts on it.
     let new_port = harness::free_port();
     window
         .type_into("[data-testid=settings-port]", &new_port.to_string())
+        .await;
+    window
+        .type_into("[data-testid=settings-workers]", "3")
+        .await;
+    window
+        .type_into("[data-testid=settings-bandwidth]", "5")
         .await;
     // Starting at login is off until switched on: then the desktop's autostart entry exists.
     let autostart = desktop.path("home/.config/autostart");
@@ -394,6 +416,34 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     let (status, body) = s3::http(&url, "GET", &[]);
     assert_eq!(status, 200, "{url}");
     assert!(body == bytes, "the new port serves the same file");
+    // What the window stored is what the same change made with the command line stores.
+    let by_cli = tempfile::tempdir().unwrap();
+    let port = new_port.to_string();
+    harness::cli(
+        by_cli.path(),
+        &[
+            "settings",
+            "--stream-port",
+            &port,
+            "--workers",
+            "3",
+            "--bandwidth-limit",
+            "5M",
+            "--quiet-period",
+            "1s",
+            "--autostart",
+            "on",
+        ],
+    );
+    let by_window = harness::stored_settings(&desktop.path("data"));
+    assert_eq!(by_window, harness::stored_settings(by_cli.path()));
+    assert!(
+        by_window.contains(&(
+            "queue.bandwidth_limit".into(),
+            (5 * 1024 * 1024).to_string()
+        )),
+        "{by_window:?}"
+    );
 
     // Remove, after a confirmation: the remote copy goes, and so does the stream.
     window.click("[data-testid=nav-library]").await;
@@ -411,6 +461,13 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
         "the removed item's stream URL to say it is gone (410)",
         || s3::http(&url, "GET", &[]).0 == 410,
     );
+    window
+        .text_until(
+            "[data-testid=library-item]",
+            "the removed film to leave the window's library",
+            |text| !text.contains("Night Walk"),
+        )
+        .await;
     assert!(
         watched.join("Night.Walk.2024.mkv").exists(),
         "the local file stays"

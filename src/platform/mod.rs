@@ -3,11 +3,11 @@
 //! `windows.rs`. Nothing outside this module may use `std::os::*` or name an OS in a `cfg`
 //! (`scripts/check-layers` fails the test command when something does).
 //!
-//! What is here: positioned reads (the stream server serves ranges with them), making a rename
-//! durable (directory fsync), opening a URL with the desktop's handler, the limits of the OS's file
-//! watching and how to raise them, the signals that stop the daemon, and where the data, downloads
-//! and videos folders are. File locks need nothing here: `std::fs::File::lock` is the same call on
-//! every OS.
+//! What is here: positioned reads (the stream server serves ranges with them), opening a URL
+//! with the desktop's handler, the limits of the OS's file watching and how to raise them, the
+//! signals that stop the daemon, and where the data, downloads and videos folders are. Needing
+//! nothing here: file locks (`std::fs::File::lock` is one call on every OS) and making a rename
+//! durable (the local backend fsyncs the folder where the OS lets a folder be opened).
 
 #[cfg(unix)]
 mod unix;

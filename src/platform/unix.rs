@@ -11,12 +11,6 @@ pub fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<u
     file.read_at(buffer, offset)
 }
 
-/// Makes the entries of `dir` (a rename into it) durable: on Unix a directory entry lives in the
-/// directory, which needs its own fsync.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Hands `target` (a URL or a file) to the desktop: a browser for a sign-in page, the default
 /// player for a stream URL. Returns once the opener has started.
 pub fn open(target: &str) -> std::io::Result<()> {

@@ -12,12 +12,6 @@ pub fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<u
     file.seek_read(buffer, offset)
 }
 
-/// A rename on NTFS is as durable as the file system makes it; a directory cannot be opened as
-/// a file to be flushed.
-pub fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
 /// Hands `target` (a URL or a file) to the desktop's default handler.
 pub fn open(target: &str) -> std::io::Result<()> {
     Command::new("explorer")

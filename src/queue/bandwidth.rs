@@ -1,16 +1,12 @@
 //! The bandwidth limit: a token bucket every transfer of a process draws from, whose limit can
-//! change while it runs (`offload limit`, the window's Settings).
+//! change while it runs (`offload limit`, the window's Settings; read with
+//! `settings::bandwidth_limit`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-
-use crate::db::Db;
-use crate::error::Result;
-
-pub const SETTING_BANDWIDTH: &str = "queue.bandwidth_limit";
 
 /// A token bucket shared by all transfers of a process; the limit can change while it runs.
 #[derive(Default)]
@@ -52,20 +48,6 @@ impl Bandwidth {
             tokio::time::sleep_until(at).await;
         }
     }
-}
-
-/// Sets the queue-wide bandwidth limit in bytes per second (0: none). Running uploads pick it up
-/// within a second.
-pub fn set_bandwidth_limit(db: &Db, bytes_per_second: u64) -> Result<()> {
-    db.set_setting(SETTING_BANDWIDTH, &bytes_per_second.to_string())?;
-    Ok(())
-}
-
-pub fn bandwidth_limit(db: &Db) -> Result<u64> {
-    Ok(db
-        .setting(SETTING_BANDWIDTH)?
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(0))
 }
 
 #[cfg(test)]

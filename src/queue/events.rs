@@ -8,7 +8,7 @@ use super::JobState;
 use crate::error::Action;
 
 /// What the queue tells the command line, the tray and the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Queued {
@@ -29,7 +29,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct Progress {
     pub job_id: i64,
     pub bytes_done: u64,

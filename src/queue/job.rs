@@ -17,7 +17,7 @@ use crate::storage::RemotePath;
 /// The queue-wide pause: nothing new starts while it is set.
 pub const SETTING_PAUSED: &str = "queue.paused";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -82,7 +82,7 @@ impl fmt::Display for JobState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Job {
     pub id: i64,
     pub profile_id: i64,
@@ -249,7 +249,7 @@ pub fn get(db: &Db, id: i64) -> Result<Job> {
             job_from_row,
         )
         .optional()?
-        .ok_or_else(|| Error::NotFound(format!("no upload job {id}; `offload jobs` lists them")))
+        .ok_or_else(|| Error::NotFound(format!("there is no upload job {id}")))
 }
 
 /// Jobs, newest first; `states` empty means all.

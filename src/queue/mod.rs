@@ -33,7 +33,7 @@ use crate::error::{Action, Result};
 use crate::library;
 use crate::storage::{ErrorKind, RemotePath, StorageError, UploadRequest};
 
-pub use bandwidth::{bandwidth_limit, set_bandwidth_limit, Bandwidth, SETTING_BANDWIDTH};
+pub use bandwidth::Bandwidth;
 pub use events::{Event, Progress};
 pub use job::{
     backend_changed, cancel, enqueue, get, is_paused_globally, list, pause, release_reservations,
@@ -118,7 +118,7 @@ impl Queue {
     ) -> Result<Queue> {
         let owner = OwnerLock::acquire(owners_dir)?;
         let bandwidth = Bandwidth::default();
-        bandwidth.set_limit(bandwidth_limit(&db)?);
+        bandwidth.set_limit(crate::settings::bandwidth_limit(&db)?);
         Ok(Queue {
             inner: Arc::new(Inner {
                 backends,
@@ -198,7 +198,7 @@ impl Queue {
     fn dispatch(&self, workers: &mut JoinSet<()>) -> Option<Instant> {
         let inner = &self.inner;
         // A wake-up may come from `offload limit`: new transfers start under the new limit.
-        if let Ok(limit) = bandwidth_limit(&inner.db) {
+        if let Ok(limit) = crate::settings::bandwidth_limit(&inner.db) {
             inner.bandwidth.set_limit(limit);
         }
         match is_paused_globally(&inner.db) {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::progress::Meter;
-use super::{bandwidth, is_paused_globally, Event, Inner, Job, Progress};
+use super::{is_paused_globally, Event, Inner, Job, Progress};
 use crate::db::now_ms;
 use crate::storage::{BackendKind, ErrorKind, Operation, StorageError, Transfer};
 
@@ -130,7 +130,7 @@ impl JobTransfer {
         if is_paused_globally(db).unwrap_or(false) {
             self.control.request(Stop::Yield);
         }
-        if let Ok(limit) = bandwidth::bandwidth_limit(db) {
+        if let Ok(limit) = crate::settings::bandwidth_limit(db) {
             self.inner.bandwidth.set_limit(limit);
         }
         if !self.job.file_unchanged() {

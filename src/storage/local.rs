@@ -187,15 +187,19 @@ pub async fn checksum_of(path: &Path) -> std::io::Result<(u64, Checksum)> {
     Ok((size, hasher.finish()))
 }
 
-/// Makes a rename durable: the directory entry lives in the parent (see `platform::sync_dir`).
+/// Makes a rename durable: on Unix the directory entry lives in the parent, which needs its own
+/// fsync. Windows cannot open a directory as a file, so there this fails and the rename is as
+/// durable as NTFS makes it.
 async fn sync_parent(path: &Path) {
-    let Some(parent) = path.parent().map(Path::to_owned) else {
+    let Some(parent) = path.parent() else {
         return;
     };
-    match tokio::task::spawn_blocking(move || crate::platform::sync_dir(&parent)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::debug!(%error, "fsync of the library folder failed"),
-        Err(error) => tracing::debug!(%error, "fsync of the library folder did not finish"),
+    let synced = match fs::File::open(parent).await {
+        Ok(dir) => dir.sync_all().await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = synced {
+        tracing::debug!(%error, "fsync of the library folder failed");
     }
 }
 

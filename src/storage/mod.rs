@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 pub use path::{PathError, RemotePath};
 
 /// The kinds of storage Offload knows, as stored in `storage_backends.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     Local,
@@ -124,7 +124,7 @@ pub enum ErrorKind {
 }
 
 /// A part of a backend's settings a person may have to correct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     /// The local library folder.
@@ -162,7 +162,7 @@ impl FieldError {
 
 /// What would fix a failure, as far as storage can tell: data, so that each shell says it in
 /// its own words (the command line names a command and its flag, the window a button or field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "fix", content = "field", rename_all = "kebab-case")]
 pub enum Fix {
     /// Correct this part of the backend's settings.
@@ -370,7 +370,7 @@ pub enum StreamTarget {
 
 /// One line of a connection test: what was checked, what was found, and (for a failed check)
 /// what would fix it where that is known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
@@ -379,7 +379,7 @@ pub struct Check {
 }
 
 /// A connection test's findings, in words a person can act on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct ConnectionReport {
     pub checks: Vec<Check>,
 }

@@ -20,110 +20,39 @@ pub mod token;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::db::Db;
-use crate::error::{Error, Result};
 use crate::library::LibraryItem;
 use crate::secrets::MasterKey;
+use crate::settings::Settings;
 use token::{Subject, TokenKey};
 
 pub use playlist::playlist;
 pub use server::StreamServer;
 
-/// The port stream URLs use unless the user picks another. Fixed, so URLs saved in a player or
-/// a playlist keep working after a restart.
-pub const DEFAULT_PORT: u16 = 39240;
-/// How long a presigned URL minted for one playback lives: long enough for a film watched with
-/// pauses (players keep seeking on the URL they were redirected to), short enough that one
-/// copied out of a player's history is dead the same day. The provider's maximum caps it.
-pub const DEFAULT_URL_LIFETIME: Duration = Duration::from_secs(4 * 3600);
-
-const SETTING_PORT: &str = "stream.port";
-const SETTING_BIND: &str = "stream.bind";
-const SETTING_URL_LIFETIME: &str = "stream.url_lifetime_secs";
 /// Overrides the port setting for one process (tests, a second data folder).
 pub const PORT_ENV: &str = "OFFLOAD_STREAM_PORT";
 
 /// Where the stream server listens and how it mints URLs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
     /// Loopback unless the user explicitly chose another address.
     pub bind: IpAddr,
     pub port: u16,
-    #[serde(with = "seconds")]
     pub url_lifetime: Duration,
 }
 
-mod seconds {
-    pub fn serialize<S: serde::Serializer>(
-        value: &std::time::Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(value.as_secs())
-    }
-}
-
-impl Default for StreamSettings {
-    fn default() -> StreamSettings {
-        StreamSettings {
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: DEFAULT_PORT,
-            url_lifetime: DEFAULT_URL_LIFETIME,
-        }
-    }
-}
-
 impl StreamSettings {
-    pub fn load(db: &Db) -> Result<StreamSettings> {
-        let defaults = StreamSettings::default();
-        let damaged = |key: &str, value: &str| {
-            Error::Invalid(format!(
-                "the setting {key} holds {value:?}, which is not valid; set it again with `offload stream`"
-            ))
-        };
-        let port = match std::env::var(PORT_ENV) {
-            Ok(value) => value
-                .trim()
-                .parse()
-                .map_err(|_| damaged(PORT_ENV, &value))?,
-            Err(_) => match db.setting(SETTING_PORT)? {
-                Some(value) => value.parse().map_err(|_| damaged(SETTING_PORT, &value))?,
-                None => defaults.port,
-            },
-        };
-        let bind = match db.setting(SETTING_BIND)? {
-            Some(value) => value.parse().map_err(|_| damaged(SETTING_BIND, &value))?,
-            None => defaults.bind,
-        };
-        let url_lifetime = match db.setting(SETTING_URL_LIFETIME)? {
-            Some(value) => Duration::from_secs(
-                value
-                    .parse()
-                    .map_err(|_| damaged(SETTING_URL_LIFETIME, &value))?,
-            ),
-            None => defaults.url_lifetime,
-        };
-        Ok(StreamSettings {
-            bind,
+    /// Where the server listens and how long its URLs live, by the settings; `OFFLOAD_STREAM_PORT`
+    /// overrides the port for this process.
+    pub fn from_settings(settings: &Settings) -> StreamSettings {
+        let port = std::env::var(PORT_ENV)
+            .ok()
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(settings.stream_port);
+        StreamSettings {
+            bind: settings.stream_bind,
             port,
-            url_lifetime,
-        })
-    }
-
-    pub fn save(&self, db: &Db) -> Result<()> {
-        if self.url_lifetime < Duration::from_secs(1) {
-            return Err(Error::Invalid(
-                "the URL lifetime must be at least one second".into(),
-            ));
+            url_lifetime: settings.url_lifetime(),
         }
-        db.set_setting(SETTING_PORT, &self.port.to_string())?;
-        db.set_setting(SETTING_BIND, &self.bind.to_string())?;
-        db.set_setting(
-            SETTING_URL_LIFETIME,
-            &self.url_lifetime.as_secs().to_string(),
-        )?;
-        Ok(())
     }
 
     pub fn address(&self) -> SocketAddr {

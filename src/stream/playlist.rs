@@ -76,7 +76,7 @@ mod tests {
     fn lists_uploaded_items_with_titles_and_groups() {
         let links = Links::new(
             &MasterKey::from_bytes([1; 32], KeySource::Environment),
-            &StreamSettings::default(),
+            &StreamSettings::from_settings(&crate::settings::Settings::default()),
         );
         let entries = [
             entry(

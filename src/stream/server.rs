@@ -19,7 +19,7 @@ use super::token::Subject;
 use super::{file, plain, playlist, proxy, Links, StreamSettings};
 use crate::backends::{OpenBackends, TokenSources};
 use crate::db::{ChangeCheck, Db, Revision};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Setting};
 use crate::library::{self, LibraryEntry, LibraryItem};
 use crate::secrets::{MasterKey, Vault};
 use crate::storage::{ErrorKind, RemotePath, StorageError, StreamTarget};
@@ -138,24 +138,29 @@ impl StreamServer {
 }
 
 fn bind_error(address: SocketAddr, error: std::io::Error) -> Error {
-    match error.kind() {
-        std::io::ErrorKind::AddrInUse => Error::Invalid(format!(
-            "the stream server cannot listen on {address}: another program (or another Offload with \
-             its own data folder) uses port {}. Pick a free port with `offload stream --port N` \
-             (setting stream.port).",
-            address.port()
-        )),
-        std::io::ErrorKind::AddrNotAvailable => Error::Invalid(format!(
-            "the stream server cannot listen on {address}: {} is not an address of this machine. \
-             Set another with `offload stream --bind ADDRESS` (setting stream.bind).",
-            address.ip()
-        )),
-        std::io::ErrorKind::PermissionDenied => Error::Invalid(format!(
-            "the stream server cannot listen on {address}: ports below 1024 need privileges. Pick a \
-             port above 1024 with `offload stream --port N` (setting stream.port)."
-        )),
-        _ => Error::io(format!("the stream server cannot listen on {address}"), error),
-    }
+    let (setting, message) = match error.kind() {
+        std::io::ErrorKind::AddrInUse => (
+            Setting::StreamPort,
+            format!(
+                "the stream server cannot listen on {address}: another program (or another Offload \
+                 with its own data folder) uses port {}",
+                address.port()
+            ),
+        ),
+        std::io::ErrorKind::AddrNotAvailable => (
+            Setting::StreamBind,
+            format!(
+                "the stream server cannot listen on {address}: {} is not an address of this computer",
+                address.ip()
+            ),
+        ),
+        std::io::ErrorKind::PermissionDenied => (
+            Setting::StreamPort,
+            format!("the stream server cannot listen on {address}: ports below 1024 need administrator rights"),
+        ),
+        _ => return Error::io(format!("the stream server cannot listen on {address}"), error),
+    };
+    Error::Setting { setting, message }
 }
 
 /// Every request: the `Host` check, then the log line (no query string, so no token).
@@ -435,7 +440,7 @@ fn storage_failure(error: &StorageError) -> Response {
         ),
         ErrorKind::Unauthenticated | ErrorKind::PermissionDenied | ErrorKind::Config => (
             StatusCode::BAD_GATEWAY,
-            "The storage refused access; check the backend with `offload backend test`.",
+            "The storage refused access; test this storage in Offload to see why.",
         ),
         _ if error.is_temporary() => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -681,9 +681,10 @@ where
 }
 
 fn normalise_root(root: &Path) -> PathBuf {
-    // Event paths come back in canonical form on some platforms (macOS), so
-    // prefix matching needs the canonical root.
-    std::fs::canonicalize(root)
+    // Event paths come back in canonical form on some platforms (macOS), so prefix matching
+    // needs the canonical root; on Windows without the `\\?\` prefix std adds, or the root
+    // would not match the paths `offload upload` and the window record.
+    dunce::canonicalize(root)
         .or_else(|_| std::path::absolute(root))
         .unwrap_or_else(|_| root.to_path_buf())
 }

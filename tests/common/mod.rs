@@ -25,6 +25,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     /// The stream server's port for this sandbox's daemons, so parallel tests do not collide.
     pub stream_port: u16,
+    /// Whether that port is given as `OFFLOAD_STREAM_PORT` (else it is the saved setting).
+    port_in_env: bool,
 }
 
 /// The master key every sandbox uses (base64 of 32 bytes).
@@ -35,7 +37,19 @@ impl Sandbox {
         Sandbox {
             dir: tempfile::tempdir().expect("temp dir"),
             stream_port: s3::free_port(),
+            port_in_env: true,
         }
+    }
+
+    /// A sandbox whose stream port is the saved setting, as a person's is, so that changing the
+    /// setting moves it.
+    pub fn with_port_setting() -> Sandbox {
+        let sandbox = Sandbox {
+            port_in_env: false,
+            ..Sandbox::new()
+        };
+        sandbox.ok(&["stream", "--port", &sandbox.stream_port.to_string()]);
+        sandbox
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -57,8 +71,12 @@ impl Sandbox {
             .env("OFFLOAD_LOG", "offload=debug")
             // Sealing S3 secrets needs a master key; the keychain has its own tests.
             .env("OFFLOAD_MASTER_KEY", MASTER_KEY)
-            .env("OFFLOAD_STREAM_PORT", self.stream_port.to_string())
             .stdin(Stdio::null());
+        if self.port_in_env {
+            command.env("OFFLOAD_STREAM_PORT", self.stream_port.to_string());
+        } else {
+            command.env_remove("OFFLOAD_STREAM_PORT");
+        }
         command
     }
 

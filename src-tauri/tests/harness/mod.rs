@@ -70,15 +70,16 @@ impl Desktop {
             _dbus: Process(dbus),
         };
         std::fs::create_dir_all(desktop.path("home/Downloads")).unwrap();
-        // The stream port is a setting (not OFFLOAD_STREAM_PORT), so the Settings view can change it.
+        // The stream port is a setting (not OFFLOAD_STREAM_PORT), so the Settings view can change
+        // it; a short quiet period, so a file dropped whole counts as finished within a second.
         let engine = desktop.engine();
-        let mut stream =
-            offload::stream::StreamSettings::load(engine.db()).expect("stream settings");
-        stream.port = desktop.stream_port;
-        stream.save(engine.db()).expect("save the stream port");
-        // A short quiet period: a file dropped whole counts as finished within a second.
-        offload::engine::DaemonOptions::save_tuning(engine.db(), 2, Duration::from_secs(1))
-            .expect("save settings");
+        engine
+            .change_settings(|settings| {
+                settings.stream_port = desktop.stream_port;
+                settings.workers = 2;
+                settings.quiet_period_secs = 1;
+            })
+            .expect("save the settings");
         desktop
     }
 
@@ -192,4 +193,51 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port()
+}
+
+/// The `offload` command line, which the workspace's tests build beside the app.
+fn cli_binary() -> PathBuf {
+    let cli = Path::new(APP).with_file_name(format!("offload{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        cli.exists(),
+        "{} is missing: the test command builds the whole workspace (cargo test --workspace)",
+        cli.display()
+    );
+    cli
+}
+
+/// Runs `offload args…` on the data folder `data`, as a person at a terminal would; its stdout.
+pub fn cli(data: &Path, args: &[&str]) -> String {
+    let output = Command::new(cli_binary())
+        .args(args)
+        .env("OFFLOAD_DATA_DIR", data)
+        .env("OFFLOAD_MASTER_KEY", MASTER_KEY)
+        .env_remove("OFFLOAD_STREAM_PORT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run offload");
+    assert!(
+        output.status.success(),
+        "offload {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The settings rows of the database in `data`, as stored.
+pub fn stored_settings(data: &Path) -> Vec<(String, String)> {
+    let engine = offload::Engine::open(data).expect("open the data folder");
+    let db = engine.db().lock();
+    let mut rows = db
+        .prepare(
+            "SELECT key, value FROM settings
+             WHERE key LIKE 'queue.%' OR key LIKE 'watch.%' OR key LIKE 'stream.%'
+                OR key IN ('app.notifications', 'app.autostart')
+             ORDER BY key",
+        )
+        .expect("query");
+    rows.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
 }

@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The S3-compatible services Offload knows by name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(rename = "S3Provider")]
 pub enum Provider {
     Aws,
     R2,
@@ -18,7 +19,8 @@ pub enum Provider {
 }
 
 /// A provider's defaults, as a form shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(rename = "S3Preset")]
 pub struct Preset {
     pub provider: Provider,
     pub label: &'static str,

@@ -5,181 +5,45 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 
-export type JobState = "queued" | "running" | "verifying" | "done" | "failed" | "paused" | "cancelled";
-export type LibraryItem = { kind: "media" | "episode"; id: number };
-export type BackendKind = "local" | "s3" | "google-drive" | "onedrive";
-export type S3Provider = "aws" | "r2" | "b2" | "wasabi" | "minio" | "garage" | "other";
-export type AfterUpload = { policy: "keep" } | { policy: "delete" } | { policy: "move"; dir: string };
+import type {
+  AccountConnected,
+  AccountFailed,
+  AfterUpload,
+  BackendKind,
+  BackendView,
+  ConnectionReport,
+  Event,
+  Job,
+  LibraryItem,
+  LibraryRow,
+  NewBackend,
+  Overview,
+  ProfileView,
+  Progress,
+  S3Preset,
+  Settings,
+} from "./bindings";
 
-export interface Job {
-  id: number;
-  profile_id: number;
-  backend_id: number;
-  watch_folder_id: number | null;
-  local_path: string;
-  size: number;
-  remote_path: string;
-  state: JobState;
-  bytes_done: number;
-  attempts: number;
-  last_error: string | null;
-  library_item: LibraryItem | null;
-  created_at: number; // ms since the epoch
-  updated_at: number;
-  finished_at: number | null;
-}
-
-/** `upload-progress` event payload. */
-export interface Progress {
-  job_id: number;
-  bytes_done: number;
-  total: number;
-  rate: number; // bytes per second, smoothed
-  eta_seconds: number | null;
-}
-
-/** `upload-state` event payload (the engine's queue events other than progress). */
-export type JobEvent =
-  | { type: "queued"; job_id: number; local_path: string }
-  | { type: "state"; job_id: number; state: JobState; message: string | null };
-
-export interface LibraryEntry {
-  item: LibraryItem;
-  profile_id: number;
-  title: string;
-  series: string | null;
-  season: number | null;
-  episode: number | null;
-  file_path: string | null;
-  storage_backend_id: number | null;
-  storage_path: string | null;
-  size: number | null;
-  content_type: string | null;
-  status: string; // "uploaded", "removed", ...
-  uploaded_at: number | null;
-  /** The stable http://127.0.0.1:PORT/... URL a player opens. */
-  stream_url: string;
-}
-
-export interface WatchFolder {
-  id: number;
-  profile_id: number;
-  path: string;
-  recursive: boolean;
-  include: string[];
-  exclude: string[];
-}
-
-export interface Profile {
-  id: number;
-  name: string;
-  remote_template: string;
-  after_upload: AfterUpload;
-  created_at: number;
-  watch_folders: WatchFolder[];
-  /** The profile's library as a playlist a player opens. */
-  playlist_url: string;
-}
-
+// The shapes are generated from the engine's and the shell's Rust types (./bindings.ts); the
+// names the views use for them:
+export type * from "./bindings";
 /** A backend as the Storage tab lists it. */
-export interface Backend {
-  id: number;
-  profile_id: number;
-  name: string;
-  kind: BackendKind;
-  is_default: boolean;
-  /** One line, no secrets: a folder, "s3://bucket/prefix at endpoint", "drive root". */
-  location: string;
-  /** "ready" (local/S3), "connected", "not-signed-in", "disconnected". */
-  status: "ready" | "connected" | "not-signed-in" | "disconnected";
-  account: string | null;
-  /** Why it is disconnected, in words. */
-  message: string | null;
-}
+export type Backend = BackendView;
+/** A profile with its watched folders and playlist. */
+export type Profile = ProfileView;
+/** An item of the library, with the URL a player opens. */
+export type LibraryEntry = LibraryRow;
+/** `upload-state` event payload: the queue's events other than progress. */
+export type JobEvent = Extract<Event, { type: "queued" } | { type: "state" }>;
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-export interface ConnectionReport {
-  checks: Check[];
-}
-
-/** What the storage form sends. Secrets travel only in this call and are sealed by the engine;
- * with `id`, it changes that backend, and an empty secret keeps the stored one. */
-export interface BackendForm {
-  id?: number;
-  profile_id: number;
-  name: string;
-  kind: BackendKind;
-  make_default: boolean;
-  // local
-  path?: string | null;
-  // s3
-  provider?: S3Provider;
-  endpoint?: string | null;
-  region?: string | null;
-  bucket?: string | null;
-  access_key_id?: string | null;
-  secret_access_key?: string | null;
-  prefix?: string | null;
-  public_url?: string | null;
-  path_style?: boolean;
-  // google-drive / onedrive
-  client_id?: string | null;
-  client_secret?: string | null;
-  folder_id?: string | null;
-  // google-drive / onedrive, set from the command line (national clouds); kept as they are
-  chunk_size?: number | null;
-  auth_url?: string | null;
-  token_url?: string | null;
-  api_base?: string | null;
-}
+/** What the storage form sends: the fields of the chosen kind. Secrets travel only in this call
+ * and are sealed by the engine; with `id`, it changes that backend, and an empty secret keeps
+ * the stored one. */
+export type BackendForm = Pick<NewBackend, "profile_id" | "name" | "make_default"> &
+  Partial<Omit<NewBackend, "kind">> & { kind: BackendKind };
 
 /** A stored backend's settings as the form changes them; never its secrets. */
 export type StoredBackendForm = Omit<BackendForm, "id" | "profile_id" | "name" | "make_default">;
-
-/** One S3 preset: what the form pre-fills and which fields it asks for. */
-export interface S3Preset {
-  provider: S3Provider;
-  label: string; // "Amazon S3", "Cloudflare R2", ...
-  endpoint_template: string | null; // e.g. "https://{account}.r2.cloudflarestorage.com"
-  default_region: string | null;
-  path_style: boolean;
-  needs_endpoint: boolean;
-}
-
-export interface Settings {
-  workers: number; // uploads at once, 1..=16
-  bandwidth_limit: number; // bytes per second, 0 = unlimited
-  quiet_period_secs: number; // how long a file must hold still
-  stream_port: number;
-  notifications: boolean;
-  autostart: boolean;
-}
-
-export interface Overview {
-  /** True until the welcome has been dismissed once. */
-  first_run: boolean;
-  data_dir: string;
-  library_dir: string;
-  stream_port: number;
-}
-
-/** `account-connected` / `account-failed` event payloads after `connect_backend`. */
-export interface AccountConnected {
-  backend_id: number;
-  account: string | null;
-}
-export interface AccountFailed {
-  /** null when a deep link that matched no sign-in was refused. */
-  backend_id: number | null;
-  message: string;
-}
-
-/** A rejected command: the engine's message, in words a person can act on. */
-export type CommandError = string;
 
 export const api = {
   overview: () => invoke<Overview>("overview"),
@@ -193,13 +57,13 @@ export const api = {
   retryJob: (id: number) => invoke<void>("retry_job", { id }),
   cancelJob: (id: number) => invoke<void>("cancel_job", { id }),
 
-  listLibrary: (profile_id: number | null) => invoke<LibraryEntry[]>("list_library", { profile_id }),
+  listLibrary: (profile_id: number | null) => invoke<LibraryRow[]>("list_library", { profile_id }),
   removeLibraryItem: (item: LibraryItem) => invoke<void>("remove_library_item", { item }),
   /** Opens a URL (stream URL, playlist, sign-in page) in the desktop's default handler. */
   openUrl: (url: string) => invoke<void>("open_url", { url }),
 
-  listProfiles: () => invoke<Profile[]>("list_profiles"),
-  createProfile: (name: string) => invoke<Profile>("create_profile", { name }),
+  listProfiles: () => invoke<ProfileView[]>("list_profiles"),
+  createProfile: (name: string) => invoke<ProfileView>("create_profile", { name }),
   renameProfile: (id: number, name: string) => invoke<void>("rename_profile", { id, name }),
   deleteProfile: (id: number) => invoke<void>("delete_profile", { id }),
   updateProfile: (id: number, remote_template: string, after_upload: AfterUpload) =>
@@ -213,14 +77,14 @@ export const api = {
     invoke<void>("add_watch_folder", { profile_id, path, include, exclude }),
   removeWatchFolder: (id: number) => invoke<void>("remove_watch_folder", { id }),
 
-  listBackends: (profile_id: number | null) => invoke<Backend[]>("list_backends", { profile_id }),
+  listBackends: (profile_id: number | null) => invoke<BackendView[]>("list_backends", { profile_id }),
   s3Presets: () => invoke<S3Preset[]>("s3_presets"),
   /** Tests an unsaved form (S3: credentials, bucket, write/read/delete of a probe object). */
   testBackendForm: (form: BackendForm) => invoke<ConnectionReport>("test_backend_form", { form }),
-  addBackend: (form: BackendForm) => invoke<Backend>("add_backend", { form }),
+  addBackend: (form: BackendForm) => invoke<BackendView>("add_backend", { form }),
   backendForm: (id: number) => invoke<StoredBackendForm>("backend_form", { id }),
   /** New settings for backend `form.id`; the running engine uses them for its next upload. */
-  updateBackend: (form: BackendForm & { id: number }) => invoke<Backend>("update_backend", { form }),
+  updateBackend: (form: BackendForm & { id: number }) => invoke<BackendView>("update_backend", { form }),
   testBackend: (id: number) => invoke<ConnectionReport>("test_backend", { id }),
   setDefaultBackend: (id: number) => invoke<void>("set_default_backend", { id }),
   removeBackend: (id: number) => invoke<void>("remove_backend", { id }),

@@ -63,13 +63,14 @@ describe("helpers", () => {
     expect(percent(0, 0)).toBe(0);
   });
   it("words the backend status badge", () => {
-    expect(backendStatusText({ status: "ready", account: null, message: null })).toBe("Ready");
-    expect(backendStatusText({ status: "connected", account: "me@example.com", message: null })).toBe(
+    const backend = { id: 1, profile_id: 1, name: "Drive", kind: "google-drive", is_default: true, location: "drive root" } as const;
+    expect(backendStatusText({ ...backend, status: "ready" })).toBe("Ready");
+    expect(backendStatusText({ ...backend, status: "connected", account: "me@example.com" })).toBe(
       "Connected as me@example.com",
     );
-    expect(backendStatusText({ status: "connected", account: null, message: null })).toBe("Connected");
-    expect(backendStatusText({ status: "not-signed-in", account: null, message: null })).toBe("Not signed in");
-    expect(backendStatusText({ status: "disconnected", account: null, message: "token revoked" })).toBe(
+    expect(backendStatusText({ ...backend, status: "connected", account: null })).toBe("Connected");
+    expect(backendStatusText({ ...backend, status: "not-signed-in" })).toBe("Not signed in");
+    expect(backendStatusText({ ...backend, status: "disconnected", reason: "token revoked" })).toBe(
       "Disconnected: token revoked",
     );
   });

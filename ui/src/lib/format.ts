@@ -1,7 +1,7 @@
 // Human-readable numbers for the window. Binary units throughout, because file managers on
 // every desktop Offload targets report sizes that way and the numbers should match.
 
-import type { Backend, BackendKind } from "./api";
+import type { Action, Backend, BackendKind, Field, Problem, Setting } from "./api";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -77,15 +77,72 @@ export function plural(count: number, one: string, many: string = `${one}s`): st
   return `${count} ${count === 1 ? one : many}`;
 }
 
-/** A rejected command arrives as the engine's message; anything else is a bug worth showing as-is. */
-export function errorText(error: unknown): string {
+/** What each part of a backend's settings is called in the storage form. */
+export const FIELD_LABELS: Record<Field, string> = {
+  path: "folder",
+  endpoint: "endpoint",
+  region: "region",
+  bucket: "bucket",
+  access_key_id: "access key id",
+  secret_access_key: "secret access key",
+  prefix: "folder inside the bucket",
+  public_url: "public address",
+  folder_id: "folder id",
+  client_id: "client id",
+  client_secret: "client secret",
+  chunk_size: "chunk size",
+};
+
+/** What each setting is called in Settings. */
+export const SETTING_LABELS: Record<Setting, string> = {
+  workers: "Uploads at once",
+  quiet_period: "Quiet period",
+  bandwidth_limit: "Bandwidth limit",
+  stream_port: "Stream port",
+  stream_bind: "Stream address",
+  url_lifetime: "Stream URL lifetime",
+};
+
+/** What to do about a failure, as the window says it: the button to press or the field to
+ * correct. `names` gives backends' names by id, where the view has them. */
+export function actionText(action: Action, names?: Map<number, string>): string {
+  const named = (id: number | null) => {
+    const name = id === null ? undefined : names?.get(id);
+    return name ? ` of “${name}”` : "";
+  };
+  switch (action.do) {
+    case "sign-in": {
+      const name = names?.get(action.backend_id);
+      return `Sign in again: press Connect${name ? ` for “${name}”` : ""} in Storage.`;
+    }
+    case "change-backend":
+      return action.backend_id === null
+        ? `Correct the ${FIELD_LABELS[action.field]}.`
+        : `Correct the ${FIELD_LABELS[action.field]}${named(action.backend_id)}: Change it in Storage.`;
+    case "change-setting":
+      return `Choose another ${SETTING_LABELS[action.setting].toLowerCase()} in Settings.`;
+    case "set-clock":
+      return "Set this computer's clock (turn on automatic date and time).";
+    case "free-space":
+      return "Free some space where the files go.";
+  }
+}
+
+function isProblem(error: unknown): error is Problem {
+  return typeof error === "object" && error !== null && typeof (error as Problem).message === "string";
+}
+
+/** A refused command arrives as the engine's sentence and what to do about it; anything else is a
+ * bug worth showing as it is. */
+export function errorText(error: unknown, names?: Map<number, string>): string {
+  if (isProblem(error)) return error.action ? `${error.message}. ${actionText(error.action, names)}` : error.message;
   if (typeof error === "string") return error;
   if (error instanceof Error) return error.message;
   return String(error);
 }
 
 /** The Storage tab's status badge wording. */
-export function backendStatusText(backend: Pick<Backend, "status" | "account" | "message">): string {
+export function backendStatusText(backend: Backend): string {
   switch (backend.status) {
     case "ready":
       return "Ready";
@@ -94,7 +151,7 @@ export function backendStatusText(backend: Pick<Backend, "status" | "account" | 
     case "not-signed-in":
       return "Not signed in";
     case "disconnected":
-      return backend.message ? `Disconnected: ${backend.message}` : "Disconnected";
+      return `Disconnected: ${backend.reason}`;
   }
 }
 

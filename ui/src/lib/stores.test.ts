@@ -47,9 +47,9 @@ describe("JobsStore", () => {
     store.setJobs([job(1, { state: "running" })]);
     store.applyProgress({ job_id: 1, bytes_done: 99 * MiB, total: 100 * MiB, rate: MiB, eta_seconds: 1 });
 
-    store.applyEvent({ type: "state", job_id: 1, state: "done", message: null });
-    store.applyEvent({ type: "state", job_id: 1, state: "done", message: null });
-    store.applyEvent({ type: "state", job_id: 1, state: "done", message: null });
+    store.applyEvent({ type: "state", job_id: 1, state: "done", message: null, action: null });
+    store.applyEvent({ type: "state", job_id: 1, state: "done", message: null, action: null });
+    store.applyEvent({ type: "state", job_id: 1, state: "done", message: null, action: null });
 
     expect(store.jobs[0].state).toBe("done");
     expect(store.progress.has(1)).toBe(false);
@@ -65,7 +65,7 @@ describe("JobsStore", () => {
   it("keeps the failure reason from the event", () => {
     const store = new JobsStore();
     store.setJobs([job(1, { state: "running" })]);
-    store.applyEvent({ type: "state", job_id: 1, state: "failed", message: "bucket is full" });
+    store.applyEvent({ type: "state", job_id: 1, state: "failed", message: "bucket is full", action: null });
     expect(store.jobs[0]).toMatchObject({ state: "failed", last_error: "bucket is full" });
     expect(store.summary.text).toBe("Nothing uploading · 1 failed");
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { S3Preset } from "./api";
+import { SETTING_LIMITS, SETTING_RULES } from "./bindings";
 import {
   bucketError,
   draftToSettings,
@@ -102,6 +103,8 @@ describe("settings", () => {
     bandwidth_limit: 5 * 1024 * 1024,
     quiet_period_secs: 30,
     stream_port: 8765,
+    stream_bind: "127.0.0.1",
+    url_lifetime_secs: 14400,
     notifications: true,
     autostart: false,
   };
@@ -116,7 +119,11 @@ describe("settings", () => {
   it("rejects out-of-range values", () => {
     const draft = settingsToDraft(settings);
     expect(validateSettings(draft)).toEqual({});
-    expect(validateSettings({ ...draft, workers: 17 }).workers).toBeTruthy();
+    // The window's words are the engine's rule, so the CLI and the window refuse alike.
+    expect(validateSettings({ ...draft, workers: SETTING_LIMITS.max_workers + 1 }).workers).toContain(
+      SETTING_RULES.workers.slice(1),
+    );
+    expect(validateSettings({ ...draft, workers: SETTING_LIMITS.max_workers }).workers).toBeUndefined();
     expect(validateSettings({ ...draft, workers: 0 }).workers).toBeTruthy();
     expect(validateSettings({ ...draft, stream_port: 80 }).stream_port).toBeTruthy();
     expect(validateSettings({ ...draft, stream_port: 70000 }).stream_port).toBeTruthy();

@@ -2,6 +2,7 @@
 // these only exist so mistakes show up next to the field instead of after a round trip.
 
 import type { BackendForm, S3Preset, Settings } from "./api";
+import { SETTING_LIMITS, SETTING_RULES } from "./bindings";
 
 export type Errors = Partial<Record<string, string>>;
 
@@ -75,8 +76,10 @@ export function validateBackendForm(form: BackendDraft, preset?: S3Preset | null
   return errors;
 }
 
-/** What the Settings form edits: the bandwidth limit as a number in a chosen unit. */
+/** What the Settings form edits: the bandwidth limit as a number in a chosen unit; the rest of
+ * the settings ride along unchanged. */
 export interface SettingsDraft {
+  base: Settings;
   workers: number | null;
   bandwidth: number | null;
   bandwidth_unit: "KiB" | "MiB";
@@ -92,6 +95,7 @@ export function settingsToDraft(settings: Settings): SettingsDraft {
   const limit = settings.bandwidth_limit;
   const inMiB = limit >= UNIT_BYTES.MiB && limit % UNIT_BYTES.MiB === 0;
   return {
+    base: settings,
     workers: settings.workers,
     bandwidth: limit === 0 ? null : inMiB ? limit / UNIT_BYTES.MiB : Math.round((limit / UNIT_BYTES.KiB) * 100) / 100,
     bandwidth_unit: limit === 0 || inMiB ? "MiB" : "KiB",
@@ -106,23 +110,36 @@ function isInt(value: number | null): value is number {
   return value != null && Number.isInteger(value);
 }
 
+/** The engine's rules for the settings, in the engine's words (generated from it), checked as
+ * the person types; the engine checks them again on save. */
 export function validateSettings(draft: SettingsDraft): Errors {
   const errors: Errors = {};
-  if (!isInt(draft.workers) || draft.workers < 1 || draft.workers > 16)
-    errors.workers = "Choose a whole number from 1 to 16.";
+  const rule = (setting: keyof typeof SETTING_RULES) => sentence(SETTING_RULES[setting]);
+  if (!isInt(draft.workers) || draft.workers < 1 || draft.workers > SETTING_LIMITS.max_workers)
+    errors.workers = rule("workers");
   if (draft.bandwidth != null && (!Number.isFinite(draft.bandwidth) || draft.bandwidth < 0))
-    errors.bandwidth = "Enter a positive number, or leave empty for no limit.";
-  if (!isInt(draft.quiet_period_secs) || draft.quiet_period_secs < 0 || draft.quiet_period_secs > 86_400)
-    errors.quiet_period_secs = "Enter whole seconds from 0 to 86400.";
-  if (!isInt(draft.stream_port) || draft.stream_port < 1024 || draft.stream_port > 65_535)
-    errors.stream_port = "Choose a port from 1024 to 65535.";
+    errors.bandwidth = rule("bandwidth_limit");
+  if (
+    !isInt(draft.quiet_period_secs) ||
+    draft.quiet_period_secs < 0 ||
+    draft.quiet_period_secs > SETTING_LIMITS.max_quiet_period_secs
+  )
+    errors.quiet_period_secs = rule("quiet_period");
+  if (!isInt(draft.stream_port) || draft.stream_port < SETTING_LIMITS.min_stream_port || draft.stream_port > 65_535)
+    errors.stream_port = rule("stream_port");
   return errors;
+}
+
+/** The engine's lowercase clause as a sentence for the window. */
+export function sentence(text: string): string {
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
 }
 
 /** Only call with a draft that passed `validateSettings`. */
 export function draftToSettings(draft: SettingsDraft): Settings {
   const bandwidth = draft.bandwidth ?? 0;
   return {
+    ...draft.base,
     workers: draft.workers ?? 1,
     bandwidth_limit: Math.round(bandwidth * UNIT_BYTES[draft.bandwidth_unit]),
     quiet_period_secs: draft.quiet_period_secs ?? 0,

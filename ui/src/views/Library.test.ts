@@ -20,6 +20,7 @@ function entry(id: number, title: string, extra: Partial<LibraryEntry> = {}): Li
     storage_path: null,
     size: 1024 * 1024 * 700,
     content_type: "video/x-matroska",
+    checksum: null,
     status: "uploaded",
     uploaded_at: Date.now(),
     stream_url: `http://127.0.0.1:8765/s/${id}`,
@@ -34,7 +35,6 @@ beforeEach(() => {
     entry(1, "Arrival"),
     entry(2, "Pilot", { series: "The Show", season: 1, episode: 2 }),
     entry(3, "Opening", { series: "The Show", season: 1, episode: 1 }),
-    entry(4, "Gone", { status: "removed" }),
   ]);
 });
 

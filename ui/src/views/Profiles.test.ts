@@ -12,7 +12,7 @@ const SHOWS: Profile = {
   remote_template: "{series}/Season {season}/{file}",
   after_upload: { policy: "keep" },
   created_at: 0,
-  watch_folders: [{ id: 9, profile_id: 2, path: "/dl/shows", recursive: true, include: ["*.mkv"], exclude: [] }],
+  folders: [{ id: 9, profile_id: 2, path: "/dl/shows", recursive: true, include: ["*.mkv"], exclude: [] }],
   playlist_url: "http://127.0.0.1:8765/p/2.m3u",
 };
 

@@ -13,7 +13,7 @@ const PROFILE: Profile = {
   remote_template: "{title}",
   after_upload: { policy: "keep" },
   created_at: 0,
-  watch_folders: [],
+  folders: [],
   playlist_url: "http://127.0.0.1:8765/p/1.m3u",
 };
 const PRESETS: S3Preset[] = [
@@ -36,8 +36,6 @@ const DRIVE: Backend = {
   is_default: false,
   location: "drive root",
   status: "not-signed-in",
-  account: null,
-  message: null,
 };
 
 beforeEach(() => {
@@ -65,8 +63,8 @@ describe("Add storage", () => {
   it("shows each check of a connection test, failures with their detail", async () => {
     vi.mocked(api.testBackendForm).mockResolvedValue({
       checks: [
-        { name: "Credentials", ok: true, detail: "accepted" },
-        { name: "Write", ok: false, detail: "AccessDenied: no s3:PutObject on media" },
+        { name: "Credentials", ok: true, detail: "accepted", fix: null },
+        { name: "Write", ok: false, detail: "AccessDenied: no s3:PutObject on media", fix: null },
       ],
     });
     const user = await openS3Form();
@@ -148,7 +146,7 @@ describe("Cloud sign-in", () => {
     render(Storage);
     await user.click(await screen.findByRole("button", { name: "Connect" }));
     await screen.findByTestId("sign-in-url");
-    handlerOf(events.accountFailed)({ backend_id: 7, message: "Access was denied in the browser." });
+    handlerOf(events.accountFailed)({ backend_id: 7, message: "Access was denied in the browser.", action: null });
     expect(await screen.findByTestId("sign-in-error")).toHaveTextContent("Access was denied in the browser.");
   });
 });
@@ -162,8 +160,6 @@ describe("Change storage", () => {
     is_default: true,
     location: "http://nas.local:9000/media",
     status: "ready",
-    account: null,
-    message: null,
   };
 
   it("shows the stored settings without the secret, and saves a change keeping it", async () => {

@@ -32,8 +32,6 @@ beforeEach(() => {
       is_default: true,
       location: "s3://media at nas",
       status: "ready",
-      account: null,
-      message: null,
     },
   ]);
 });

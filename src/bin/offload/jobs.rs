@@ -1,0 +1,84 @@
+//! `offload jobs`, `pause`, `resume`, `retry`, `cancel`, `limit`: the upload queue.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use offload::queue::JobState;
+use offload::Engine;
+
+use crate::words::advice;
+use crate::{human_bytes, print_json, CliResult};
+
+pub fn list(engine: &Engine, states: &[JobState], json: bool) -> CliResult {
+    let jobs = engine.jobs(states)?;
+    if json {
+        print_json(&jobs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if engine.queue_paused()? {
+        println!("The queue is paused (`offload resume` to continue).");
+    }
+    let mut out = std::io::stdout().lock();
+    for job in &jobs {
+        let percent = (job.bytes_done * 100).checked_div(job.size).unwrap_or(100);
+        let note = match (&job.last_error, &job.action) {
+            (Some(error), Some(action)) => format!("  ({error}; {})", advice(engine, action)),
+            (Some(error), None) => format!("  ({error})"),
+            (None, _) => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<9} {:>3}%  {:>10}  {} → {}{note}",
+            job.id,
+            job.state,
+            percent,
+            human_bytes(job.size),
+            job.local_path.display(),
+            job.remote_path
+        );
+    }
+    if jobs.is_empty() {
+        let _ = writeln!(out, "no upload jobs");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pause(engine: &Engine, job: Option<i64>) -> CliResult {
+    engine.pause(job)?;
+    match job {
+        Some(id) => println!("paused job {id}"),
+        None => println!("paused the queue"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn resume(engine: &Engine, job: Option<i64>) -> CliResult {
+    let resumed = engine.resume(job)?;
+    match job {
+        Some(id) => println!("resumed job {id}"),
+        None => println!("resumed the queue ({resumed} paused job(s) queued again)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn retry(engine: &Engine, job: i64) -> CliResult {
+    engine.retry(job)?;
+    println!("job {job} is queued again");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn cancel(engine: &Engine, job: i64) -> CliResult {
+    engine.cancel(job)?;
+    println!("cancelled job {job}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn limit(engine: &Engine, rate: u64) -> CliResult {
+    engine.set_bandwidth_limit(rate)?;
+    if rate == 0 {
+        println!("no bandwidth limit");
+    } else {
+        println!("uploads limited to {}/s", human_bytes(rate));
+    }
+    Ok(ExitCode::SUCCESS)
+}

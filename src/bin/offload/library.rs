@@ -1,0 +1,117 @@
+//! `offload media …` and `offload playlist`: the library, and the URLs players open.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use offload::library::LibraryItem;
+use offload::stream::StreamSettings;
+use offload::Engine;
+
+use crate::{human_bytes, print_json, CliResult};
+
+#[derive(Subcommand)]
+pub enum MediaCommand {
+    /// List uploaded media and episodes.
+    List {
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Print the stream URL of one item, for a media player.
+    Url {
+        /// The id `offload media list` shows.
+        id: i64,
+        /// The id is an episode's.
+        #[arg(long)]
+        episode: bool,
+    },
+    /// Delete an item's remote copy and drop it from the library; the local file stays.
+    Remove {
+        /// The id `offload media list` shows.
+        id: i64,
+        /// The id is an episode's.
+        #[arg(long)]
+        episode: bool,
+    },
+}
+
+fn item(id: i64, episode: bool) -> LibraryItem {
+    if episode {
+        LibraryItem::Episode(id)
+    } else {
+        LibraryItem::Media(id)
+    }
+}
+
+pub async fn media(engine: &Engine, command: MediaCommand, json: bool) -> CliResult {
+    match command {
+        MediaCommand::List { profile } => {
+            let profile_id = profile
+                .map(|name| engine.profile_named(&name))
+                .transpose()?
+                .map(|profile| profile.id);
+            let rows = engine.library(profile_id)?;
+            if json {
+                print_json(&rows)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for row in &rows {
+                let entry = &row.entry;
+                let id = match entry.item {
+                    LibraryItem::Media(id) => format!("media {id}"),
+                    LibraryItem::Episode(id) => format!("episode {id}"),
+                };
+                println!(
+                    "{id:>12}  {:<40}  {:>10}  {}",
+                    entry.title,
+                    human_bytes(entry.size.unwrap_or(0)),
+                    entry.storage_path.as_deref().unwrap_or("")
+                );
+            }
+            if rows.is_empty() {
+                println!("the library is empty");
+            }
+        }
+        MediaCommand::Url { id, episode } => {
+            println!("{}", engine.stream_url(item(id, episode))?);
+            warn_if_stream_server_is_down(engine);
+        }
+        MediaCommand::Remove { id, episode } => {
+            let item = item(id, episode);
+            let title = engine.library_item(item)?.title;
+            engine.remove_library_item(item).await?;
+            println!("removed {title} from storage and the library; the local file stays");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn playlist(engine: &Engine, profile: &str, url: bool) -> CliResult {
+    let profile = engine.profile_named(profile)?;
+    if url {
+        println!("{}", engine.playlist_url(profile.id)?);
+    } else {
+        print!("{}", engine.playlist(profile.id)?);
+    }
+    warn_if_stream_server_is_down(engine);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The URLs only play while `offload run` or the desktop app serves them; say so on stderr, so
+/// that the printed URLs can still be redirected into a file.
+fn warn_if_stream_server_is_down(engine: &Engine) {
+    let Ok(settings) = engine.settings() else {
+        return;
+    };
+    let stream = StreamSettings::from_settings(&settings);
+    let mut address = stream.address();
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_err() {
+        eprintln!(
+            "note: nothing is serving {} right now; these URLs play while `offload run` or the Offload app runs",
+            stream.base_url()
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! `offload profile …`: profiles and the folders they watch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use offload::profiles::{AfterUpload, NewWatchFolder};
+use offload::{template, Engine};
+
+use crate::{print_json, CliResult};
+
+#[derive(Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile.
+    Add {
+        name: String,
+        /// A folder to watch (repeatable).
+        #[arg(long, value_name = "DIR")]
+        watch: Vec<PathBuf>,
+        /// Where files go in storage; tokens: {profile} {relative_path} {filename} {stem} {ext}
+        /// {yyyy} {mm} {dd} {series} {season} {episode}.
+        #[arg(long, default_value = template::DEFAULT_TEMPLATE)]
+        template: String,
+        /// What to do with the local file once its remote copy is verified: keep, delete or move:DIR.
+        #[arg(long, default_value = "keep", value_parser = parse_after_upload)]
+        after_upload: AfterUpload,
+        #[command(flatten)]
+        folder: FolderArgs,
+    },
+    /// List profiles with their folders.
+    List,
+    /// Remove a profile (uploaded files stay in storage).
+    Remove { name: String },
+    /// Rename a profile.
+    Rename { name: String, new_name: String },
+    /// Watch another folder for a profile.
+    Watch {
+        name: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        folder: FolderArgs,
+    },
+    /// Stop watching a folder (its uploaded files stay in storage).
+    Unwatch { name: String, dir: PathBuf },
+}
+
+fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
+    AfterUpload::parse(text).map_err(|error| error.to_string())
+}
+
+/// How a watched folder is watched.
+#[derive(Args, Clone)]
+pub struct FolderArgs {
+    /// Watch only the top level of the folder.
+    #[arg(long)]
+    no_recursive: bool,
+    /// Upload only files matching these globs (instead of all media files).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Never upload files matching these globs.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+}
+
+impl FolderArgs {
+    fn watching(&self, path: PathBuf) -> NewWatchFolder {
+        NewWatchFolder {
+            path,
+            recursive: !self.no_recursive,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+}
+
+pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResult {
+    match command {
+        ProfileCommand::Add {
+            name,
+            watch,
+            template,
+            after_upload,
+            folder,
+        } => {
+            let folders: Vec<NewWatchFolder> = watch
+                .into_iter()
+                .map(|path| folder.watching(path))
+                .collect();
+            let created = engine.create_profile(&name, &template, &after_upload, &folders)?;
+            println!("created profile {:?}", created.profile.name);
+        }
+        ProfileCommand::List => {
+            let profiles = engine.profiles()?;
+            if json {
+                print_json(&profiles)?;
+            } else {
+                for view in &profiles {
+                    println!(
+                        "{}  template {}  after upload: {}",
+                        view.profile.name, view.profile.remote_template, view.profile.after_upload
+                    );
+                    for folder in &view.folders {
+                        let depth = if folder.recursive {
+                            ""
+                        } else {
+                            " (top level only)"
+                        };
+                        println!("    watches {}{depth}", folder.path.display());
+                    }
+                }
+            }
+        }
+        ProfileCommand::Rename { name, new_name } => {
+            let profile = engine.profile_named(&name)?;
+            engine.rename_profile(profile.id, &new_name)?;
+            println!("renamed profile {name:?} to {new_name:?}");
+        }
+        ProfileCommand::Watch { name, dir, folder } => {
+            let profile = engine.profile_named(&name)?;
+            let folder = folder.watching(dir);
+            engine.add_watch_folder(profile.id, &folder)?;
+            println!("{:?} now watches {}", profile.name, folder.path.display());
+        }
+        ProfileCommand::Unwatch { name, dir } => {
+            let profile = engine.profile_named(&name)?;
+            engine.unwatch(profile.id, &dir)?;
+            println!("{:?} no longer watches {}", profile.name, dir.display());
+        }
+        ProfileCommand::Remove { name } => {
+            let profile = engine.profile_named(&name)?;
+            engine.delete_profile(profile.id)?;
+            println!("removed profile {name:?}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

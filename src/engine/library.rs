@@ -1,0 +1,72 @@
+//! The library, as both shells list it, play from it and remove from it.
+
+use serde::Serialize;
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::library::{self, LibraryEntry, LibraryItem};
+
+/// An item of the library with the stable URL a player opens (none without a master key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct LibraryRow {
+    #[serde(flatten)]
+    pub entry: LibraryEntry,
+    pub stream_url: Option<String>,
+}
+
+impl Engine {
+    /// What the library holds of one profile (or all): items removed from storage are not
+    /// listed.
+    pub fn library(&self, profile_id: Option<i64>) -> Result<Vec<LibraryRow>> {
+        let links = self.stream_links().ok();
+        Ok(library::list(&self.db, profile_id)?
+            .into_iter()
+            .filter(|entry| entry.status == "uploaded")
+            .map(|entry| LibraryRow {
+                stream_url: links.as_ref().map(|links| links.item_url(entry.item)),
+                entry,
+            })
+            .collect())
+    }
+
+    /// One item, removed or not (a removed item's URL still answers, with 410 Gone).
+    pub fn library_item(&self, item: LibraryItem) -> Result<LibraryEntry> {
+        library::get(&self.db, item)?
+            .ok_or_else(|| Error::NotFound(format!("there is no {} in the library", named(item))))
+    }
+
+    /// The stable URL a player opens for one item.
+    pub fn stream_url(&self, item: LibraryItem) -> Result<String> {
+        self.library_item(item)?;
+        Ok(self.stream_links()?.item_url(item))
+    }
+
+    /// A profile's library as an extended M3U playlist of stream URLs.
+    pub fn playlist(&self, profile_id: i64) -> Result<String> {
+        crate::stream::playlist(&self.db, &self.stream_links()?, profile_id)
+    }
+
+    /// The URL of a profile's playlist, for a player that is not on this disk.
+    pub fn playlist_url(&self, profile_id: i64) -> Result<String> {
+        crate::profiles::get(&self.db, profile_id)?;
+        Ok(self.stream_links()?.playlist_url(profile_id))
+    }
+
+    /// Deletes an item's remote copy, then removes it from the library (its URL answers 410).
+    pub async fn remove_library_item(&self, item: LibraryItem) -> Result<()> {
+        if self.library_item(item)?.status == "removed" {
+            return Err(Error::NotFound(format!(
+                "{} was already removed from the library",
+                named(item)
+            )));
+        }
+        library::remove(&self.db, &self.backends, item).await
+    }
+}
+
+fn named(item: LibraryItem) -> String {
+    match item {
+        LibraryItem::Media(id) => format!("media {id}"),
+        LibraryItem::Episode(id) => format!("episode {id}"),
+    }
+}

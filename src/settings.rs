@@ -1,0 +1,359 @@
+//! Offload's settings as one typed value with its limits: read with the defaults filled in,
+//! checked against the same rules whoever changes them (`offload stream --port 80` and the
+//! window's Settings get the same answer), and saved in one transaction.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::Db;
+use crate::error::{Error, Result, Setting};
+
+/// The settings, as stored in `settings` under these keys.
+const WORKERS: &str = "queue.workers";
+const QUIET_PERIOD: &str = "watch.quiet_period_secs";
+/// Read live by running uploads (see `queue::Bandwidth`).
+pub const BANDWIDTH_LIMIT: &str = "queue.bandwidth_limit";
+const STREAM_PORT: &str = "stream.port";
+const STREAM_BIND: &str = "stream.bind";
+const URL_LIFETIME: &str = "stream.url_lifetime_secs";
+const NOTIFICATIONS: &str = "app.notifications";
+const AUTOSTART: &str = "app.autostart";
+
+/// The most uploads at once a person can ask for.
+pub const MAX_WORKERS: usize = 64;
+/// The longest quiet period: a day.
+pub const MAX_QUIET_PERIOD_SECS: u64 = 86_400;
+/// Ports below this need administrator rights.
+pub const MIN_STREAM_PORT: u16 = 1024;
+/// Presigned URLs live at most 7 days (SigV4's limit).
+pub const MAX_URL_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// The port stream URLs use unless the user picks another. Fixed, so URLs saved in a player or
+/// a playlist keep working after a restart.
+pub const DEFAULT_STREAM_PORT: u16 = 39240;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Settings {
+    /// Files uploaded at once.
+    pub workers: usize,
+    /// How long a file must hold still before it counts as finished, in seconds.
+    pub quiet_period_secs: u64,
+    /// Bytes per second for all uploads together; 0: no limit.
+    pub bandwidth_limit: u64,
+    /// The port of the stream server, part of every stream URL.
+    pub stream_port: u16,
+    /// The address the stream server listens on: loopback unless a person chose another.
+    #[ts(type = "string")]
+    pub stream_bind: IpAddr,
+    /// How long a presigned URL minted for one playback lives, in seconds: long enough for a film
+    /// watched with pauses, short enough that one copied from a player's history is dead the same
+    /// day.
+    pub url_lifetime_secs: u64,
+    /// Desktop notifications for finished and failed uploads.
+    pub notifications: bool,
+    /// Start the desktop app when the person logs in.
+    pub autostart: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            workers: 2,
+            quiet_period_secs: 5,
+            bandwidth_limit: 0,
+            stream_port: DEFAULT_STREAM_PORT,
+            stream_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            url_lifetime_secs: 4 * 3600,
+            notifications: true,
+            autostart: false,
+        }
+    }
+}
+
+impl Setting {
+    /// The rule a value of this setting must follow, as a person reads it: the engine's answer
+    /// to a value that breaks it, and the window's hint next to the field.
+    pub fn rule(self) -> String {
+        match self {
+            Setting::Workers => format!("uploads at once must be a whole number from 1 to {MAX_WORKERS}"),
+            Setting::QuietPeriod => format!("the quiet period must be from 0 to {MAX_QUIET_PERIOD_SECS} seconds"),
+            Setting::BandwidthLimit => "the bandwidth limit must be 0 (none) or more bytes per second".into(),
+            Setting::StreamPort => format!(
+                "the stream port must be from {MIN_STREAM_PORT} to 65535 (lower ports need administrator rights)"
+            ),
+            Setting::StreamBind => "the stream server's address must be an IP address of this computer".into(),
+            Setting::UrlLifetime => "a stream URL must live from 1 second to 7 days".into(),
+        }
+    }
+
+    /// Every setting, in the order the window shows them.
+    pub const ALL: [Setting; 6] = [
+        Setting::Workers,
+        Setting::QuietPeriod,
+        Setting::BandwidthLimit,
+        Setting::StreamPort,
+        Setting::StreamBind,
+        Setting::UrlLifetime,
+    ];
+}
+
+fn broken(setting: Setting) -> Error {
+    Error::Setting {
+        setting,
+        message: setting.rule(),
+    }
+}
+
+impl Settings {
+    /// The stored settings, the defaults where nothing is stored. A stored value that does not
+    /// parse (written by hand) is an error that names the setting.
+    pub fn load(db: &Db) -> Result<Settings> {
+        let defaults = Settings::default();
+        fn read<T: std::str::FromStr>(
+            db: &Db,
+            key: &str,
+            setting: Setting,
+            default: T,
+        ) -> Result<T> {
+            match db.setting(key)? {
+                Some(text) => text.trim().parse().map_err(|_| broken(setting)),
+                None => Ok(default),
+            }
+        }
+        let flag = |key: &str, default: bool| -> Result<bool> {
+            Ok(db.setting(key)?.map_or(default, |text| text != "0"))
+        };
+        Ok(Settings {
+            workers: read(db, WORKERS, Setting::Workers, defaults.workers)?,
+            quiet_period_secs: read(
+                db,
+                QUIET_PERIOD,
+                Setting::QuietPeriod,
+                defaults.quiet_period_secs,
+            )?,
+            bandwidth_limit: read(
+                db,
+                BANDWIDTH_LIMIT,
+                Setting::BandwidthLimit,
+                defaults.bandwidth_limit,
+            )?,
+            stream_port: read(db, STREAM_PORT, Setting::StreamPort, defaults.stream_port)?,
+            stream_bind: read(db, STREAM_BIND, Setting::StreamBind, defaults.stream_bind)?,
+            url_lifetime_secs: read(
+                db,
+                URL_LIFETIME,
+                Setting::UrlLifetime,
+                defaults.url_lifetime_secs,
+            )?,
+            notifications: flag(NOTIFICATIONS, defaults.notifications)?,
+            autostart: flag(AUTOSTART, defaults.autostart)?,
+        })
+    }
+
+    /// Whether every value keeps to its rule; the first that does not, as the error.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(broken(Setting::Workers));
+        }
+        if self.quiet_period_secs > MAX_QUIET_PERIOD_SECS {
+            return Err(broken(Setting::QuietPeriod));
+        }
+        if self.stream_port < MIN_STREAM_PORT {
+            return Err(broken(Setting::StreamPort));
+        }
+        if !(1..=MAX_URL_LIFETIME_SECS).contains(&self.url_lifetime_secs) {
+            return Err(broken(Setting::UrlLifetime));
+        }
+        Ok(())
+    }
+
+    /// Checks, then stores every setting in one transaction.
+    pub fn save(&self, db: &Db) -> Result<()> {
+        self.check()?;
+        let values = [
+            (WORKERS, self.workers.to_string()),
+            (QUIET_PERIOD, self.quiet_period_secs.to_string()),
+            (BANDWIDTH_LIMIT, self.bandwidth_limit.to_string()),
+            (STREAM_PORT, self.stream_port.to_string()),
+            (STREAM_BIND, self.stream_bind.to_string()),
+            (URL_LIFETIME, self.url_lifetime_secs.to_string()),
+            (NOTIFICATIONS, u8::from(self.notifications).to_string()),
+            (AUTOSTART, u8::from(self.autostart).to_string()),
+        ];
+        db.transaction(|tx| {
+            for (key, value) in &values {
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, &value.as_str()],
+                )?;
+            }
+            Ok::<_, Error>(())
+        })
+    }
+
+    /// Whether a daemon started with `before` must start again to use these settings: the
+    /// uploads at once, the quiet period and where the stream server listens are fixed while it
+    /// runs; the bandwidth limit is read live.
+    pub fn need_restart_from(&self, before: &Settings) -> bool {
+        (
+            self.workers,
+            self.quiet_period_secs,
+            self.stream_port,
+            self.stream_bind,
+        ) != (
+            before.workers,
+            before.quiet_period_secs,
+            before.stream_port,
+            before.stream_bind,
+        )
+    }
+
+    pub fn quiet_period(&self) -> Duration {
+        Duration::from_secs(self.quiet_period_secs)
+    }
+
+    pub fn url_lifetime(&self) -> Duration {
+        Duration::from_secs(self.url_lifetime_secs)
+    }
+}
+
+/// The bandwidth limit now, as running uploads read it (every second: one key, not all).
+pub fn bandwidth_limit(db: &Db) -> Result<u64> {
+    match db.setting(BANDWIDTH_LIMIT)? {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| broken(Setting::BandwidthLimit)),
+        None => Ok(Settings::default().bandwidth_limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("offload.db")).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn defaults_until_saved_then_what_was_saved() {
+        let (_dir, db) = db();
+        assert_eq!(Settings::load(&db).unwrap(), Settings::default());
+        let changed = Settings {
+            workers: 4,
+            stream_port: 40000,
+            notifications: false,
+            autostart: true,
+            ..Settings::default()
+        };
+        changed.save(&db).unwrap();
+        assert_eq!(Settings::load(&db).unwrap(), changed);
+    }
+
+    #[test]
+    fn every_rule_is_kept_and_a_broken_one_saves_nothing() {
+        let (_dir, db) = db();
+        let good = Settings::default();
+        let cases = [
+            (
+                Settings {
+                    workers: 0,
+                    ..good.clone()
+                },
+                Setting::Workers,
+            ),
+            (
+                Settings {
+                    workers: MAX_WORKERS + 1,
+                    ..good.clone()
+                },
+                Setting::Workers,
+            ),
+            (
+                Settings {
+                    quiet_period_secs: MAX_QUIET_PERIOD_SECS + 1,
+                    ..good.clone()
+                },
+                Setting::QuietPeriod,
+            ),
+            (
+                Settings {
+                    stream_port: 80,
+                    ..good.clone()
+                },
+                Setting::StreamPort,
+            ),
+            (
+                Settings {
+                    url_lifetime_secs: 0,
+                    ..good.clone()
+                },
+                Setting::UrlLifetime,
+            ),
+            (
+                Settings {
+                    url_lifetime_secs: MAX_URL_LIFETIME_SECS + 1,
+                    ..good.clone()
+                },
+                Setting::UrlLifetime,
+            ),
+        ];
+        for (settings, broken) in cases {
+            match settings.save(&db) {
+                Err(Error::Setting { setting, message }) => {
+                    assert_eq!(setting, broken);
+                    assert_eq!(message, broken.rule());
+                }
+                other => panic!("{settings:?} was not refused: {other:?}"),
+            }
+        }
+        assert_eq!(Settings::load(&db).unwrap(), good, "nothing was stored");
+        assert!(Settings {
+            workers: MAX_WORKERS,
+            stream_port: 1024,
+            ..good
+        }
+        .check()
+        .is_ok());
+    }
+
+    #[test]
+    fn a_value_written_by_hand_that_does_not_parse_names_its_setting() {
+        let (_dir, db) = db();
+        db.set_setting(STREAM_PORT, "eighty").unwrap();
+        assert!(matches!(
+            Settings::load(&db),
+            Err(Error::Setting {
+                setting: Setting::StreamPort,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn only_what_the_daemon_fixes_at_start_needs_a_restart() {
+        let before = Settings::default();
+        assert!(!Settings {
+            bandwidth_limit: 1 << 20,
+            notifications: false,
+            ..before.clone()
+        }
+        .need_restart_from(&before));
+        assert!(Settings {
+            stream_port: 40000,
+            ..before.clone()
+        }
+        .need_restart_from(&before));
+        assert!(Settings {
+            workers: 3,
+            ..before.clone()
+        }
+        .need_restart_from(&before));
+    }
+}

@@ -1,0 +1,161 @@
+// Generated from the Rust types the window shares with the engine and the shell
+// (src-tauri/src/bindings.rs). Do not edit: run
+// `OFFLOAD_WRITE_BINDINGS=1 cargo test -p offload-desktop bindings` after changing them.
+
+export type Action = { "do": "sign-in", backend_id: number, } | { "do": "change-backend", backend_id: number | null, field: Field, } | { "do": "change-setting", setting: Setting, } | { "do": "set-clock" } | { "do": "free-space" };
+
+export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "stream_port" | "stream_bind" | "url_lifetime";
+
+export type Settings = { 
+/**
+ * Files uploaded at once.
+ */
+workers: number, 
+/**
+ * How long a file must hold still before it counts as finished, in seconds.
+ */
+quiet_period_secs: number, 
+/**
+ * Bytes per second for all uploads together; 0: no limit.
+ */
+bandwidth_limit: number, 
+/**
+ * The port of the stream server, part of every stream URL.
+ */
+stream_port: number, 
+/**
+ * The address the stream server listens on: loopback unless a person chose another.
+ */
+stream_bind: string, 
+/**
+ * How long a presigned URL minted for one playback lives, in seconds: long enough for a film
+ * watched with pauses, short enough that one copied from a player's history is dead the same
+ * day.
+ */
+url_lifetime_secs: number, 
+/**
+ * Desktop notifications for finished and failed uploads.
+ */
+notifications: boolean, 
+/**
+ * Start the desktop app when the person logs in.
+ */
+autostart: boolean, };
+
+export type Field = "path" | "endpoint" | "region" | "bucket" | "access_key_id" | "secret_access_key" | "prefix" | "public_url" | "folder_id" | "client_id" | "client_secret" | "chunk_size";
+
+export type Fix = { "fix": "change", "field": Field } | { "fix": "sign-in" } | { "fix": "set-clock" } | { "fix": "free-space" };
+
+export type BackendKind = "local" | "s3" | "google-drive" | "onedrive";
+
+export type Check = { name: string, ok: boolean, detail: string, fix: Fix | null, };
+
+export type ConnectionReport = { checks: Array<Check>, };
+
+export type S3Provider = "aws" | "r2" | "b2" | "wasabi" | "minio" | "garage" | "other";
+
+export type S3Preset = { provider: S3Provider, label: string, endpoint_template: string | null, default_region: string | null, path_style: boolean, 
+/**
+ * The endpoint cannot be derived from the region alone.
+ */
+needs_endpoint: boolean, };
+
+export type BackendForm = { kind: BackendKind | null, 
+/**
+ * local: the library folder (the default library when absent).
+ */
+path: string | null, 
+/**
+ * s3
+ */
+provider: S3Provider, endpoint: string | null, region: string | null, bucket: string | null, access_key_id: string | null, secret_access_key: string | null, prefix: string | null, public_url: string | null, path_style: boolean, 
+/**
+ * google-drive, onedrive: the OAuth app registration (the configured one when absent).
+ */
+client_id: string | null, client_secret: string | null, folder_id: string | null, chunk_size: number | null, auth_url: string | null, token_url: string | null, api_base: string | null, };
+
+export type Readiness = { "status": "ready" } | { "status": "connected", account: string | null, } | { "status": "not-signed-in" } | { "status": "disconnected", reason: string, };
+
+export type BackendView = { id: number, profile_id: number, name: string, kind: BackendKind, is_default: boolean, 
+/**
+ * One line: the folder, the endpoint with bucket and prefix, or the drive folder.
+ */
+location: string, } & ({ "status": "ready" } | { "status": "connected", account: string | null, } | { "status": "not-signed-in" } | { "status": "disconnected", reason: string, });
+
+export type AfterUpload = { "policy": "keep" } | { "policy": "delete" } | { "policy": "move", "dir": string };
+
+export type Profile = { id: number, name: string, remote_template: string, after_upload: AfterUpload, created_at: number, };
+
+export type WatchFolder = { id: number, profile_id: number, path: string, recursive: boolean, include: Array<string>, exclude: Array<string>, };
+
+export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | null, id: number, name: string, remote_template: string, after_upload: AfterUpload, created_at: number, };
+
+export type LibraryItem = { "kind": "media", "id": number } | { "kind": "episode", "id": number };
+
+export type LibraryEntry = { item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, };
+
+export type LibraryRow = { stream_url: string | null, item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, };
+
+export type JobState = "queued" | "running" | "verifying" | "done" | "failed" | "paused" | "cancelled";
+
+export type Job = { id: number, profile_id: number, backend_id: number, watch_folder_id: number | null, local_path: string, size: number, mtime_ns: number, remote_path: string, state: JobState, bytes_done: number, attempts: number, last_error: string | null, 
+/**
+ * What a person can do about `last_error`, where the engine knows.
+ */
+action: Action | null, next_attempt_at: number, checksum: string | null, owner: string | null, library_item: LibraryItem | null, created_at: number, updated_at: number, finished_at: number | null, };
+
+export type Progress = { job_id: number, bytes_done: number, total: number, 
+/**
+ * Bytes per second, smoothed.
+ */
+rate: number, eta_seconds: number | null, };
+
+export type Event = { "type": "queued", job_id: number, local_path: string, } | { "type": "progress" } & Progress | { "type": "state", job_id: number, state: JobState, message: string | null, 
+/**
+ * What a person can do about `message`, where the engine knows.
+ */
+action: Action | null, } | { "type": "notice", message: string, };
+
+export type Problem = { message: string, action: Action | null, };
+
+export type Overview = { 
+/**
+ * True until the welcome has been dismissed once.
+ */
+first_run: boolean, data_dir: string, library_dir: string, stream_port: number, };
+
+export type NewBackend = { id: number | null, profile_id: number, name: string, make_default: boolean, kind: BackendKind | null, 
+/**
+ * local: the library folder (the default library when absent).
+ */
+path: string | null, 
+/**
+ * s3
+ */
+provider: S3Provider, endpoint: string | null, region: string | null, bucket: string | null, access_key_id: string | null, secret_access_key: string | null, prefix: string | null, public_url: string | null, path_style: boolean, 
+/**
+ * google-drive, onedrive: the OAuth app registration (the configured one when absent).
+ */
+client_id: string | null, client_secret: string | null, folder_id: string | null, chunk_size: number | null, auth_url: string | null, token_url: string | null, api_base: string | null, };
+
+export type AccountConnected = { backend_id: number, account: string | null, };
+
+export type AccountFailed = { backend_id: number | null, message: string, action: Action | null, };
+
+/** Each setting's rule, in the words the engine refuses a value with. */
+export const SETTING_RULES: Record<Setting, string> = {
+  "bandwidth_limit": "the bandwidth limit must be 0 (none) or more bytes per second",
+  "quiet_period": "the quiet period must be from 0 to 86400 seconds",
+  "stream_bind": "the stream server's address must be an IP address of this computer",
+  "stream_port": "the stream port must be from 1024 to 65535 (lower ports need administrator rights)",
+  "url_lifetime": "a stream URL must live from 1 second to 7 days",
+  "workers": "uploads at once must be a whole number from 1 to 64"
+};
+
+/** The limits the engine checks the settings against. */
+export const SETTING_LIMITS = {
+  max_workers: 64,
+  max_quiet_period_secs: 86400,
+  min_stream_port: 1024,
+  max_url_lifetime_secs: 604800,
+} as const;
