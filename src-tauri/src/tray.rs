@@ -117,15 +117,14 @@ fn on_menu(app: &AppHandle, id: &str) {
     match id {
         "open" => crate::window::show(app),
         "pause" => {
-            if let Err(error) = queue::pause(engine.db(), None) {
+            if let Err(error) = engine.pause(None) {
                 tracing::warn!(%error, "cannot pause");
             }
         }
         "resume" => {
-            if let Err(error) = queue::resume(engine.db(), None) {
+            if let Err(error) = engine.resume(None) {
                 tracing::warn!(%error, "cannot resume");
             }
-            engine.wake_daemon();
         }
         "quit" => crate::quit(app),
         other => {
@@ -308,7 +307,8 @@ fn name_of(engine: &Engine, names: &Mutex<HashMap<i64, String>>, id: i64) -> Str
     if let Some(name) = names.lock().ok().and_then(|names| names.get(&id).cloned()) {
         return name;
     }
-    let name = queue::get(engine.db(), id)
+    let name = engine
+        .job(id)
         .map(|job| file_name(&job.local_path))
         .unwrap_or_else(|_| format!("upload {id}"));
     if let Ok(mut names) = names.lock() {
