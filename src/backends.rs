@@ -653,10 +653,7 @@ pub fn add(
     settings: &BackendSettings,
     make_default: bool,
 ) -> Result<BackendRecord> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::Invalid("a backend needs a name".into()));
-    }
+    let name = backend_name(name)?;
     let sealer = settings.sealer_for(vault)?;
     let id = db.transaction(|tx| {
         let existing: i64 = tx.query_row("SELECT count(*) FROM storage_backends WHERE profile_id = ?1", [profile_id], |row| row.get(0))?;
@@ -668,13 +665,7 @@ pub fn add(
             "INSERT INTO storage_backends (profile_id, name, type, is_default, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![profile_id, name, settings.kind().as_str(), is_default, now_ms()],
         )
-        .map_err(|error| {
-            if is_unique_violation(&error) {
-                Error::Invalid(format!("this profile already has a backend named {name:?}"))
-            } else {
-                error.into()
-            }
-        })?;
+        .map_err(|error| name_taken(name, error))?;
         let id = tx.last_insert_rowid();
         tx.execute("UPDATE storage_backends SET config = ?2 WHERE id = ?1", params![id, settings.to_stored_json(id, sealer.as_ref())?])?;
         Ok::<_, Error>(id)
@@ -695,12 +686,14 @@ pub fn update(
     settings: &BackendSettings,
     sealer: Option<&Sealer>,
 ) -> Result<BackendRecord> {
-    let current = tx
-        .query_row(
+    let row = |tx: &rusqlite::Transaction<'_>| {
+        tx.query_row(
             &format!("SELECT {COLUMNS} FROM storage_backends WHERE id = ?1"),
             [id],
             from_row,
         )
+    };
+    let current = row(tx)
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("no storage backend with id {id}")))?;
     if settings.kind() != current.kind {
@@ -731,29 +724,30 @@ pub fn update(
             current.name
         )));
     }
-    let name = name
-        .map(str::trim)
-        .unwrap_or(current.name.as_str())
-        .to_owned();
-    if name.is_empty() {
-        return Err(Error::Invalid("a backend needs a name".into()));
-    }
+    let name = backend_name(name.unwrap_or(&current.name))?;
     tx.execute(
         "UPDATE storage_backends SET name = ?2, config = ?3 WHERE id = ?1",
         params![id, name, settings.to_stored_json(id, sealer)?],
     )
-    .map_err(|error| {
-        if is_unique_violation(&error) {
-            Error::Invalid(format!("this profile already has a backend named {name:?}"))
-        } else {
-            error.into()
-        }
-    })?;
-    Ok(tx.query_row(
-        &format!("SELECT {COLUMNS} FROM storage_backends WHERE id = ?1"),
-        [id],
-        from_row,
-    )?)
+    .map_err(|error| name_taken(name, error))?;
+    Ok(row(tx)?)
+}
+
+/// A backend's name as given, trimmed; refused when empty.
+fn backend_name(name: &str) -> Result<&str> {
+    match name.trim() {
+        "" => Err(Error::Invalid("a backend needs a name".into())),
+        name => Ok(name),
+    }
+}
+
+/// What writing `name` failing means: the profile has a backend of that name already.
+fn name_taken(name: &str, error: rusqlite::Error) -> Error {
+    if is_unique_violation(&error) {
+        Error::Invalid(format!("this profile already has a backend named {name:?}"))
+    } else {
+        error.into()
+    }
 }
 
 pub fn get(db: &Db, id: i64) -> Result<BackendRecord> {

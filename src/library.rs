@@ -20,6 +20,16 @@ pub enum LibraryItem {
     Episode(i64),
 }
 
+/// `media 3`, `episode 7`: how a person names an item (the ids `offload media list` shows).
+impl std::fmt::Display for LibraryItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LibraryItem::Media(id) => write!(f, "media {id}"),
+            LibraryItem::Episode(id) => write!(f, "episode {id}"),
+        }
+    }
+}
+
 /// A verified upload, as the queue reports it.
 #[derive(Debug, Clone)]
 pub struct UploadedFile<'a> {

@@ -194,23 +194,6 @@ impl Settings {
         })
     }
 
-    /// Whether a daemon started with `before` must start again to use these settings: the
-    /// uploads at once, the quiet period and where the stream server listens are fixed while it
-    /// runs; the bandwidth limit is read live.
-    pub fn need_restart_from(&self, before: &Settings) -> bool {
-        (
-            self.workers,
-            self.quiet_period_secs,
-            self.stream_port,
-            self.stream_bind,
-        ) != (
-            before.workers,
-            before.quiet_period_secs,
-            before.stream_port,
-            before.stream_bind,
-        )
-    }
-
     pub fn quiet_period(&self) -> Duration {
         Duration::from_secs(self.quiet_period_secs)
     }
@@ -334,26 +317,5 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn only_what_the_daemon_fixes_at_start_needs_a_restart() {
-        let before = Settings::default();
-        assert!(!Settings {
-            bandwidth_limit: 1 << 20,
-            notifications: false,
-            ..before.clone()
-        }
-        .need_restart_from(&before));
-        assert!(Settings {
-            stream_port: 40000,
-            ..before.clone()
-        }
-        .need_restart_from(&before));
-        assert!(Settings {
-            workers: 3,
-            ..before.clone()
-        }
-        .need_restart_from(&before));
     }
 }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use common::cloud::{add_cloud_backend, connect_with_cli};
 use common::oauth_fake::FakeIdentity;
 use common::s3::{free_port, garage};
-use common::{add_s3_backend, assert_sentence, wait_for, write_random, Sandbox};
+use common::{add_s3_backend, assert_sentence, s3_backend_args, wait_for, write_random, Sandbox};
 
 fn text(output: &Output) -> String {
     format!(
@@ -31,33 +31,10 @@ fn text(output: &Output) -> String {
 fn s3_add_fails_with(endpoint: &str, expected: &str) -> String {
     let sandbox = Sandbox::new();
     sandbox.ok(&["profile", "add", "Home"]);
-    let mut child = sandbox
-        .offload()
-        .args([
-            "backend",
-            "add",
-            "Bucket",
-            "--profile",
-            "Home",
-            "--type",
-            "s3",
-            "--provider",
-            "minio",
-            "--endpoint",
-            endpoint,
-            "--bucket",
-            "media",
-            "--access-key-id",
-            "key",
-            "--secret-access-key-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "secret").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = sandbox.run_with_stdin(
+        &s3_backend_args("minio", endpoint, "media", "key"),
+        "secret",
+    );
     let said = text(&output);
     assert_eq!(output.status.code(), Some(1), "{said}");
     assert!(said.contains(expected), "{expected:?} not in:\n{said}");
@@ -242,29 +219,11 @@ fn an_upload_to_a_refused_endpoint_fails_with_a_sentence_as_its_reason() {
     let watch = sandbox.path("watch");
     std::fs::create_dir_all(&watch).unwrap();
     sandbox.ok(&["profile", "add", "Home", "--watch", watch.to_str().unwrap()]);
-    let port = free_port();
-    let mut child = sandbox
-        .offload()
-        .args([
-            "backend",
-            "add",
-            "Bucket",
-            "--profile",
-            "Home",
-            "--type",
-            "s3",
-        ])
-        .args(["--provider", "garage", "--endpoint"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(["--bucket", "media", "--access-key-id", "key"])
-        .args(["--secret-access-key-stdin", "--skip-test"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "secret").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let mut args = s3_backend_args("garage", &endpoint, "media", "key");
+    args.push("--skip-test");
+    let added = sandbox.run_with_stdin(&args, "secret");
+    assert!(added.status.success(), "{added:?}");
     let daemon = sandbox.daemon(&["--max-attempts", "1"]);
     write_random(&watch.join("film.mkv"), 1000);
     wait_for("the upload to fail", || {

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::cloud::{add_cloud_backend, consent, engine_parts, onedrive};
+use common::cloud::{add_cloud_backend, connect_with_cli_through, consent, engine_parts, onedrive};
 use common::oauth_fake::{FakeIdentity, ACCOUNT};
 use common::s3::fetch;
 use common::Sandbox;
@@ -53,65 +52,45 @@ fn connect_through_the_loopback_redirect_with_pkce() {
         Some("desktop-client-secret"),
     );
 
-    let mut connect = sandbox
-        .offload()
-        .args([
-            "backend",
-            "connect",
-            "Cloud",
-            "--profile",
-            "Home",
-            "--no-browser",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(connect.stdout.take().unwrap());
-    let mut url = String::new();
-    stdout.read_line(&mut url).unwrap();
-    let url = url.trim().to_owned();
-    assert!(
-        url.starts_with(&format!("{}/authorize?", fake.base)),
-        "{url}"
-    );
-    for part in [
-        "response_type=code",
-        "code_challenge_method=S256",
-        "state=",
-        "scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdrive.file",
-        "redirect_uri=http%3A%2F%2F127.0.0.1%3A",
-        "access_type=offline",
-    ] {
-        assert!(url.contains(part), "{part} missing from {url}");
-    }
+    let output = connect_with_cli_through(&sandbox, |url| {
+        assert!(
+            url.starts_with(&format!("{}/authorize?", fake.base)),
+            "{url}"
+        );
+        for part in [
+            "response_type=code",
+            "code_challenge_method=S256",
+            "state=",
+            "scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fdrive.file",
+            "redirect_uri=http%3A%2F%2F127.0.0.1%3A",
+            "access_type=offline",
+        ] {
+            assert!(url.contains(part), "{part} missing from {url}");
+        }
 
-    let back = consent(&url);
-    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
-    // A callback with a forged state is turned away, and the sign-in goes on waiting.
-    let forged = fetch(&with_state(&back, "forged"), "GET", &[]);
-    assert_eq!(forged.status, 400);
-    assert!(String::from_utf8_lossy(&forged.body).contains("not the sign-in"));
+        let back = consent(url);
+        assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+        // A callback with a forged state is turned away, and the sign-in goes on waiting.
+        let forged = fetch(&with_state(&back, "forged"), "GET", &[]);
+        assert_eq!(forged.status, 400);
+        assert!(String::from_utf8_lossy(&forged.body).contains("not the sign-in"));
 
-    let page = fetch(&back, "GET", &[]);
-    let page_text = String::from_utf8_lossy(&page.body).into_owned();
-    assert_eq!(page.status, 200, "{page_text}");
-    assert!(
-        page_text.contains("Connected") && page_text.contains(ACCOUNT),
-        "{page_text}"
-    );
-    assert!(!page_text.contains("fake-code") && !page_text.contains("fake-access"));
-
-    let output = connect.wait_with_output().unwrap();
-    let mut rest = String::new();
-    stdout.read_line(&mut rest).unwrap();
+        let page = fetch(&back, "GET", &[]);
+        let page_text = String::from_utf8_lossy(&page.body).into_owned();
+        assert_eq!(page.status, 200, "{page_text}");
+        assert!(
+            page_text.contains("Connected") && page_text.contains(ACCOUNT),
+            "{page_text}"
+        );
+        assert!(!page_text.contains("fake-code") && !page_text.contains("fake-access"));
+    });
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(
-        rest.trim(),
+        String::from_utf8_lossy(&output.stdout).trim(),
         format!("connected \"Cloud\" to Google as {ACCOUNT}")
     );
     assert_eq!(fake.grants(), ["authorization_code"]);

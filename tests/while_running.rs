@@ -8,9 +8,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 use common::cloud::{add_cloud_backend, connect_with_cli};
 use common::oauth_fake::FakeIdentity;
@@ -62,12 +60,23 @@ fn signed_in(sandbox: &Sandbox) {
     );
 }
 
-fn first_sign_in_reaches_the_running_daemon(kind: &str) {
+/// A download waits for a sign-in while the daemon runs, and the sign-in then made with the CLI
+/// uploads it and the next one. `again`: the account was signed in and then revoked at the
+/// provider before the download; otherwise it was never signed in.
+fn a_sign_in_reaches_the_running_daemon(kind: &str, again: bool) {
     let fake = FakeIdentity::start();
     let sandbox = Sandbox::new();
     let watch = watching(&sandbox);
     add_cloud_backend(&sandbox, &fake.backend_args(), kind, None);
+    if again {
+        signed_in(&sandbox);
+    }
     let daemon = sandbox.daemon(&[]);
+    if again {
+        // The person revokes Offload's access at the provider; the next download waits.
+        fake.revoke_all();
+        fake.expire_access_tokens();
+    }
 
     let first = finish_download(&watch, "first.mkv");
     wait_for_sign_in(&sandbox);
@@ -83,65 +92,35 @@ fn first_sign_in_reaches_the_running_daemon(kind: &str) {
 
 #[test]
 fn google_drive_signed_in_while_the_daemon_runs_uploads_the_waiting_file_and_the_next() {
-    first_sign_in_reaches_the_running_daemon("google-drive");
+    a_sign_in_reaches_the_running_daemon("google-drive", false);
 }
 
 #[test]
 fn onedrive_signed_in_while_the_daemon_runs_uploads_the_waiting_file_and_the_next() {
-    first_sign_in_reaches_the_running_daemon("onedrive");
-}
-
-fn signing_in_again_reaches_the_running_daemon(kind: &str) {
-    let fake = FakeIdentity::start();
-    let sandbox = Sandbox::new();
-    let watch = watching(&sandbox);
-    add_cloud_backend(&sandbox, &fake.backend_args(), kind, None);
-    signed_in(&sandbox);
-    let daemon = sandbox.daemon(&[]);
-
-    // The person revokes Offload's access at the provider; the next download waits.
-    fake.revoke_all();
-    fake.expire_access_tokens();
-    let first = finish_download(&watch, "first.mkv");
-    wait_for_sign_in(&sandbox);
-    signed_in(&sandbox);
-    wait_until_done(&sandbox, 1);
-    assert!(fake.stored_file(kind, "first.mkv").unwrap() == first);
-
-    let second = finish_download(&watch, "second.mkv");
-    wait_until_done(&sandbox, 2);
-    assert!(fake.stored_file(kind, "second.mkv").unwrap() == second);
-    daemon.stop();
+    a_sign_in_reaches_the_running_daemon("onedrive", false);
 }
 
 #[test]
 fn google_drive_revoked_and_signed_in_again_while_the_daemon_runs_uploads_again() {
-    signing_in_again_reaches_the_running_daemon("google-drive");
+    a_sign_in_reaches_the_running_daemon("google-drive", true);
 }
 
 #[test]
 fn onedrive_revoked_and_signed_in_again_while_the_daemon_runs_uploads_again() {
-    signing_in_again_reaches_the_running_daemon("onedrive");
+    a_sign_in_reaches_the_running_daemon("onedrive", true);
 }
 
 /// `offload backend edit Bucket --profile Home ARGS`, the secret (if any) on stdin.
 fn edit(sandbox: &Sandbox, args: &[&str], secret: Option<&str>) -> std::process::Output {
-    let mut command = sandbox.offload();
-    command
-        .args(["backend", "edit", "Bucket", "--profile", "Home"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if secret.is_some() {
-        command
-            .arg("--secret-access-key-stdin")
-            .stdin(Stdio::piped());
+    let mut all = vec!["backend", "edit", "Bucket", "--profile", "Home"];
+    all.extend_from_slice(args);
+    match secret {
+        Some(secret) => {
+            all.push("--secret-access-key-stdin");
+            sandbox.run_with_stdin(&all, secret)
+        }
+        None => sandbox.run(&all),
     }
-    let mut child = command.spawn().unwrap();
-    if let Some(secret) = secret {
-        writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// What the bucket holds at `key`, read with the server's current key.

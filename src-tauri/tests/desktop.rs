@@ -503,6 +503,40 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     );
 }
 
+/// A profile watching `folders` whose default storage, `name`, is a `kind` account at the fake identity platform, not signed in yet; written with the app's master key,
+/// and a running app told.
+fn cloud_storage(
+    desktop: &Desktop,
+    identity: &oauth_fake::FakeIdentity,
+    profile: &str,
+    folders: &[offload::profiles::NewWatchFolder],
+    kind: offload::storage::BackendKind,
+    name: &str,
+) -> (offload::profiles::Profile, offload::backends::BackendRecord) {
+    let (db, vault) = desktop.vault();
+    let profile = offload::profiles::create(
+        &db,
+        profile,
+        offload::template::DEFAULT_TEMPLATE,
+        &offload::profiles::AfterUpload::Keep,
+        folders,
+    )
+    .expect("profile");
+    let form = offload::backends::BackendForm {
+        kind: Some(kind),
+        client_id: Some(oauth_fake::CLIENT_ID.into()),
+        auth_url: Some(format!("{}/authorize", identity.base)),
+        token_url: Some(format!("{}/token", identity.base)),
+        api_base: Some(identity.base.clone()),
+        ..Default::default()
+    };
+    let settings = form.settings(&db, &desktop.path("data")).expect("settings");
+    let record =
+        offload::backends::add(&db, &vault, profile.id, name, &settings, true).expect("backend");
+    desktop.engine().wake_daemon();
+    (profile, record)
+}
+
 /// `pid` and every process below it (children of any of its threads).
 fn descendants(pid: u32) -> Vec<u32> {
     let mut tree = vec![pid];
@@ -606,25 +640,14 @@ fn a_microsoft_sign_in_link_completes_in_the_running_app() {
     let identity = oauth_fake::FakeIdentity::start();
     let desktop = Desktop::new();
     let (db, vault) = desktop.vault();
-    let profile = offload::profiles::create(
-        &db,
+    let (_, record) = cloud_storage(
+        &desktop,
+        &identity,
         "Home",
-        offload::template::DEFAULT_TEMPLATE,
-        &offload::profiles::AfterUpload::Keep,
         &[],
-    )
-    .expect("profile");
-    let form = offload::backends::BackendForm {
-        kind: Some(offload::storage::BackendKind::Onedrive),
-        client_id: Some(oauth_fake::CLIENT_ID.into()),
-        auth_url: Some(format!("{}/authorize", identity.base)),
-        token_url: Some(format!("{}/token", identity.base)),
-        api_base: Some(identity.base.clone()),
-        ..Default::default()
-    };
-    let settings = form.settings(&db, &desktop.path("data")).expect("settings");
-    let record = offload::backends::add(&db, &vault, profile.id, "OneDrive", &settings, true)
-        .expect("backend");
+        offload::storage::BackendKind::Onedrive,
+        "OneDrive",
+    );
 
     let log = desktop.path("app.log");
     let _app = desktop.launch(&[], &log);
@@ -694,28 +717,17 @@ async fn connecting_in_the_window_uploads_what_waited_for_the_sign_in() {
     window.click("[data-testid=welcome-dismiss]").await;
 
     // While the app runs, a profile watching a folder gets Drive storage as its default.
-    let (db, vault) = desktop.vault();
-    let profile = offload::profiles::create(
-        &db,
+    let (profile, _) = cloud_storage(
+        &desktop,
+        &identity,
         "Films",
-        offload::template::DEFAULT_TEMPLATE,
-        &offload::profiles::AfterUpload::Keep,
         &[offload::profiles::NewWatchFolder::recursive(
             watched.clone(),
         )],
-    )
-    .expect("profile");
-    let form = offload::backends::BackendForm {
-        kind: Some(offload::storage::BackendKind::GoogleDrive),
-        client_id: Some(oauth_fake::CLIENT_ID.into()),
-        auth_url: Some(format!("{}/authorize", identity.base)),
-        token_url: Some(format!("{}/token", identity.base)),
-        api_base: Some(identity.base.clone()),
-        ..Default::default()
-    };
-    let settings = form.settings(&db, &desktop.path("data")).expect("settings");
-    offload::backends::add(&db, &vault, profile.id, "Drive", &settings, true).expect("backend");
-    desktop.engine().wake_daemon();
+        offload::storage::BackendKind::GoogleDrive,
+        "Drive",
+    );
+    let (db, _) = desktop.vault();
 
     let download = |name: &str, seed: u32| {
         let bytes: Vec<u8> = (0..2 * 1024 * 1024u32)

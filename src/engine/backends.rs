@@ -119,15 +119,10 @@ impl Engine {
         skip_test: bool,
     ) -> Result<Saved> {
         let settings = self.settings_of(form, None)?;
-        let report = match skip_test {
-            true => None,
-            false => settings.test_before_saving().await,
+        let report = match tested(&settings, skip_test).await {
+            Ok(report) => report,
+            Err(report) => return Ok(Saved::Refused { report }),
         };
-        if let Some(report) = report.as_ref().filter(|report| !report.is_ok()) {
-            return Ok(Saved::Refused {
-                report: report.clone(),
-            });
-        }
         let record = backends::add(
             &self.db,
             &self.vault,
@@ -156,15 +151,10 @@ impl Engine {
         skip_test: bool,
     ) -> Result<Saved> {
         let settings = self.settings_of(form, Some(id))?;
-        let report = match skip_test {
-            true => None,
-            false => settings.test_before_saving().await,
+        let report = match tested(&settings, skip_test).await {
+            Ok(report) => report,
+            Err(report) => return Ok(Saved::Refused { report }),
         };
-        if let Some(report) = report.as_ref().filter(|report| !report.is_ok()) {
-            return Ok(Saved::Refused {
-                report: report.clone(),
-            });
-        }
         let sealer = settings.sealer_for(&self.vault)?;
         let (record, queued) = self.db.transaction(|tx| {
             let record = backends::update(tx, id, name, &settings, sealer.as_ref())?;
@@ -191,5 +181,20 @@ impl Engine {
         backends::remove(&self.db, id)?;
         self.wake_daemon();
         Ok(())
+    }
+}
+
+/// The test `settings` pass before they are saved (none for a kind that cannot be tested
+/// unsaved, or when `skip_test`); the report as the error when it failed.
+async fn tested(
+    settings: &backends::BackendSettings,
+    skip_test: bool,
+) -> std::result::Result<Option<ConnectionReport>, ConnectionReport> {
+    if skip_test {
+        return Ok(None);
+    }
+    match settings.test_before_saving().await {
+        Some(report) if !report.is_ok() => Err(report),
+        report => Ok(report),
     }
 }

@@ -40,7 +40,7 @@ pub struct RunOverrides {
 }
 
 /// What the daemon runs with: the settings, with one run's overrides.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct DaemonOptions {
     watch: WatchOptions,
     queue: QueueOptions,
@@ -71,22 +71,23 @@ impl RunOverrides {
 /// Why one run of the daemon ended.
 enum Ended {
     Shutdown,
-    /// Settings it cannot change while it runs did change: it starts again with them.
+    /// Settings it fixes at start (uploads at once, the quiet period, where the stream server
+    /// listens and how long its URLs live) changed: it starts again with them.
     SettingsChanged,
 }
 
 impl Engine {
     /// The headless daemon: returns interrupted uploads to the queue, watches every profile's
     /// folders, and uploads what arrives until `shutdown` fires; then checkpoints and returns.
-    /// When the settings it fixes at start change (the stream port, uploads at once), whoever
-    /// changed them, it stops at a checkpoint and starts again in place with them.
+    /// When a setting it fixes at start changes (the stream port, uploads at once …), whoever
+    /// changed it, it stops at a checkpoint and starts again in place with it; the bandwidth
+    /// limit is read live, and a setting this run overrides changes nothing.
     pub async fn run(&self, overrides: &RunOverrides, shutdown: CancellationToken) -> Result<()> {
         let _daemon_lock = self.lock_daemon()?;
         let mut first = true;
         loop {
-            let settings = self.settings()?;
-            let options = overrides.options(&settings);
-            match self.run_with(&settings, options, &shutdown, first).await? {
+            let options = overrides.options(&self.settings()?);
+            match self.run_with(overrides, options, &shutdown, first).await? {
                 Ended::Shutdown => return Ok(()),
                 Ended::SettingsChanged => {
                     first = false;
@@ -98,7 +99,7 @@ impl Engine {
 
     async fn run_with(
         &self,
-        settings: &Settings,
+        overrides: &RunOverrides,
         options: DaemonOptions,
         shutdown: &CancellationToken,
         first: bool,
@@ -137,7 +138,7 @@ impl Engine {
             tokio::select! {
                 _ = shutdown.cancelled() => break Ended::Shutdown,
                 Some(()) = wake_rx.recv() => {
-                    if self.settings().is_ok_and(|now| now.need_restart_from(settings)) {
+                    if self.settings().is_ok_and(|now| overrides.options(&now) != options) {
                         break Ended::SettingsChanged;
                     }
                     // A one-off `offload upload` that died leaves reservations behind.
@@ -388,5 +389,42 @@ impl Engine {
                 ))
             })?;
         Ok(watcher)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_follows_what_the_run_uses_not_every_setting() {
+        let before = Settings::default();
+        let changed = |change: fn(&mut Settings)| {
+            let mut now = before.clone();
+            change(&mut now);
+            now
+        };
+        let plain = RunOverrides::default();
+        let restarts = |overrides: &RunOverrides, now: &Settings| {
+            overrides.options(now) != overrides.options(&before)
+        };
+        // Read live, or not the daemon's at all.
+        assert!(!restarts(&plain, &changed(|s| s.bandwidth_limit = 1 << 20)));
+        assert!(!restarts(&plain, &changed(|s| s.notifications = false)));
+        assert!(!restarts(&plain, &changed(|s| s.autostart = true)));
+        // Fixed at start.
+        assert!(restarts(&plain, &changed(|s| s.workers = 3)));
+        assert!(restarts(&plain, &changed(|s| s.quiet_period_secs = 1)));
+        assert!(restarts(&plain, &changed(|s| s.stream_port = 40_000)));
+        assert!(restarts(&plain, &changed(|s| s.url_lifetime_secs = 3)));
+        // What this run overrides stays as it is whatever the setting says.
+        let fixed = RunOverrides {
+            workers: Some(4),
+            without_stream_server: true,
+            ..RunOverrides::default()
+        };
+        assert!(!restarts(&fixed, &changed(|s| s.workers = 3)));
+        assert!(!restarts(&fixed, &changed(|s| s.stream_port = 40_000)));
+        assert!(restarts(&fixed, &changed(|s| s.quiet_period_secs = 1)));
     }
 }

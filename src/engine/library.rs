@@ -32,7 +32,7 @@ impl Engine {
     /// One item, removed or not (a removed item's URL still answers, with 410 Gone).
     pub fn library_item(&self, item: LibraryItem) -> Result<LibraryEntry> {
         library::get(&self.db, item)?
-            .ok_or_else(|| Error::NotFound(format!("there is no {} in the library", named(item))))
+            .ok_or_else(|| Error::NotFound(format!("there is no {item} in the library")))
     }
 
     /// The stable URL a player opens for one item.
@@ -56,17 +56,9 @@ impl Engine {
     pub async fn remove_library_item(&self, item: LibraryItem) -> Result<()> {
         if self.library_item(item)?.status == "removed" {
             return Err(Error::NotFound(format!(
-                "{} was already removed from the library",
-                named(item)
+                "{item} was already removed from the library"
             )));
         }
         library::remove(&self.db, &self.backends, item).await
-    }
-}
-
-fn named(item: LibraryItem) -> String {
-    match item {
-        LibraryItem::Media(id) => format!("media {id}"),
-        LibraryItem::Episode(id) => format!("episode {id}"),
     }
 }

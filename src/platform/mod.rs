@@ -20,6 +20,19 @@ mod windows;
 pub use windows::*;
 
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Hands `target` (a URL or a file) to the desktop: a browser for a sign-in page, the default
+/// player for a stream URL. Returns once the opener has started.
+pub fn open(target: &str) -> std::io::Result<()> {
+    Command::new(OPENER)
+        .arg(target)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+}
 
 /// The platform's data folder for Offload: `~/.local/share/offload` on Linux,
 /// `~/Library/Application Support/app.Offload.offload` on macOS, `%APPDATA%\Offload\offload\data`

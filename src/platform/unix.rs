@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Reads into `buffer` from `offset` without moving the file's cursor, so one open file can serve
 /// many ranges at once.
@@ -11,22 +10,12 @@ pub fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<u
     file.read_at(buffer, offset)
 }
 
-/// Hands `target` (a URL or a file) to the desktop: a browser for a sign-in page, the default
-/// player for a stream URL. Returns once the opener has started.
-pub fn open(target: &str) -> std::io::Result<()> {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    Command::new(opener)
-        .arg(target)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(drop)
-}
+/// The program that hands a URL or a file to the desktop's default handler.
+pub const OPENER: &str = if cfg!(target_os = "macos") {
+    "open"
+} else {
+    "xdg-open"
+};
 
 /// Whether a watch failed because the OS's limit on watched folders was reached (Linux answers
 /// `ENOSPC` from inotify for that).

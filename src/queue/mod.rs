@@ -47,7 +47,7 @@ use settle::Outcome;
 use transfer::{JobControl, JobTransfer, Stop};
 
 /// Tuning of the queue; the defaults suit a home connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueOptions {
     /// Files uploaded at once.
     pub workers: usize,

@@ -26,7 +26,7 @@ pub struct WatchSpec {
     pub filter: crate::filter::FileFilter,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchOptions {
     /// How long size and modification time must hold still before a file
     /// counts as finished.

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -25,28 +24,23 @@ pub fn add_cloud_backend(
     kind: &str,
     secret: Option<&str>,
 ) {
-    let mut command = sandbox.offload();
-    command
-        .args([
-            "backend",
-            "add",
-            "Cloud",
-            "--profile",
-            "Home",
-            "--type",
-            kind,
-        ])
-        .args(endpoints)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if secret.is_some() {
-        command.arg("--client-secret-stdin").stdin(Stdio::piped());
-    }
-    let mut child = command.spawn().unwrap();
-    if let Some(secret) = secret {
-        writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
+    let mut args = vec![
+        "backend",
+        "add",
+        "Cloud",
+        "--profile",
+        "Home",
+        "--type",
+        kind,
+    ];
+    args.extend(endpoints.iter().map(String::as_str));
+    let output = match secret {
+        Some(secret) => {
+            args.push("--client-secret-stdin");
+            sandbox.run_with_stdin(&args, secret)
+        }
+        None => sandbox.run(&args),
+    };
     assert!(output.status.success(), "{output:?}");
 }
 
@@ -245,6 +239,20 @@ pub async fn check_revoked_account_waits(kind: &str) {
 /// opened (the fake consents at once) and the browser follows the redirect back to the
 /// command's loopback listener. Returns the command's output once it has exited.
 pub fn connect_with_cli(sandbox: &Sandbox) -> std::process::Output {
+    connect_with_cli_through(sandbox, |url| {
+        let back = consent(url);
+        let page = super::s3::fetch(&back, "GET", &[]);
+        assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    })
+}
+
+/// `offload backend connect Cloud --profile Home --no-browser`, with `browser` doing what a
+/// person's browser does with the sign-in address the command prints. Returns the command's
+/// output (its stdout after that address) once it has exited.
+pub fn connect_with_cli_through(
+    sandbox: &Sandbox,
+    browser: impl FnOnce(&str),
+) -> std::process::Output {
     use std::io::{BufRead, BufReader, Read};
     let mut connect = sandbox
         .offload()
@@ -263,9 +271,7 @@ pub fn connect_with_cli(sandbox: &Sandbox) -> std::process::Output {
     let mut stdout = BufReader::new(connect.stdout.take().unwrap());
     let mut url = String::new();
     stdout.read_line(&mut url).unwrap();
-    let back = consent(url.trim());
-    let page = super::s3::fetch(&back, "GET", &[]);
-    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    browser(url.trim());
     let mut output = connect.wait_with_output().unwrap();
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();

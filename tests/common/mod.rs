@@ -85,6 +85,20 @@ impl Sandbox {
         self.offload().args(args).output().expect("run offload")
     }
 
+    /// Runs `offload ARGS` with `line` on its stdin (a secret, the way a person pipes one in).
+    pub fn run_with_stdin(&self, args: &[&str], line: &str) -> Output {
+        let mut child = self
+            .offload()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start offload");
+        writeln!(child.stdin.take().expect("stdin"), "{line}").expect("write stdin");
+        child.wait_with_output().expect("run offload")
+    }
+
     /// Runs `offload ARGS` and insists it succeeds; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
@@ -273,7 +287,26 @@ pub fn add_s3_backend(
     secret: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    let mut args = vec![
+    let mut args = s3_backend_args(
+        "garage",
+        &server.endpoint,
+        &server.bucket,
+        &server.access_key_id,
+    );
+    args.push("--default");
+    args.extend_from_slice(extra);
+    sandbox.run_with_stdin(&args, secret)
+}
+
+/// The arguments of `offload backend add` for an S3 backend "Bucket" of profile "Home", its
+/// secret to come on stdin.
+pub fn s3_backend_args<'a>(
+    provider: &'a str,
+    endpoint: &'a str,
+    bucket: &'a str,
+    access_key_id: &'a str,
+) -> Vec<&'a str> {
+    vec![
         "backend",
         "add",
         "Bucket",
@@ -282,27 +315,15 @@ pub fn add_s3_backend(
         "--type",
         "s3",
         "--provider",
-        "garage",
+        provider,
         "--endpoint",
-        &server.endpoint,
+        endpoint,
         "--bucket",
-        &server.bucket,
+        bucket,
         "--access-key-id",
-        &server.access_key_id,
+        access_key_id,
         "--secret-access-key-stdin",
-        "--default",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = sandbox
-        .offload()
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
-    child.wait_with_output().unwrap()
+    ]
 }
 
 /// Text meant for a person (a command's output, a job's reason, a log line) is sentences: never

@@ -67,18 +67,28 @@ impl S3Server {
     /// Replaces the bucket's key, as a person rotating credentials does: a new key may read and
     /// write the bucket, and the old one is deleted. Garage only.
     pub fn rotate_key(&mut self) {
-        let (binary, config) = self.garage_cli.clone().expect("a Garage server");
-        let cli = || {
-            let mut command = Command::new(&binary);
-            command
-                .args(["-c", config.to_str().expect("utf-8")])
-                .env("RUST_LOG", "warn");
-            command
-        };
-        let name = format!("rotated-{}", rand::random::<u32>());
-        let key = run(cli().args(["key", "create", &name]));
-        let (id, secret) = key_fields(&key);
-        run(cli().args([
+        let (id, secret) = self.new_key(&format!("rotated-{}", rand::random::<u32>()));
+        run(self
+            .garage()
+            .args(["key", "delete", "--yes", &self.access_key_id]));
+        self.access_key_id = id;
+        self.secret_access_key = secret;
+    }
+
+    /// Garage's command line, on this server. Garage only.
+    fn garage(&self) -> Command {
+        let (binary, config) = self.garage_cli.as_ref().expect("a Garage server");
+        let mut command = Command::new(binary);
+        command
+            .args(["-c", config.to_str().expect("utf-8")])
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    /// A new key `name` that may read and write the bucket: its id and secret. Garage only.
+    fn new_key(&self, name: &str) -> (String, String) {
+        let key = run(self.garage().args(["key", "create", name]));
+        run(self.garage().args([
             "bucket",
             "allow",
             "--read",
@@ -86,11 +96,9 @@ impl S3Server {
             "--owner",
             &self.bucket,
             "--key",
-            &name,
+            name,
         ]));
-        run(cli().args(["key", "delete", "--yes", &self.access_key_id]));
-        self.access_key_id = id;
-        self.secret_access_key = secret;
+        key_fields(&key)
     }
 
     pub fn port(&self) -> u16 {
@@ -178,13 +186,6 @@ pub fn garage() -> S3Server {
         .stderr(log)
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {} ({error}); scripts/test installs it with `cargo install garage --locked`", binary.display()));
-    let cli = || {
-        let mut command = Command::new(&binary);
-        command
-            .args(["-c", config.to_str().expect("utf-8")])
-            .env("RUST_LOG", "warn");
-        command
-    };
     let mut server = S3Server {
         name: "garage",
         provider: Provider::Garage,
@@ -193,10 +194,11 @@ pub fn garage() -> S3Server {
         bucket: "offload-test".into(),
         access_key_id: String::new(),
         secret_access_key: String::new(),
-        garage_cli: Some((binary.clone(), config.clone())),
+        garage_cli: Some((binary, config)),
         child,
         _dir: dir,
     };
+    let cli = || server.garage();
     wait_until("garage to answer", || {
         cli()
             .arg("status")
@@ -208,19 +210,8 @@ pub fn garage() -> S3Server {
     let node = node.trim().split('@').next().expect("node id").to_owned();
     run(cli().args(["layout", "assign", "-z", "dc1", "-c", "1G", &node]));
     run(cli().args(["layout", "apply", "--version", "1"]));
-    let key = run(cli().args(["key", "create", "offload-test-key"]));
-    (server.access_key_id, server.secret_access_key) = key_fields(&key);
     run(cli().args(["bucket", "create", &server.bucket]));
-    run(cli().args([
-        "bucket",
-        "allow",
-        "--read",
-        "--write",
-        "--owner",
-        &server.bucket,
-        "--key",
-        "offload-test-key",
-    ]));
+    (server.access_key_id, server.secret_access_key) = server.new_key("offload-test-key");
     wait_for_bucket(&server);
     server
 }

@@ -309,11 +309,7 @@ pub async fn backend(engine: &Engine, command: BackendCommand, json: bool) -> Cl
             Ok(said(engine, saved, "changed"))
         }
         BackendCommand::List { profile } => {
-            let profile_id = profile
-                .map(|name| engine.profile_named(&name))
-                .transpose()?
-                .map(|profile| profile.id);
-            let backends = engine.list_backends(profile_id)?;
+            let backends = engine.list_backends(crate::profile_id(engine, profile.as_deref())?)?;
             if json {
                 print_json(&backends)?;
                 return Ok(ExitCode::SUCCESS);

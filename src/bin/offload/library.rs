@@ -46,23 +46,16 @@ fn item(id: i64, episode: bool) -> LibraryItem {
 pub async fn media(engine: &Engine, command: MediaCommand, json: bool) -> CliResult {
     match command {
         MediaCommand::List { profile } => {
-            let profile_id = profile
-                .map(|name| engine.profile_named(&name))
-                .transpose()?
-                .map(|profile| profile.id);
-            let rows = engine.library(profile_id)?;
+            let rows = engine.library(crate::profile_id(engine, profile.as_deref())?)?;
             if json {
                 print_json(&rows)?;
                 return Ok(ExitCode::SUCCESS);
             }
             for row in &rows {
                 let entry = &row.entry;
-                let id = match entry.item {
-                    LibraryItem::Media(id) => format!("media {id}"),
-                    LibraryItem::Episode(id) => format!("episode {id}"),
-                };
                 println!(
-                    "{id:>12}  {:<40}  {:>10}  {}",
+                    "{:>12}  {:<40}  {:>10}  {}",
+                    entry.item.to_string(),
                     entry.title,
                     human_bytes(entry.size.unwrap_or(0)),
                     entry.storage_path.as_deref().unwrap_or("")

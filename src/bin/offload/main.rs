@@ -239,6 +239,12 @@ async fn command(engine: &Engine, command: Command, json: bool) -> CliResult {
     }
 }
 
+/// The id of the profile a `--profile NAME` flag names, if one was given.
+fn profile_id(engine: &Engine, name: Option<&str>) -> offload::Result<Option<i64>> {
+    name.map(|name| engine.profile_named(name).map(|profile| profile.id))
+        .transpose()
+}
+
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     println!("{text}");
