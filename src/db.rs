@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_job_actions.sql",
         include_str!("../migrations/0004_job_actions.sql"),
     ),
+    (
+        "0005_remote_tags.sql",
+        include_str!("../migrations/0005_remote_tags.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -434,21 +434,7 @@ async fn garage_rejects_a_wrong_crc32c_so_offload_may_rely_on_it() {
             .quirks()
             .validates_crc32c
     );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(server.region.clone()))
-        .endpoint_url(&server.endpoint)
-        .force_path_style(true)
-        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            &server.access_key_id,
-            &server.secret_access_key,
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    let client = aws_sdk_s3::Client::from_conf(config);
+    let client = server.client();
     let wrong = client
         .put_object()
         .bucket(&server.bucket)

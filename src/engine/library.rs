@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::library::{self, LibraryEntry, LibraryItem};
+use crate::library::{self, LibraryEntry, LibraryItem, ScanReport};
 
 /// An item of the library with the stable URL a player opens (none without a master key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -50,6 +50,25 @@ impl Engine {
     pub fn playlist_url(&self, profile_id: i64) -> Result<String> {
         crate::profiles::get(&self.db, profile_id)?;
         Ok(self.stream_links()?.playlist_url(profile_id))
+    }
+
+    /// Finds what one backend holds (see [`library::scan`]); `progress` hears the number of
+    /// media items found so far.
+    pub async fn scan_backend(
+        &self,
+        backend_id: i64,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<ScanReport> {
+        let record = crate::backends::get(&self.db, backend_id)?;
+        let backend = self.backends.get(backend_id)?;
+        library::scan(
+            &self.db,
+            backend.as_ref(),
+            record.profile_id,
+            backend_id,
+            progress,
+        )
+        .await
     }
 
     /// Deletes an item's remote copy, then removes it from the library (its URL answers 410).

@@ -162,18 +162,14 @@ pub struct CloudConfig {
 impl CloudConfig {
     /// Drive wants multiples of 256 KiB; OneDrive multiples of 320 KiB under 60 MiB.
     pub fn check_chunk_size(kind: BackendKind, bytes: u64) -> Result<(), FieldError> {
-        let (multiple, limit, provider) = match kind {
-            BackendKind::GoogleDrive => (
-                super::google_drive::CHUNK_MULTIPLE,
-                u64::MAX,
-                "Google Drive",
-            ),
+        let (multiple, limit) = match kind {
+            BackendKind::GoogleDrive => (super::google_drive::CHUNK_MULTIPLE, u64::MAX),
             _ => (
                 super::onedrive::FRAGMENT_MULTIPLE,
                 super::onedrive::FRAGMENT_LIMIT,
-                "OneDrive",
             ),
         };
+        let provider = kind.display_name();
         if bytes == 0 || !bytes.is_multiple_of(multiple) || bytes >= limit {
             return Err(FieldError::new(
                 Field::ChunkSize,

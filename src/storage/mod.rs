@@ -45,6 +45,16 @@ impl BackendKind {
         }
     }
 
+    /// The service's name in a sentence.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "the local folder",
+            BackendKind::S3 => "S3",
+            BackendKind::GoogleDrive => "Google Drive",
+            BackendKind::Onedrive => "OneDrive",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<BackendKind> {
         [
             BackendKind::Local,
@@ -73,6 +83,7 @@ pub enum Operation {
     Stat,
     StreamTarget,
     Download,
+    List,
     TestConnection,
 }
 
@@ -86,6 +97,7 @@ impl fmt::Display for Operation {
             Operation::Stat => "stat",
             Operation::StreamTarget => "stream",
             Operation::Download => "download",
+            Operation::List => "list",
             Operation::TestConnection => "connection test",
         })
     }
@@ -337,6 +349,23 @@ pub struct ObjectMeta {
     pub modified: Option<SystemTime>,
 }
 
+/// An object a listing found under a backend's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub path: RemotePath,
+    pub size: u64,
+    /// The provider's identity of the content (an ETag, a content hash, a modification time):
+    /// when it changes, the object was replaced.
+    pub tag: String,
+}
+
+/// One page of a listing, and the cursor of the next page (`None` after the last).
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
 /// The queue's side of a transfer: progress, bandwidth, pause and cancel, resume records.
 #[async_trait]
 pub trait Transfer: Send + Sync {
@@ -470,6 +499,23 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
         remote: &RemotePath,
         lifetime: Duration,
     ) -> Result<StreamTarget, StorageError>;
+
+    /// One page of what is stored under the backend's root, whoever put it there, without
+    /// reading any content: `cursor` is the previous page's `next`, `None` to start. Pages come
+    /// in no promised order; names that are not valid remote paths are left out.
+    /// Google Drive and OneDrive do not list yet: their library is what Offload uploaded.
+    async fn list(&self, _cursor: Option<&str>) -> Result<ListPage, StorageError> {
+        Err(StorageError::new(
+            self.kind(),
+            Operation::List,
+            ErrorKind::Other,
+            self.kind(),
+            format!(
+                "finding files already in {} is not built yet; the library lists what Offload uploads there",
+                self.kind().display_name()
+            ),
+        ))
+    }
 
     /// Copies the object to `local`, replacing it only once the copy is complete.
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError>;

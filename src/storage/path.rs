@@ -75,6 +75,14 @@ impl RemotePath {
         Ok(RemotePath(segments.join("/")))
     }
 
+    /// `raw` as a remote path only when it already is one exactly: a listed name that parsing
+    /// would change (`a//b`, `a\\b`) names an object Offload could not address again.
+    pub fn exact(raw: &str) -> Option<RemotePath> {
+        RemotePath::parse(raw)
+            .ok()
+            .filter(|path| path.as_str() == raw)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

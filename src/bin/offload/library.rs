@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+use indicatif::ProgressBar;
 use offload::library::LibraryItem;
 use offload::stream::StreamSettings;
 use offload::Engine;
@@ -24,6 +25,15 @@ pub enum MediaCommand {
         /// The id is an episode's.
         #[arg(long)]
         episode: bool,
+    },
+    /// Find what storage already holds (uploaded by another computer or tool) and what was
+    /// deleted or replaced there; nothing in storage is changed.
+    Scan {
+        #[arg(long)]
+        profile: Option<String>,
+        /// Only this backend of the profile.
+        #[arg(long, requires = "profile")]
+        backend: Option<String>,
     },
     /// Delete an item's remote copy and drop it from the library; the local file stays.
     Remove {
@@ -69,6 +79,9 @@ pub async fn media(engine: &Engine, command: MediaCommand, json: bool) -> CliRes
             println!("{}", engine.stream_url(item(id, episode))?);
             warn_if_stream_server_is_down(engine);
         }
+        MediaCommand::Scan { profile, backend } => {
+            return scan(engine, profile.as_deref(), backend.as_deref(), json).await;
+        }
         MediaCommand::Remove { id, episode } => {
             let item = item(id, episode);
             let title = engine.library_item(item)?.title;
@@ -107,4 +120,60 @@ fn warn_if_stream_server_is_down(engine: &Engine) {
             stream.base_url()
         );
     }
+}
+
+/// Scans the backends named (one, a profile's, or all), each on its own: one that cannot be
+/// listed is reported and the others still scanned.
+async fn scan(
+    engine: &Engine,
+    profile: Option<&str>,
+    backend: Option<&str>,
+    json: bool,
+) -> CliResult {
+    let targets = match (profile, backend) {
+        (Some(profile), Some(name)) => {
+            let profile = engine.profile_named(profile)?;
+            let record = engine.backend_named(profile.id, name)?;
+            vec![engine.backend_view(record.id)?]
+        }
+        _ => engine.list_backends(crate::profile_id(engine, profile)?)?,
+    };
+    let mut results = Vec::new();
+    let mut failed = false;
+    for target in &targets {
+        let bar = ProgressBar::new_spinner().with_message(format!("scanning {}", target.name));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut progress =
+            |found: u64| bar.set_message(format!("scanning {}: {found} found", target.name));
+        let outcome = engine.scan_backend(target.id, &mut progress).await;
+        bar.finish_and_clear();
+        match outcome {
+            Ok(report) => {
+                if !json {
+                    println!(
+                        "Found {} items in {} ({} new, {} changed, {} gone)",
+                        report.found, target.name, report.added, report.changed, report.gone
+                    );
+                }
+                results.push(serde_json::json!({ "backend": target.name, "backend_id": target.id, "report": report }));
+            }
+            Err(error) => {
+                failed = true;
+                let message = error.to_string();
+                crate::print_error(
+                    engine,
+                    &anyhow::Error::from(error).context(format!("cannot scan {}", target.name)),
+                );
+                results.push(serde_json::json!({ "backend": target.name, "backend_id": target.id, "error": message }));
+            }
+        }
+    }
+    if json {
+        print_json(&results)?;
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -72,8 +72,8 @@ enum Command {
         #[arg(value_parser = parse_rate)]
         rate: u64,
     },
-    /// The library of uploaded media.
-    #[command(subcommand)]
+    /// The library: what is in storage, its stream URLs, finding what is already there.
+    #[command(subcommand, alias = "library")]
     Media(library::MediaCommand),
     /// Print a profile's library as an M3U playlist of stream URLs, for VLC, mpv or Kodi.
     Playlist {
@@ -206,16 +206,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
     match command(&engine, cli.command, cli.json).await {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
-            if let Some(action) = failure
-                .error
-                .downcast_ref::<Error>()
-                .and_then(Error::action)
-            {
-                eprintln!("  → {}", words::advice(&engine, &action));
-            }
+            print_error(&engine, &failure.error);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+/// An error in sentences on stderr, with what to do about it where the engine knows.
+fn print_error(engine: &Engine, error: &anyhow::Error) {
+    eprintln!("error: {error:#}");
+    if let Some(action) = error.downcast_ref::<Error>().and_then(Error::action) {
+        eprintln!("  → {}", words::advice(engine, &action));
     }
 }
 

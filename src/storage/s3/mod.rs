@@ -45,8 +45,8 @@ pub use providers::{Preset, Provider};
 
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, FieldError, Fix,
-    ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget,
-    Transfer, UploadRequest,
+    ListPage, ListedObject, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError,
+    StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 
 /// Presigned URLs live at most 7 days (SigV4's limit).
@@ -1089,6 +1089,41 @@ impl StorageBackend for S3Backend {
                 .presigner
                 .presign_get(&key, lifetime, std::time::SystemTime::now()),
             expires_in: lifetime,
+        })
+    }
+
+    /// `ListObjectsV2` under the prefix, 1,000 keys a page: a listing carries each key's size
+    /// and ETag, so nothing is fetched per object.
+    async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError> {
+        let prefix = (!self.config.prefix.is_empty()).then(|| format!("{}/", self.config.prefix));
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.config.bucket)
+            .set_prefix(prefix.clone())
+            .set_continuation_token(cursor.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|error| self.classify(error, Operation::List, &self.config.bucket))?;
+        let objects = page
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                let key = object.key()?;
+                let relative = key.strip_prefix(prefix.as_deref().unwrap_or(""))?;
+                Some(ListedObject {
+                    path: RemotePath::exact(relative)?,
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    tag: object.e_tag().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            objects,
+            next: page
+                .next_continuation_token()
+                .filter(|_| page.is_truncated() == Some(true))
+                .map(str::to_owned),
         })
     }
 

@@ -30,6 +30,10 @@ impl std::fmt::Display for LibraryItem {
     }
 }
 
+mod scan;
+
+pub use scan::{scan, ScanReport};
+
 /// A verified upload, as the queue reports it.
 #[derive(Debug, Clone)]
 pub struct UploadedFile<'a> {
@@ -44,24 +48,58 @@ pub struct UploadedFile<'a> {
 /// Records a verified upload inside the queue's finishing transaction. Uploading to a remote
 /// path that already has a row updates that row, so a re-upload never duplicates an item.
 pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<LibraryItem> {
-    let now = now_ms();
     let file_name = file
         .local_path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let content_type = content_type_of(file.local_path);
-    let local = path_text(file.local_path);
-    let size = file.size as i64;
-    if let Some(episode) = parse_episode(&file_name) {
+    record(
+        tx,
+        &Stored {
+            profile_id: file.profile_id,
+            backend_id: file.backend_id,
+            name: &file_name,
+            remote_path: file.remote_path,
+            size: file.size,
+            content_type: content_type_of(file.local_path),
+            checksum: Some(file.checksum.as_str()),
+            file_path: Some(path_text(file.local_path)),
+            remote_tag: None,
+            uploaded_at: Some(now_ms()),
+        },
+    )
+}
+
+/// An object in storage as the library records it, however Offload learnt of it.
+struct Stored<'a> {
+    profile_id: i64,
+    backend_id: i64,
+    /// The file name the title, or series, season and episode, are read from.
+    name: &'a str,
+    remote_path: &'a RemotePath,
+    size: u64,
+    content_type: String,
+    /// Offload's verified SHA-256, when Offload uploaded these bytes.
+    checksum: Option<&'a str>,
+    /// The local file it was uploaded from.
+    file_path: Option<String>,
+    remote_tag: Option<&'a str>,
+    uploaded_at: Option<i64>,
+}
+
+/// Inserts the item, or replaces what the row for its remote path said: one row per object.
+fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
+    let now = now_ms();
+    let size = item.size as i64;
+    if let Some(episode) = parse_episode(item.name) {
         tx.execute(
             "INSERT INTO media (profile_id, kind, title, status, created_at) VALUES (?1, 'series', ?2, 'uploaded', ?3)
              ON CONFLICT (profile_id, title) WHERE kind = 'series' DO NOTHING",
-            params![file.profile_id, episode.series, now],
+            params![item.profile_id, episode.series, now],
         )?;
         let series_id: i64 = tx.query_row(
             "SELECT id FROM media WHERE profile_id = ?1 AND kind = 'series' AND title = ?2",
-            params![file.profile_id, episode.series],
+            params![item.profile_id, episode.series],
             |row| row.get(0),
         )?;
         let title = format!(
@@ -70,25 +108,27 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
         );
         let id: i64 = tx.query_row(
             "INSERT INTO episodes (series_id, season, episode, title, file_path, storage_backend_id, storage_path, size,
-                                   content_type, checksum, status, uploaded_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?11)
+                                   content_type, checksum, status, uploaded_at, remote_tag, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13)
              ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
                  series_id = excluded.series_id, season = excluded.season, episode = excluded.episode,
                  title = excluded.title, file_path = excluded.file_path, size = excluded.size,
                  content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
-                 uploaded_at = excluded.uploaded_at
+                 uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag
              RETURNING id",
             params![
                 series_id,
                 episode.season,
                 episode.episode,
                 title,
-                local,
-                file.backend_id,
-                file.remote_path.as_str(),
+                item.file_path,
+                item.backend_id,
+                item.remote_path.as_str(),
                 size,
-                content_type,
-                file.checksum.as_str(),
+                item.content_type,
+                item.checksum,
+                item.uploaded_at,
+                item.remote_tag,
                 now
             ],
             |row| row.get(0),
@@ -96,7 +136,7 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
         return Ok(LibraryItem::Episode(id));
     }
     let title = tidy_title(
-        Path::new(&file_name)
+        Path::new(item.name)
             .file_stem()
             .map(|stem| stem.to_string_lossy())
             .unwrap_or_default()
@@ -104,22 +144,24 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
     );
     let id: i64 = tx.query_row(
         "INSERT INTO media (profile_id, kind, title, file_path, storage_backend_id, storage_path, size, content_type,
-                            checksum, status, uploaded_at, created_at)
-         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?9)
+                            checksum, status, uploaded_at, remote_tag, created_at)
+         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11)
          ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
              title = excluded.title, file_path = excluded.file_path, size = excluded.size,
              content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
-             uploaded_at = excluded.uploaded_at
+             uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag
          RETURNING id",
         params![
-            file.profile_id,
+            item.profile_id,
             title,
-            local,
-            file.backend_id,
-            file.remote_path.as_str(),
+            item.file_path,
+            item.backend_id,
+            item.remote_path.as_str(),
             size,
-            content_type,
-            file.checksum.as_str(),
+            item.content_type,
+            item.checksum,
+            item.uploaded_at,
+            item.remote_tag,
             now
         ],
         |row| row.get(0),
@@ -127,6 +169,15 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
     Ok(LibraryItem::Media(id))
 }
 
+/// The table and row id of an item.
+fn table_of(item: LibraryItem) -> (&'static str, i64) {
+    match item {
+        LibraryItem::Media(id) => ("media", id),
+        LibraryItem::Episode(id) => ("episodes", id),
+    }
+}
+
+/// The MIME type players expect for a file of this name.
 pub fn content_type_of(path: &Path) -> String {
     let ext = path
         .extension()
@@ -217,10 +268,7 @@ pub async fn remove(db: &Db, backends: &OpenBackends, item: LibraryItem) -> Resu
             Err(error) => return Err(error.into()),
         }
     }
-    let (table, id) = match item {
-        LibraryItem::Media(id) => ("media", id),
-        LibraryItem::Episode(id) => ("episodes", id),
-    };
+    let (table, id) = table_of(item);
     db.lock().execute(
         &format!("UPDATE {table} SET status = 'removed' WHERE id = ?1"),
         [id],

@@ -1,0 +1,192 @@
+//! Finding what a backend already holds, whoever put it there: the storage is the source of
+//! truth and the library a cache of it. A scan lists the backend's root (no content is read),
+//! adds the media it did not know, takes in objects replaced elsewhere, and marks removed the
+//! items whose objects are gone, so their stream URLs answer 410. It writes only what changed:
+//! a rescan of an unchanged backend commits nothing.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{content_type_of, record, table_of, LibraryItem, Stored};
+use crate::db::Db;
+use crate::error::Result;
+use crate::filter::is_media_file;
+use crate::storage::{ListedObject, StorageBackend};
+
+/// What one scan of one backend found and changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct ScanReport {
+    /// Media items the backend holds now.
+    pub found: u64,
+    /// Items the library did not have before.
+    pub added: u64,
+    /// Items whose object was replaced by a different one (another size or tag).
+    pub changed: u64,
+    /// Items whose object is no longer there.
+    pub gone: u64,
+}
+
+/// What the library knew of an object before the scan.
+struct Known {
+    item: LibraryItem,
+    size: Option<u64>,
+    tag: Option<String>,
+    present: bool,
+}
+
+/// What a page of the listing asks of the database.
+enum Change {
+    Add(ListedObject),
+    Replace(ListedObject),
+    /// The object is the one the library recorded; its tag was not known yet.
+    Tag(LibraryItem, String),
+}
+
+/// Scans one backend of one profile. `progress` hears the number of media items found so far
+/// after each page. A scan cut short (an error, a killed process) has committed whole pages
+/// only, and marks nothing removed; the next scan picks up from what is there.
+pub async fn scan(
+    db: &Db,
+    backend: &dyn StorageBackend,
+    profile_id: i64,
+    backend_id: i64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ScanReport> {
+    let mut known = known_items(db, backend_id)?;
+    let mut report = ScanReport::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = backend.list(cursor.as_deref()).await?;
+        let mut changes = Vec::new();
+        for object in page.objects {
+            match known.remove(object.path.as_str()) {
+                Some(before) => {
+                    report.found += 1;
+                    let replaced = !before.present
+                        || before.size != Some(object.size)
+                        || before.tag.as_ref().is_some_and(|tag| *tag != object.tag);
+                    if replaced {
+                        changes.push(Change::Replace(object));
+                    } else if before.tag.is_none() {
+                        changes.push(Change::Tag(before.item, object.tag));
+                    }
+                }
+                None if is_media_file(Path::new(object.path.file_name())) => {
+                    report.found += 1;
+                    changes.push(Change::Add(object));
+                }
+                None => {}
+            }
+        }
+        if !changes.is_empty() {
+            apply(db, profile_id, backend_id, &changes, &mut report)?;
+        }
+        progress(report.found);
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let gone: Vec<LibraryItem> = known
+        .into_values()
+        .filter(|before| before.present)
+        .map(|before| before.item)
+        .collect();
+    if !gone.is_empty() {
+        let mut conn = db.lock();
+        let tx = conn.transaction()?;
+        for item in &gone {
+            let (table, id) = table_of(*item);
+            tx.execute(
+                &format!("UPDATE {table} SET status = 'removed' WHERE id = ?1"),
+                [id],
+            )?;
+        }
+        tx.commit()?;
+        report.gone = gone.len() as u64;
+    }
+    Ok(report)
+}
+
+/// Every item the library has in this backend, removed ones included (an object that comes
+/// back is the same item again).
+fn known_items(db: &Db, backend_id: i64) -> Result<HashMap<String, Known>> {
+    let conn = db.lock();
+    let mut statement = conn.prepare(
+        "SELECT 0, id, storage_path, size, remote_tag, status FROM media
+         WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL
+         UNION ALL
+         SELECT 1, id, storage_path, size, remote_tag, status FROM episodes
+         WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL",
+    )?;
+    let rows = statement.query_map([backend_id], |row| {
+        let id = row.get(1)?;
+        let item = if row.get(0)? {
+            LibraryItem::Episode(id)
+        } else {
+            LibraryItem::Media(id)
+        };
+        Ok((
+            row.get::<_, String>(2)?,
+            Known {
+                item,
+                size: row.get::<_, Option<i64>>(3)?.map(|size| size as u64),
+                tag: row.get(4)?,
+                present: row.get::<_, String>(5)? == "uploaded",
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One page's changes, in one transaction.
+fn apply(
+    db: &Db,
+    profile_id: i64,
+    backend_id: i64,
+    changes: &[Change],
+    report: &mut ScanReport,
+) -> Result<()> {
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    for change in changes {
+        match change {
+            Change::Add(object) | Change::Replace(object) => {
+                let name = object.path.file_name();
+                // Found in storage: no local file, and no hash Offload verified for these bytes.
+                record(
+                    &tx,
+                    &Stored {
+                        profile_id,
+                        backend_id,
+                        name,
+                        remote_path: &object.path,
+                        size: object.size,
+                        content_type: content_type_of(Path::new(name)),
+                        checksum: None,
+                        file_path: None,
+                        remote_tag: Some(&object.tag),
+                        uploaded_at: None,
+                    },
+                )?;
+                if matches!(change, Change::Add(_)) {
+                    report.added += 1;
+                } else {
+                    report.changed += 1;
+                }
+            }
+            Change::Tag(item, tag) => {
+                let (table, id) = table_of(*item);
+                tx.execute(
+                    &format!("UPDATE {table} SET remote_tag = ?1 WHERE id = ?2"),
+                    params![tag, id],
+                )?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
