@@ -6,75 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-#[path = "../tests/common/s3.rs"]
-mod s3;
+mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const OFFLOAD: &str = env!("CARGO_BIN_EXE_offload");
+use common::{measure, median, s3};
+
 const RUNS: usize = 3;
 const MIB: usize = 1024 * 1024;
-
-struct Measure {
-    seconds: f64,
-    peak_rss_mib: f64,
-}
-
-/// Runs a command under GNU time; `None` when the tool is missing or failed.
-fn measure(command: Command) -> Option<Measure> {
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-    let envs: Vec<_> = command
-        .get_envs()
-        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-        .collect();
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .arg("-f")
-        .arg("%e %M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(program)
-        .args(args);
-    for (key, value) in envs {
-        match value {
-            Some(value) => timed.env(key, value),
-            None => timed.env_remove(key),
-        };
-    }
-    let status = timed
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .ok()?;
-    if !status.success() {
-        return None;
-    }
-    let text = std::fs::read_to_string(report.path()).ok()?;
-    let mut fields = text.split_whitespace();
-    let seconds = fields.next()?.parse().ok()?;
-    let kib: f64 = fields.next()?.parse().ok()?;
-    Some(Measure {
-        seconds,
-        peak_rss_mib: kib / 1024.0,
-    })
-}
-
-fn median(mut runs: Vec<Measure>) -> Option<Measure> {
-    if runs.is_empty() {
-        return None;
-    }
-    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-    let peak = runs.iter().map(|run| run.peak_rss_mib).fold(0.0, f64::max);
-    let middle = runs.swap_remove(runs.len() / 2);
-    Some(Measure {
-        seconds: middle.seconds,
-        peak_rss_mib: peak,
-    })
-}
 
 fn write_file(path: &Path, len: usize, seed: u8) {
     use std::io::Write;
@@ -124,86 +64,24 @@ fn main() {
 
     // Offload: a profile whose S3 backend is this Garage.
     let data = dir.path().join("data");
-    let offload = |args: &[&str]| {
-        let mut command = Command::new(OFFLOAD);
-        command.args(args).env("OFFLOAD_DATA_DIR", &data).env(
-            "OFFLOAD_MASTER_KEY",
-            "YmVuY2htYXJrLW1hc3Rlci1rZXktMzItYnl0ZXMtISE=",
-        );
-        command
-    };
-    assert!(offload(&["profile", "add", "Bench"])
-        .status()
-        .unwrap()
-        .success());
-    let added = offload(&[
-        "backend",
-        "add",
-        "Garage",
-        "--profile",
-        "Bench",
-        "--type",
-        "s3",
-        "--provider",
-        "garage",
-        "--endpoint",
-        &server.endpoint,
-        "--bucket",
-        &server.bucket,
-        "--access-key-id",
-        &server.access_key_id,
-    ])
-    .env("OFFLOAD_S3_SECRET_ACCESS_KEY", &server.secret_access_key)
-    .stdout(Stdio::null())
-    .status()
-    .unwrap();
-    assert!(added.success());
-
+    common::offload_on(&data, &server);
+    let offload = |args: &[&str]| common::offload(&data, args);
     let rclone = |args: &[&str]| {
-        let mut command = Command::new("rclone");
-        command
-            .args(args)
-            .args([
-                "--s3-chunk-size",
-                "10M",
-                "--s3-upload-concurrency",
-                "4",
-                "--transfers",
-                "4",
-                "--ignore-times",
-            ])
-            .env_remove("AWS_CA_BUNDLE")
-            .env("RCLONE_CONFIG_GARAGE_TYPE", "s3")
-            .env("RCLONE_CONFIG_GARAGE_PROVIDER", "Other")
-            .env("RCLONE_CONFIG_GARAGE_ENDPOINT", &server.endpoint)
-            .env("RCLONE_CONFIG_GARAGE_REGION", "garage")
-            .env("RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE", "true")
-            .env("RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID", &server.access_key_id)
-            .env(
-                "RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY",
-                &server.secret_access_key,
-            );
+        let mut command = common::rclone(&server, args);
+        command.args([
+            "--s3-chunk-size",
+            "10M",
+            "--s3-upload-concurrency",
+            "4",
+            "--transfers",
+            "4",
+            "--ignore-times",
+        ]);
         command
     };
     let aws_config = dir.path().join("aws-config");
     std::fs::write(&aws_config, "[default]\nregion = garage\ns3 =\n  multipart_chunksize = 10MB\n  multipart_threshold = 8MB\n  max_concurrent_requests = 4\n").unwrap();
-    // Debian's AWS CLI v2, not a pip-installed v1 that may shadow it on PATH.
-    let aws_binary = if Path::new("/usr/bin/aws").exists() {
-        "/usr/bin/aws"
-    } else {
-        "aws"
-    };
-    let aws = |args: &[&str]| {
-        let mut command = Command::new(aws_binary);
-        command
-            .args(args)
-            .args(["--endpoint-url", &server.endpoint, "--only-show-errors"])
-            .env("AWS_CONFIG_FILE", &aws_config)
-            .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)
-            .env_remove("AWS_PROFILE");
-        command
-    };
+    let aws = |args: &[&str]| common::aws(&server, &aws_config, args);
 
     let big_text = big.display().to_string();
     let small_text = small.display().to_string();

@@ -138,6 +138,8 @@ pub enum Setting {
     StreamBind,
     /// How long a presigned stream URL lives.
     UrlLifetime,
+    /// How often the daemon looks through storage for changes.
+    LibraryScan,
 }
 
 /// True when `error` is SQLite refusing a row because a UNIQUE constraint already holds it.

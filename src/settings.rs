@@ -18,6 +18,7 @@ pub const BANDWIDTH_LIMIT: &str = "queue.bandwidth_limit";
 const STREAM_PORT: &str = "stream.port";
 const STREAM_BIND: &str = "stream.bind";
 const URL_LIFETIME: &str = "stream.url_lifetime_secs";
+const LIBRARY_SCAN: &str = "library.scan_interval_secs";
 const NOTIFICATIONS: &str = "app.notifications";
 const AUTOSTART: &str = "app.autostart";
 
@@ -29,6 +30,10 @@ pub const MAX_QUIET_PERIOD_SECS: u64 = 86_400;
 pub const MIN_STREAM_PORT: u16 = 1024;
 /// Presigned URLs live at most 7 days (SigV4's limit).
 pub const MAX_URL_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// How often the daemon may look through storage at most and at least, besides never (0).
+pub const MIN_LIBRARY_SCAN_SECS: u64 = 60;
+pub const MAX_LIBRARY_SCAN_SECS: u64 = 86_400;
 
 /// The port stream URLs use unless the user picks another. Fixed, so URLs saved in a player or
 /// a playlist keep working after a restart.
@@ -51,6 +56,9 @@ pub struct Settings {
     /// watched with pauses, short enough that one copied from a player's history is dead the same
     /// day.
     pub url_lifetime_secs: u64,
+    /// How often the daemon looks through every backend for what changed there (files another
+    /// computer or tool added, deleted or replaced), in seconds; 0: never.
+    pub library_scan_secs: u64,
     /// Desktop notifications for finished and failed uploads.
     pub notifications: bool,
     /// Start the desktop app when the person logs in.
@@ -66,6 +74,7 @@ impl Default for Settings {
             stream_port: DEFAULT_STREAM_PORT,
             stream_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             url_lifetime_secs: 4 * 3600,
+            library_scan_secs: 300,
             notifications: true,
             autostart: false,
         }
@@ -85,17 +94,21 @@ impl Setting {
             ),
             Setting::StreamBind => "the stream server's address must be an IP address of this computer".into(),
             Setting::UrlLifetime => "a stream URL must live from 1 second to 7 days".into(),
+            Setting::LibraryScan => {
+                "storage is looked through for changes every 1 minute to 1 day, or never (0)".into()
+            }
         }
     }
 
     /// Every setting, in the order the window shows them.
-    pub const ALL: [Setting; 6] = [
+    pub const ALL: [Setting; 7] = [
         Setting::Workers,
         Setting::QuietPeriod,
         Setting::BandwidthLimit,
         Setting::StreamPort,
         Setting::StreamBind,
         Setting::UrlLifetime,
+        Setting::LibraryScan,
     ];
 }
 
@@ -147,6 +160,12 @@ impl Settings {
                 Setting::UrlLifetime,
                 defaults.url_lifetime_secs,
             )?,
+            library_scan_secs: read(
+                db,
+                LIBRARY_SCAN,
+                Setting::LibraryScan,
+                defaults.library_scan_secs,
+            )?,
             notifications: flag(NOTIFICATIONS, defaults.notifications)?,
             autostart: flag(AUTOSTART, defaults.autostart)?,
         })
@@ -166,6 +185,11 @@ impl Settings {
         if !(1..=MAX_URL_LIFETIME_SECS).contains(&self.url_lifetime_secs) {
             return Err(broken(Setting::UrlLifetime));
         }
+        if self.library_scan_secs != 0
+            && !(MIN_LIBRARY_SCAN_SECS..=MAX_LIBRARY_SCAN_SECS).contains(&self.library_scan_secs)
+        {
+            return Err(broken(Setting::LibraryScan));
+        }
         Ok(())
     }
 
@@ -179,6 +203,7 @@ impl Settings {
             (STREAM_PORT, self.stream_port.to_string()),
             (STREAM_BIND, self.stream_bind.to_string()),
             (URL_LIFETIME, self.url_lifetime_secs.to_string()),
+            (LIBRARY_SCAN, self.library_scan_secs.to_string()),
             (NOTIFICATIONS, u8::from(self.notifications).to_string()),
             (AUTOSTART, u8::from(self.autostart).to_string()),
         ];
@@ -200,6 +225,11 @@ impl Settings {
 
     pub fn url_lifetime(&self) -> Duration {
         Duration::from_secs(self.url_lifetime_secs)
+    }
+
+    /// How often the daemon looks through storage, if at all.
+    pub fn library_scan(&self) -> Option<Duration> {
+        (self.library_scan_secs != 0).then(|| Duration::from_secs(self.library_scan_secs))
     }
 }
 

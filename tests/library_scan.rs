@@ -237,4 +237,146 @@ fn files_copied_into_a_local_library_by_hand_are_found_and_followed() {
         fetch(&url, "GET", &[]).status == 410
     });
     daemon.stop();
+
+    // The folder's disk unplugged: the scan says so and the library keeps its items.
+    std::fs::rename(&library_dir, sandbox.path("unplugged")).unwrap();
+    let unplugged = sandbox.run(&["library", "scan", "--profile", "Home"]);
+    assert_eq!(unplugged.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&unplugged.stderr);
+    assert!(said.contains("the folder is not there"), "{said}");
+    common::assert_sentence(&said);
+    assert_eq!(library(&sandbox).len(), 2);
+
+    // A library folder nothing was uploaded to yet holds nothing.
+    sandbox.local_backend("Home", "Empty", &sandbox.path("not-yet"));
+    let said = sandbox.ok(&["library", "scan", "--profile", "Home", "--backend", "Empty"]);
+    assert!(said.contains("Found 0 items in Empty"), "{said}");
+}
+
+#[test]
+fn a_running_offload_follows_the_bucket_without_being_asked() {
+    let server = garage();
+    let other = OtherTool::new(&server);
+    let sandbox = a_sandbox_on(&server);
+    let daemon = sandbox.daemon(&["--library-scan", "1s"]);
+    other.put("Arrived.Elsewhere.S01E01.mkv", random_bytes(700));
+    wait_for("the running daemon to find the new object", || {
+        library(&sandbox)
+            .iter()
+            .any(|row| row.0 == "Arrived Elsewhere S01E01")
+    });
+    other.delete("Arrived.Elsewhere.S01E01.mkv");
+    wait_for("the running daemon to see it deleted", || {
+        library(&sandbox).is_empty()
+    });
+    assert!(
+        daemon
+            .log()
+            .contains("the library follows what changed in storage"),
+        "{}",
+        daemon.log()
+    );
+    daemon.stop();
+}
+
+/// Items the library has in storage now, and how many distinct objects they name.
+fn rows_in_db(sandbox: &Sandbox) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(sandbox.data_dir().join("offload.db")).unwrap();
+    conn.query_row(
+        "SELECT count(*), count(DISTINCT storage_path) FROM library_entries WHERE status = 'uploaded'",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_scan_cut_off_or_killed_midway_ends_with_each_object_once() {
+    const OBJECTS: i64 = 20_000;
+    const CUT_AFTER: i64 = 8 * 1024;
+    let server = garage();
+    let other = OtherTool::new(&server);
+    other.runtime.block_on(async {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(0..OBJECTS)
+            .map(|n| {
+                other
+                    .client
+                    .put_object()
+                    .bucket(&other.bucket)
+                    .key(format!("Bulk/Clip {n:05}.mkv"))
+                    .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+                    .send()
+            })
+            .buffer_unordered(32)
+            .for_each(|put| async move {
+                put.unwrap();
+            })
+            .await;
+    });
+    let proxy = common::proxy::FaultProxy::start(server.port());
+    let sandbox = Sandbox::new();
+    sandbox.ok(&["profile", "add", "Home"]);
+    let endpoint = proxy.endpoint();
+    let mut args =
+        common::s3_backend_args("garage", &endpoint, &server.bucket, &server.access_key_id);
+    args.push("--default");
+    let output = sandbox.run_with_stdin(&args, &server.secret_access_key);
+    assert!(output.status.success(), "{output:?}");
+    let budget = |bytes: i64| {
+        proxy
+            .budget
+            .store(bytes, std::sync::atomic::Ordering::SeqCst)
+    };
+
+    // The network goes after a few pages: the scan says so, and marks nothing gone.
+    budget(CUT_AFTER);
+    let cut = sandbox.run(&["library", "scan", "--profile", "Home"]);
+    assert!(!cut.status.success());
+    let said = String::from_utf8_lossy(&cut.stderr);
+    assert!(said.contains("cannot scan Bucket"), "{said}");
+    common::assert_sentence(&said);
+    let (after_cut, distinct) = rows_in_db(&sandbox);
+    assert!(0 < after_cut && after_cut < OBJECTS, "{after_cut}");
+    assert_eq!(after_cut, distinct);
+
+    // The network stalls further on, about half way through the pages the first scan did not
+    // reach (a page of a thousand keys costs the same request each time), and the scan is
+    // killed while it waits.
+    let pages_done = after_cut / 1000;
+    let per_page = CUT_AFTER / pages_done;
+    let pages_left = (OBJECTS - after_cut) / 1000;
+    proxy.hold.store(true, std::sync::atomic::Ordering::SeqCst);
+    budget((pages_done + pages_left / 2) * per_page + per_page / 2);
+    let mut killed = sandbox
+        .offload()
+        .args(["library", "scan", "--profile", "Home"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the second scan to get past the first", || {
+        rows_in_db(&sandbox).0 > after_cut
+    });
+    wait_for("the second scan to stall", || {
+        proxy.budget.load(std::sync::atomic::Ordering::SeqCst) < 0
+    });
+    killed.kill().unwrap();
+    let _ = killed.wait();
+    let (after_kill, distinct) = rows_in_db(&sandbox);
+    assert!(after_kill < OBJECTS, "{after_kill}");
+    assert_eq!(after_kill, distinct);
+
+    // With the network back, a scan completes: every object once, none gone.
+    proxy.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    budget(i64::MAX);
+    let said = scan(&sandbox);
+    assert!(
+        said.contains(&format!(
+            "Found {OBJECTS} items in Bucket ({} new, 0 changed, 0 gone)",
+            OBJECTS - after_kill
+        )),
+        "{said}"
+    );
+    assert_eq!(rows_in_db(&sandbox), (OBJECTS, OBJECTS));
 }

@@ -8,7 +8,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use offload::settings::{
-        MAX_QUIET_PERIOD_SECS, MAX_URL_LIFETIME_SECS, MAX_WORKERS, MIN_STREAM_PORT,
+        MAX_LIBRARY_SCAN_SECS, MAX_QUIET_PERIOD_SECS, MAX_URL_LIFETIME_SECS, MAX_WORKERS,
+        MIN_LIBRARY_SCAN_SECS, MIN_STREAM_PORT,
     };
     use offload::Setting;
     use ts_rs::{Config, TS};
@@ -52,11 +53,13 @@ mod tests {
             offload::library::LibraryItem,
             offload::library::LibraryEntry,
             offload::engine::LibraryRow,
+            offload::library::ScanReport,
             offload::queue::JobState,
             offload::queue::Job,
             offload::queue::Progress,
             offload::queue::Event,
             crate::commands::Problem,
+            crate::commands::ScanView,
             crate::commands::Overview,
             crate::commands::NewBackend,
             crate::links::AccountConnected,
@@ -79,7 +82,7 @@ mod tests {
         ));
         out.push_str("/** The limits the engine checks the settings against. */\n");
         out.push_str(&format!(
-            "export const SETTING_LIMITS = {{\n  max_workers: {MAX_WORKERS},\n  max_quiet_period_secs: {MAX_QUIET_PERIOD_SECS},\n  min_stream_port: {MIN_STREAM_PORT},\n  max_url_lifetime_secs: {MAX_URL_LIFETIME_SECS},\n}} as const;\n"
+            "export const SETTING_LIMITS = {{\n  max_workers: {MAX_WORKERS},\n  max_quiet_period_secs: {MAX_QUIET_PERIOD_SECS},\n  min_stream_port: {MIN_STREAM_PORT},\n  max_url_lifetime_secs: {MAX_URL_LIFETIME_SECS},\n  min_library_scan_secs: {MIN_LIBRARY_SCAN_SECS},\n  max_library_scan_secs: {MAX_LIBRARY_SCAN_SECS},\n}} as const;\n"
         ));
         out
     }

@@ -115,6 +115,43 @@ pub fn list_library(
     Ok(state.engine.library(profile_id)?)
 }
 
+/// How looking through one backend went, as the window shows it.
+#[derive(Serialize, ts_rs::TS)]
+pub struct ScanView {
+    pub backend_id: i64,
+    pub backend_name: String,
+    pub report: Option<offload::library::ScanReport>,
+    pub problem: Option<Problem>,
+}
+
+/// Finds what storage already holds: one backend, or every backend of a profile (or all).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn scan_library(
+    state: State<'_, AppState>,
+    profile_id: Option<i64>,
+    backend_id: Option<i64>,
+) -> Answer<Vec<ScanView>> {
+    let scans = state
+        .engine
+        .scan_library(profile_id, backend_id, &mut |_, _| {})
+        .await?;
+    Ok(scans
+        .into_iter()
+        .map(|scan| {
+            let (report, problem) = match scan.outcome {
+                Ok(report) => (Some(report), None),
+                Err(error) => (None, Some(Problem::from(error))),
+            };
+            ScanView {
+                backend_id: scan.backend.id,
+                backend_name: scan.backend.name,
+                report,
+                problem,
+            }
+        })
+        .collect())
+}
+
 #[tauri::command]
 pub async fn remove_library_item(state: State<'_, AppState>, item: LibraryItem) -> Answer {
     Ok(state.engine.remove_library_item(item).await?)

@@ -138,6 +138,7 @@ fn main() {
             commands::retry_job,
             commands::cancel_job,
             commands::list_library,
+            commands::scan_library,
             commands::remove_library_item,
             commands::open_url,
             commands::list_profiles,

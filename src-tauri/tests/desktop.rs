@@ -473,6 +473,35 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
         "the local file stays"
     );
 
+    // A file put in the library folder by hand is found by Look in storage, and plays.
+    let by_hand: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(library.join("Copied.By.Hand.S01E03.mkv"), &by_hand).unwrap();
+    window.click("[data-testid=library-scan]").await;
+    window
+        .text_until(
+            "[data-testid=library-scan-result]",
+            "the scan's finding",
+            |text| text.contains("Found 1 item in Library (1 new)."),
+        )
+        .await;
+    let found = window
+        .find("[data-testid=library-item][data-stream-url]")
+        .await;
+    window
+        .text_until("[data-testid=library-item]", "the found episode", |text| {
+            text.contains("found in storage")
+        })
+        .await;
+    let title = window
+        .find("[data-testid=library-item] .title")
+        .await
+        .attr("title")
+        .await
+        .unwrap();
+    assert_eq!(title.as_deref(), Some("S01E03 · Copied By Hand S01E03"));
+    let found_url = found.attr("data-stream-url").await.unwrap().unwrap();
+    assert_eq!(s3::http(&found_url, "GET", &[]).1, by_hand);
+
     // Ctrl+W closes the window: its web view goes, the app stays in the tray, still serving.
     let app = descendants(driver.0.id())
         .into_iter()

@@ -15,6 +15,7 @@ use crate::backends::{self, BackendRecord};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::filter::FileFilter;
+use crate::library;
 use crate::profiles::{self, Profile, WatchFolder};
 use crate::queue::{self, ClaimMode, Enqueued, Event, Queue, QueueOptions};
 use crate::settings::Settings;
@@ -35,6 +36,8 @@ pub struct RunOverrides {
     pub rescan_interval: Option<Duration>,
     /// Attempts before an upload with temporary errors fails.
     pub max_attempts: Option<u32>,
+    /// How often storage is looked through for changes; zero: never, this run.
+    pub library_scan: Option<Duration>,
     /// Run without the stream server.
     pub without_stream_server: bool,
 }
@@ -46,6 +49,8 @@ struct DaemonOptions {
     queue: QueueOptions,
     /// Where the stream server listens; `None` runs without one.
     stream: Option<StreamSettings>,
+    /// How often the library follows what changed in storage; `None`: never.
+    library_scan: Option<Duration>,
 }
 
 impl RunOverrides {
@@ -64,6 +69,10 @@ impl RunOverrides {
         }
         options.stream =
             (!self.without_stream_server).then(|| StreamSettings::from_settings(settings));
+        options.library_scan = match self.library_scan {
+            Some(every) => (!every.is_zero()).then_some(every),
+            None => settings.library_scan(),
+        };
         options
     }
 }
@@ -124,6 +133,16 @@ impl Engine {
             tokio::spawn(async move { queue.run(stop).await })
         };
 
+        let scan_stop = CancellationToken::new();
+        let scan_task = options.library_scan.map(|every| {
+            tokio::spawn(library::keep_scanning(
+                self.db.clone(),
+                self.backends.clone(),
+                every,
+                scan_stop.clone(),
+            ))
+        });
+
         let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
         let _wake_watcher = self.watch_wake_file(wake_tx)?;
         let (arrivals_tx, mut arrivals_rx) = mpsc::channel::<WatchEvent>(4096);
@@ -162,7 +181,11 @@ impl Engine {
         watcher.stop().await;
         queue_stop.cancel();
         stream_stop.cancel();
+        scan_stop.cancel();
         let _ = queue_task.await;
+        if let Some(task) = scan_task {
+            let _ = task.await;
+        }
         if let Some(task) = stream_task {
             let _ = task.await;
         }

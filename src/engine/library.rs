@@ -2,9 +2,17 @@
 
 use serde::Serialize;
 
-use super::Engine;
+use super::{BackendView, Engine};
 use crate::error::{Error, Result};
 use crate::library::{self, LibraryEntry, LibraryItem, ScanReport};
+use crate::storage::ErrorKind;
+
+/// What a scan of one backend came to.
+#[derive(Debug)]
+pub struct BackendScan {
+    pub backend: BackendView,
+    pub outcome: Result<ScanReport>,
+}
 
 /// An item of the library with the stable URL a player opens (none without a master key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -52,23 +60,33 @@ impl Engine {
         Ok(self.stream_links()?.playlist_url(profile_id))
     }
 
-    /// Finds what one backend holds (see [`library::scan`]); `progress` hears the number of
-    /// media items found so far.
-    pub async fn scan_backend(
+    /// Finds what storage holds (see [`library::scan_backend`]): in one backend, or in every
+    /// backend of a profile (or of all profiles) that can be listed. Each backend is scanned on
+    /// its own, so one that fails does not stop the others; `progress` hears the backend being
+    /// scanned and the number of media items found in it so far.
+    pub async fn scan_library(
         &self,
-        backend_id: i64,
-        progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<ScanReport> {
-        let record = crate::backends::get(&self.db, backend_id)?;
-        let backend = self.backends.get(backend_id)?;
-        library::scan(
-            &self.db,
-            backend.as_ref(),
-            record.profile_id,
-            backend_id,
-            progress,
-        )
-        .await
+        profile_id: Option<i64>,
+        backend_id: Option<i64>,
+        progress: &mut (dyn FnMut(&BackendView, u64) + Send),
+    ) -> Result<Vec<BackendScan>> {
+        let targets = match backend_id {
+            Some(id) => vec![self.backend_view(id)?],
+            None => self.list_backends(profile_id)?,
+        };
+        let mut scans = Vec::new();
+        for backend in targets {
+            let outcome = {
+                let mut heard = |found| progress(&backend, found);
+                library::scan_backend(&self.db, &self.backends, backend.id, &mut heard).await
+            };
+            let unasked_and_unlistable = backend_id.is_none()
+                && matches!(&outcome, Err(Error::Storage(error)) if error.kind == ErrorKind::Unsupported);
+            if !unasked_and_unlistable {
+                scans.push(BackendScan { backend, outcome });
+            }
+        }
+        Ok(scans)
     }
 
     /// Deletes an item's remote copy, then removes it from the library (its URL answers 410).

@@ -14,7 +14,7 @@ mod sign_in;
 
 pub use backends::{BackendView, Saved};
 pub use daemon::RunOverrides;
-pub use library::LibraryRow;
+pub use library::{BackendScan, LibraryRow};
 pub use profiles::ProfileView;
 pub use sign_in::SignIn;
 

@@ -6,15 +6,17 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::params;
 use serde::Serialize;
 
 use super::{content_type_of, record, table_of, LibraryItem, Stored};
+use crate::backends::{self, OpenBackends};
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter::is_media_file;
-use crate::storage::{ListedObject, StorageBackend};
+use crate::storage::{ErrorKind, ListPage, ListedObject, StorageBackend};
 
 /// What one scan of one backend found and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -48,7 +50,7 @@ enum Change {
 /// Scans one backend of one profile. `progress` hears the number of media items found so far
 /// after each page. A scan cut short (an error, a killed process) has committed whole pages
 /// only, and marks nothing removed; the next scan picks up from what is there.
-pub async fn scan(
+async fn scan(
     db: &Db,
     backend: &dyn StorageBackend,
     profile_id: i64,
@@ -59,7 +61,15 @@ pub async fn scan(
     let mut report = ScanReport::default();
     let mut cursor: Option<String> = None;
     loop {
-        let page = backend.list(cursor.as_deref()).await?;
+        let page = match backend.list(cursor.as_deref()).await {
+            Ok(page) => page,
+            // A root that is not there yet (a library folder nothing was uploaded to) holds
+            // nothing; one that held items is an error, in case it is only disconnected.
+            Err(error) if error.kind == ErrorKind::NotFound && known.is_empty() => {
+                ListPage::default()
+            }
+            Err(error) => return Err(error.into()),
+        };
         let mut changes = Vec::new();
         for object in page.objects {
             match known.remove(object.path.as_str()) {
@@ -189,4 +199,80 @@ fn apply(
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Scans one backend, as the library's owner (a shell, the daemon) asks for it.
+pub async fn scan_backend(
+    db: &Db,
+    open: &OpenBackends,
+    backend_id: i64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ScanReport> {
+    let record = backends::get(db, backend_id)?;
+    let backend = open.get(backend_id)?;
+    scan(
+        db,
+        backend.as_ref(),
+        record.profile_id,
+        backend_id,
+        progress,
+    )
+    .await
+}
+
+/// The daemon's scans: every backend that can be listed, now and then every `interval`, until
+/// `stop`. What changed is logged; a failing backend is logged once until it works again, and
+/// the others are scanned all the same.
+pub async fn keep_scanning(
+    db: Db,
+    open: std::sync::Arc<OpenBackends>,
+    interval: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut failing: HashMap<i64, String> = HashMap::new();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let records = match backends::list(&db, None) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!("cannot read the backends to scan: {error}");
+                continue;
+            }
+        };
+        for record in records {
+            let mut quiet = |_| {};
+            let scanned = tokio::select! {
+                _ = stop.cancelled() => return,
+                scanned = scan_backend(&db, &open, record.id, &mut quiet) => scanned,
+            };
+            match scanned {
+                Ok(report) => {
+                    failing.remove(&record.id);
+                    if report.added + report.changed + report.gone > 0 {
+                        tracing::info!(
+                            backend = %record.name,
+                            found = report.found,
+                            added = report.added,
+                            changed = report.changed,
+                            gone = report.gone,
+                            "the library follows what changed in storage"
+                        );
+                    }
+                }
+                Err(Error::Storage(error)) if error.kind == ErrorKind::Unsupported => {}
+                Err(error) => {
+                    let said = error.to_string();
+                    if failing.get(&record.id) != Some(&said) {
+                        tracing::warn!(backend = %record.name, "cannot scan the backend: {said}");
+                        failing.insert(record.id, said);
+                    }
+                }
+            }
+        }
+    }
 }

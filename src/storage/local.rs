@@ -326,13 +326,23 @@ impl StorageBackend for LocalBackend {
                     format!("listing the folder stopped: {error}"),
                 )
             })?
-            .map_err(|error| {
-                StorageError::from_io(
+            .map_err(|error| match error.kind() {
+                // An unplugged disk or an unmounted share looks like this too: say so, rather
+                // than list it as empty (which would take every item out of the library).
+                std::io::ErrorKind::NotFound => StorageError::new(
+                    BackendKind::Local,
+                    Operation::List,
+                    ErrorKind::NotFound,
+                    self.root.display(),
+                    "the folder is not there; connect the disk or share it is on, or change the backend's folder",
+                )
+                .fix(Fix::Change(Field::Path)),
+                _ => StorageError::from_io(
                     BackendKind::Local,
                     Operation::List,
                     self.root.display(),
                     &error,
-                )
+                ),
             })?;
         Ok(ListPage {
             objects,

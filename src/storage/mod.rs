@@ -131,6 +131,8 @@ pub enum ErrorKind {
     SourceChanged,
     /// The configuration is wrong (missing bucket, bad endpoint, bad folder).
     Config,
+    /// This service cannot do this (yet); not retried.
+    Unsupported,
     /// Anything else; not retried.
     Other,
 }
@@ -508,7 +510,7 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
         Err(StorageError::new(
             self.kind(),
             Operation::List,
-            ErrorKind::Other,
+            ErrorKind::Unsupported,
             self.kind(),
             format!(
                 "finding files already in {} is not built yet; the library lists what Offload uploads there",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use indicatif::ProgressBar;
+use offload::engine::BackendView;
 use offload::library::LibraryItem;
 use offload::stream::StreamSettings;
 use offload::Engine;
@@ -122,49 +123,50 @@ fn warn_if_stream_server_is_down(engine: &Engine) {
     }
 }
 
-/// Scans the backends named (one, a profile's, or all), each on its own: one that cannot be
-/// listed is reported and the others still scanned.
+/// Scans the backends named (one, a profile's, or all that can be listed); one that fails is
+/// reported and the others are still scanned.
 async fn scan(
     engine: &Engine,
     profile: Option<&str>,
     backend: Option<&str>,
     json: bool,
 ) -> CliResult {
-    let targets = match (profile, backend) {
-        (Some(profile), Some(name)) => {
-            let profile = engine.profile_named(profile)?;
-            let record = engine.backend_named(profile.id, name)?;
-            vec![engine.backend_view(record.id)?]
-        }
-        _ => engine.list_backends(crate::profile_id(engine, profile)?)?,
+    let profile_id = crate::profile_id(engine, profile)?;
+    let backend_id = match (profile_id, backend) {
+        (Some(profile_id), Some(name)) => Some(engine.backend_named(profile_id, name)?.id),
+        _ => None,
     };
-    let mut results = Vec::new();
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut progress = |backend: &BackendView, found: u64| {
+        bar.set_message(format!("scanning {}: {found} found", backend.name))
+    };
+    let scans = engine
+        .scan_library(profile_id, backend_id, &mut progress)
+        .await?;
+    bar.finish_and_clear();
     let mut failed = false;
-    for target in &targets {
-        let bar = ProgressBar::new_spinner().with_message(format!("scanning {}", target.name));
-        bar.enable_steady_tick(Duration::from_millis(200));
-        let mut progress =
-            |found: u64| bar.set_message(format!("scanning {}: {found} found", target.name));
-        let outcome = engine.scan_backend(target.id, &mut progress).await;
-        bar.finish_and_clear();
-        match outcome {
+    let mut results = Vec::new();
+    for scan in scans {
+        let name = &scan.backend.name;
+        match scan.outcome {
             Ok(report) => {
                 if !json {
                     println!(
-                        "Found {} items in {} ({} new, {} changed, {} gone)",
-                        report.found, target.name, report.added, report.changed, report.gone
+                        "Found {} items in {name} ({} new, {} changed, {} gone)",
+                        report.found, report.added, report.changed, report.gone
                     );
                 }
-                results.push(serde_json::json!({ "backend": target.name, "backend_id": target.id, "report": report }));
+                results.push(serde_json::json!({ "backend": name, "backend_id": scan.backend.id, "report": report }));
             }
             Err(error) => {
                 failed = true;
                 let message = error.to_string();
                 crate::print_error(
                     engine,
-                    &anyhow::Error::from(error).context(format!("cannot scan {}", target.name)),
+                    &anyhow::Error::from(error).context(format!("cannot scan {name}")),
                 );
-                results.push(serde_json::json!({ "backend": target.name, "backend_id": target.id, "error": message }));
+                results.push(serde_json::json!({ "backend": name, "backend_id": scan.backend.id, "error": message }));
             }
         }
     }

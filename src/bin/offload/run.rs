@@ -26,6 +26,10 @@ pub struct RunArgs {
     /// Attempts before an upload with temporary errors is marked failed.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
+    /// How often storage is looked through for what changed there, for this run; 0: never
+    /// (default: the setting, 5m unless changed with `offload settings --library-scan`).
+    #[arg(long, value_parser = parse_duration)]
+    library_scan: Option<Duration>,
     /// Do not create the default profile (downloads folder → local library) on a fresh install.
     #[arg(long)]
     no_default_profile: bool,
@@ -57,6 +61,7 @@ pub async fn run(engine: &Engine, args: RunArgs) -> CliResult {
         quiet_period: args.quiet_period,
         rescan_interval: Some(args.rescan_interval),
         max_attempts: Some(args.max_attempts),
+        library_scan: args.library_scan,
         without_stream_server: args.no_stream,
     };
     let shutdown = CancellationToken::new();

@@ -40,6 +40,10 @@ pub struct SettingsArgs {
     /// The stream server's port.
     #[arg(long)]
     stream_port: Option<u16>,
+    /// How often a running Offload looks through storage for what changed there, e.g. 5m; 0:
+    /// never (`offload library scan` still does it on demand).
+    #[arg(long, value_parser = parse_duration)]
+    library_scan: Option<Duration>,
     /// Desktop notifications for finished and failed uploads: on or off.
     #[arg(long, value_parser = parse_switch)]
     notifications: Option<bool>,
@@ -91,6 +95,7 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
         || args.quiet_period.is_some()
         || args.bandwidth_limit.is_some()
         || args.stream_port.is_some()
+        || args.library_scan.is_some()
         || args.notifications.is_some()
         || args.autostart.is_some();
     let settings = if changed {
@@ -100,6 +105,7 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
                 quiet_period_secs,
                 bandwidth_limit,
                 stream_port,
+                library_scan_secs,
                 notifications,
                 autostart,
                 ..
@@ -110,6 +116,9 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
                 .map_or(*quiet_period_secs, |d| d.as_secs());
             *bandwidth_limit = args.bandwidth_limit.unwrap_or(*bandwidth_limit);
             *stream_port = args.stream_port.unwrap_or(*stream_port);
+            *library_scan_secs = args
+                .library_scan
+                .map_or(*library_scan_secs, |d| d.as_secs());
             *notifications = args.notifications.unwrap_or(*notifications);
             *autostart = args.autostart.unwrap_or(*autostart);
         })?
@@ -138,6 +147,15 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
     println!(
         "stream URLs live     {}",
         format_duration(settings.url_lifetime())
+    );
+    println!(
+        "library scan         {}",
+        settings
+            .library_scan()
+            .map_or("never".to_owned(), |every| format!(
+                "every {}",
+                format_duration(every)
+            ))
     );
     println!("notifications        {}", on(settings.notifications));
     println!(

@@ -21,6 +21,7 @@ import type {
   ProfileView,
   Progress,
   S3Preset,
+  ScanView,
   Settings,
 } from "./bindings";
 
@@ -59,6 +60,9 @@ export const api = {
 
   listLibrary: (profile_id: number | null) => invoke<LibraryRow[]>("list_library", { profile_id }),
   removeLibraryItem: (item: LibraryItem) => invoke<void>("remove_library_item", { item }),
+  /** Looks through storage for what is already there: one backend, or a profile's (null: all). */
+  scanLibrary: (profile_id: number | null, backend_id: number | null = null) =>
+    invoke<ScanView[]>("scan_library", { profile_id, backend_id }),
   /** Opens a URL (stream URL, playlist, sign-in page) in the desktop's default handler. */
   openUrl: (url: string) => invoke<void>("open_url", { url }),
 

@@ -4,7 +4,7 @@
 
 export type Action = { "do": "sign-in", backend_id: number, } | { "do": "change-backend", backend_id: number | null, field: Field, } | { "do": "change-setting", setting: Setting, } | { "do": "set-clock" } | { "do": "free-space" };
 
-export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "stream_port" | "stream_bind" | "url_lifetime";
+export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "stream_port" | "stream_bind" | "url_lifetime" | "library_scan";
 
 export type Settings = { 
 /**
@@ -33,6 +33,11 @@ stream_bind: string,
  * day.
  */
 url_lifetime_secs: number, 
+/**
+ * How often the daemon looks through every backend for what changed there (files another
+ * computer or tool added, deleted or replaced), in seconds; 0: never.
+ */
+library_scan_secs: number, 
 /**
  * Desktop notifications for finished and failed uploads.
  */
@@ -96,6 +101,24 @@ export type LibraryEntry = { item: LibraryItem, profile_id: number, title: strin
 
 export type LibraryRow = { stream_url: string | null, item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, };
 
+export type ScanReport = { 
+/**
+ * Media items the backend holds now.
+ */
+found: number, 
+/**
+ * Items the library did not have before.
+ */
+added: number, 
+/**
+ * Items whose object was replaced by a different one (another size or tag).
+ */
+changed: number, 
+/**
+ * Items whose object is no longer there.
+ */
+gone: number, };
+
 export type JobState = "queued" | "running" | "verifying" | "done" | "failed" | "paused" | "cancelled";
 
 export type Job = { id: number, profile_id: number, backend_id: number, watch_folder_id: number | null, local_path: string, size: number, mtime_ns: number, remote_path: string, state: JobState, bytes_done: number, attempts: number, last_error: string | null, 
@@ -117,6 +140,8 @@ export type Event = { "type": "queued", job_id: number, local_path: string, } | 
 action: Action | null, } | { "type": "notice", message: string, };
 
 export type Problem = { message: string, action: Action | null, };
+
+export type ScanView = { backend_id: number, backend_name: string, report: ScanReport | null, problem: Problem | null, };
 
 export type Overview = { 
 /**
@@ -145,6 +170,7 @@ export type AccountFailed = { backend_id: number | null, message: string, action
 /** Each setting's rule, in the words the engine refuses a value with. */
 export const SETTING_RULES: Record<Setting, string> = {
   "bandwidth_limit": "the bandwidth limit must be 0 (none) or more bytes per second",
+  "library_scan": "storage is looked through for changes every 1 minute to 1 day, or never (0)",
   "quiet_period": "the quiet period must be from 0 to 86400 seconds",
   "stream_bind": "the stream server's address must be an IP address of this computer",
   "stream_port": "the stream port must be from 1024 to 65535 (lower ports need administrator rights)",
@@ -158,4 +184,6 @@ export const SETTING_LIMITS = {
   max_quiet_period_secs: 86400,
   min_stream_port: 1024,
   max_url_lifetime_secs: 604800,
+  min_library_scan_secs: 60,
+  max_library_scan_secs: 86400,
 } as const;

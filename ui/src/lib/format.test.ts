@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backendStatusText, basename, formatEta, formatSize, formatSpeed, formatTime, percent } from "./format";
+import { backendStatusText, basename, formatEta, formatSize, formatSpeed, formatTime, percent, scanText } from "./format";
 
 describe("formatSize", () => {
   it("uses binary units with three significant digits", () => {
@@ -72,6 +72,27 @@ describe("helpers", () => {
     expect(backendStatusText({ ...backend, status: "not-signed-in" })).toBe("Not signed in");
     expect(backendStatusText({ ...backend, status: "disconnected", reason: "token revoked" })).toBe(
       "Disconnected: token revoked",
+    );
+  });
+});
+
+describe("scanText", () => {
+  const report = (found: number, added = 0, changed = 0, gone = 0) => ({ found, added, changed, gone });
+  it("says what a scan found and what changed", () => {
+    expect(scanText({ backend_id: 1, backend_name: "Bucket", report: report(1240, 1240), problem: null })).toBe(
+      "Found 1,240 items in Bucket (1240 new).",
+    );
+    expect(scanText({ backend_id: 1, backend_name: "Bucket", report: report(4, 0, 1, 2), problem: null })).toBe(
+      "Found 4 items in Bucket (1 changed, 2 gone).",
+    );
+    expect(scanText({ backend_id: 1, backend_name: "Lib", report: report(1), problem: null })).toBe(
+      "Found 1 item in Lib; nothing changed.",
+    );
+  });
+  it("says why a backend could not be looked through", () => {
+    const problem = { message: "the bucket does not exist", action: null };
+    expect(scanText({ backend_id: 1, backend_name: "Bucket", report: null, problem })).toBe(
+      "Could not look through Bucket: the bucket does not exist",
     );
   });
 });

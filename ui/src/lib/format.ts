@@ -1,7 +1,7 @@
 // Human-readable numbers for the window. Binary units throughout, because file managers on
 // every desktop Offload targets report sizes that way and the numbers should match.
 
-import type { Action, Backend, BackendKind, Field, Problem, Setting } from "./api";
+import type { Action, Backend, BackendKind, Field, Problem, ScanView, Setting } from "./api";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -101,7 +101,22 @@ export const SETTING_LABELS: Record<Setting, string> = {
   stream_port: "Stream port",
   stream_bind: "Stream address",
   url_lifetime: "Stream URL lifetime",
+  library_scan: "Look for changes in storage",
 };
+
+/** One backend's scan, as a sentence: "Found 1,240 items in Bucket (3 new, 1 gone)." */
+export function scanText(scan: ScanView): string {
+  if (scan.problem) return `Could not look through ${scan.backend_name}: ${errorText(scan.problem)}`;
+  const report = scan.report;
+  if (!report) return "";
+  const found = `Found ${report.found.toLocaleString("en-US")} ${report.found === 1 ? "item" : "items"} in ${scan.backend_name}`;
+  const changes = [
+    report.added && `${report.added} new`,
+    report.changed && `${report.changed} changed`,
+    report.gone && `${report.gone} gone`,
+  ].filter(Boolean);
+  return changes.length ? `${found} (${changes.join(", ")}).` : `${found}; nothing changed.`;
+}
 
 /** What to do about a failure, as the window says it: the button to press or the field to
  * correct. `names` gives backends' names by id, where the view has them. */

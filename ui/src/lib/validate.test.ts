@@ -105,6 +105,7 @@ describe("settings", () => {
     stream_port: 8765,
     stream_bind: "127.0.0.1",
     url_lifetime_secs: 14400,
+    library_scan_secs: 300,
     notifications: true,
     autostart: false,
   };
@@ -129,6 +130,14 @@ describe("settings", () => {
     expect(validateSettings({ ...draft, stream_port: 70000 }).stream_port).toBeTruthy();
     expect(validateSettings({ ...draft, bandwidth: -1 }).bandwidth).toBeTruthy();
     expect(validateSettings({ ...draft, quiet_period_secs: null }).quiet_period_secs).toBeTruthy();
+    expect(draft.library_scan_minutes).toBe(5);
+    expect(validateSettings({ ...draft, library_scan_minutes: 0 }).library_scan_minutes).toBeUndefined();
+    expect(validateSettings({ ...draft, library_scan_minutes: 1440 }).library_scan_minutes).toBeUndefined();
+    expect(validateSettings({ ...draft, library_scan_minutes: 1441 }).library_scan_minutes).toContain(
+      SETTING_RULES.library_scan.slice(1),
+    );
+    expect(validateSettings({ ...draft, library_scan_minutes: 0.5 }).library_scan_minutes).toBeTruthy();
+    expect(draftToSettings({ ...draft, library_scan_minutes: 0 }).library_scan_secs).toBe(0);
   });
 });
 

@@ -85,6 +85,8 @@ export interface SettingsDraft {
   bandwidth_unit: "KiB" | "MiB";
   quiet_period_secs: number | null;
   stream_port: number | null;
+  /** The daemon's storage scan interval in minutes; 0: never. */
+  library_scan_minutes: number | null;
   notifications: boolean;
   autostart: boolean;
 }
@@ -101,6 +103,7 @@ export function settingsToDraft(settings: Settings): SettingsDraft {
     bandwidth_unit: limit === 0 || inMiB ? "MiB" : "KiB",
     quiet_period_secs: settings.quiet_period_secs,
     stream_port: settings.stream_port,
+    library_scan_minutes: Math.round(settings.library_scan_secs / 60),
     notifications: settings.notifications,
     autostart: settings.autostart,
   };
@@ -127,6 +130,13 @@ export function validateSettings(draft: SettingsDraft): Errors {
     errors.quiet_period_secs = rule("quiet_period");
   if (!isInt(draft.stream_port) || draft.stream_port < SETTING_LIMITS.min_stream_port || draft.stream_port > 65_535)
     errors.stream_port = rule("stream_port");
+  const scan = draft.library_scan_minutes;
+  if (
+    !isInt(scan) ||
+    (scan !== 0 &&
+      (scan * 60 < SETTING_LIMITS.min_library_scan_secs || scan * 60 > SETTING_LIMITS.max_library_scan_secs))
+  )
+    errors.library_scan_minutes = rule("library_scan");
   return errors;
 }
 
@@ -144,6 +154,7 @@ export function draftToSettings(draft: SettingsDraft): Settings {
     bandwidth_limit: Math.round(bandwidth * UNIT_BYTES[draft.bandwidth_unit]),
     quiet_period_secs: draft.quiet_period_secs ?? 0,
     stream_port: draft.stream_port ?? 0,
+    library_scan_secs: (draft.library_scan_minutes ?? 0) * 60,
     notifications: draft.notifications,
     autostart: draft.autostart,
   };

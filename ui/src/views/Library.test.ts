@@ -70,4 +70,22 @@ describe("Library", () => {
     expect(api.removeLibraryItem).toHaveBeenCalledWith({ kind: "media", id: 1 });
     expect(screen.queryAllByText("Arrival")).toHaveLength(0);
   });
+
+  it("looks in storage on request, says what it found and lists it", async () => {
+    const user = userEvent.setup();
+    render(Library, { jobs: new JobsStore() });
+    await screen.findAllByTestId("library-item");
+    vi.mocked(api.scanLibrary).mockResolvedValue([
+      { backend_id: 1, backend_name: "Bucket", report: { found: 4, added: 1, changed: 0, gone: 0 }, problem: null },
+    ]);
+    vi.mocked(api.listLibrary).mockResolvedValue([
+      entry(1, "Arrival"),
+      entry(4, "Found Film", { uploaded_at: null }),
+    ]);
+    await user.click(screen.getByTestId("library-scan"));
+    expect(await screen.findByTestId("library-scan-result")).toHaveTextContent("Found 4 items in Bucket (1 new).");
+    expect(api.scanLibrary).toHaveBeenCalledWith(null);
+    const found = (await screen.findAllByTestId("library-item")).find((row) => row.textContent?.includes("Found Film"));
+    expect(found).toHaveTextContent("found in storage");
+  });
 });
