@@ -81,7 +81,11 @@ fn main() {
     };
     let aws_config = dir.path().join("aws-config");
     std::fs::write(&aws_config, "[default]\nregion = garage\ns3 =\n  multipart_chunksize = 10MB\n  multipart_threshold = 8MB\n  max_concurrent_requests = 4\n").unwrap();
-    let aws = |args: &[&str]| common::aws(&server, &aws_config, args);
+    let aws = |args: &[&str]| {
+        let mut command = common::aws(&server, &aws_config, args);
+        command.arg("--only-show-errors");
+        command
+    };
 
     let big_text = big.display().to_string();
     let small_text = small.display().to_string();

@@ -146,7 +146,7 @@ pub fn aws(server: &s3::S3Server, config: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(binary);
     command
         .args(args)
-        .args(["--endpoint-url", &server.endpoint, "--only-show-errors"])
+        .args(["--endpoint-url", &server.endpoint])
         .env("AWS_CONFIG_FILE", config)
         .env("AWS_ACCESS_KEY_ID", &server.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &server.secret_access_key)

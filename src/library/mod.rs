@@ -92,21 +92,22 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
     let now = now_ms();
     let size = item.size as i64;
     if let Some(episode) = parse_episode(item.name) {
-        tx.execute(
+        // Cached statements: a scan records thousands of items in one transaction.
+        tx.prepare_cached(
             "INSERT INTO media (profile_id, kind, title, status, created_at) VALUES (?1, 'series', ?2, 'uploaded', ?3)
              ON CONFLICT (profile_id, title) WHERE kind = 'series' DO NOTHING",
-            params![item.profile_id, episode.series, now],
-        )?;
-        let series_id: i64 = tx.query_row(
-            "SELECT id FROM media WHERE profile_id = ?1 AND kind = 'series' AND title = ?2",
-            params![item.profile_id, episode.series],
-            |row| row.get(0),
-        )?;
+        )?
+        .execute(params![item.profile_id, episode.series, now])?;
+        let series_id: i64 = tx
+            .prepare_cached(
+                "SELECT id FROM media WHERE profile_id = ?1 AND kind = 'series' AND title = ?2",
+            )?
+            .query_row(params![item.profile_id, episode.series], |row| row.get(0))?;
         let title = format!(
             "{} S{:02}E{:02}",
             episode.series, episode.season, episode.episode
         );
-        let id: i64 = tx.query_row(
+        let id: i64 = tx.prepare_cached(
             "INSERT INTO episodes (series_id, season, episode, title, file_path, storage_backend_id, storage_path, size,
                                    content_type, checksum, status, uploaded_at, remote_tag, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13)
@@ -116,6 +117,7 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
                  content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
                  uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag
              RETURNING id",
+        )?.query_row(
             params![
                 series_id,
                 episode.season,
@@ -142,7 +144,7 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
             .unwrap_or_default()
             .as_ref(),
     );
-    let id: i64 = tx.query_row(
+    let id: i64 = tx.prepare_cached(
         "INSERT INTO media (profile_id, kind, title, file_path, storage_backend_id, storage_path, size, content_type,
                             checksum, status, uploaded_at, remote_tag, created_at)
          VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11)
@@ -151,6 +153,7 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
              content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
              uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag
          RETURNING id",
+    )?.query_row(
         params![
             item.profile_id,
             title,

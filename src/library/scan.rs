@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{content_type_of, record, table_of, LibraryItem, Stored};
@@ -32,6 +32,7 @@ pub struct ScanReport {
 }
 
 /// What the library knew of an object before the scan.
+#[derive(Clone, PartialEq)]
 struct Known {
     item: LibraryItem,
     size: Option<u64>,
@@ -42,7 +43,8 @@ struct Known {
 /// What a page of the listing asks of the database.
 enum Change {
     Add(ListedObject),
-    Replace(ListedObject),
+    /// The object differs from what the row said when the scan began.
+    Replace(ListedObject, Known),
     /// The object is the one the library recorded; its tag was not known yet.
     Tag(LibraryItem, String),
 }
@@ -79,7 +81,7 @@ async fn scan(
                         || before.size != Some(object.size)
                         || before.tag.as_ref().is_some_and(|tag| *tag != object.tag);
                     if replaced {
-                        changes.push(Change::Replace(object));
+                        changes.push(Change::Replace(object, before));
                     } else if before.tag.is_none() {
                         changes.push(Change::Tag(before.item, object.tag));
                     }
@@ -121,35 +123,58 @@ async fn scan(
     Ok(report)
 }
 
+/// The rows of one backend's items, media and episodes alike.
+const KNOWN_ROWS: &str = "SELECT 0, id, storage_path, size, remote_tag, status FROM media
+     WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL
+     UNION ALL
+     SELECT 1, id, storage_path, size, remote_tag, status FROM episodes
+     WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL";
+
+fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> {
+    let id = row.get(1)?;
+    let item = if row.get(0)? {
+        LibraryItem::Episode(id)
+    } else {
+        LibraryItem::Media(id)
+    };
+    Ok((
+        row.get(2)?,
+        Known {
+            item,
+            size: row.get::<_, Option<i64>>(3)?.map(|size| size as u64),
+            tag: row.get(4)?,
+            present: row.get::<_, String>(5)? == "uploaded",
+        },
+    ))
+}
+
 /// Every item the library has in this backend, removed ones included (an object that comes
 /// back is the same item again).
 fn known_items(db: &Db, backend_id: i64) -> Result<HashMap<String, Known>> {
     let conn = db.lock();
-    let mut statement = conn.prepare(
-        "SELECT 0, id, storage_path, size, remote_tag, status FROM media
-         WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL
-         UNION ALL
-         SELECT 1, id, storage_path, size, remote_tag, status FROM episodes
-         WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL",
-    )?;
-    let rows = statement.query_map([backend_id], |row| {
-        let id = row.get(1)?;
-        let item = if row.get(0)? {
-            LibraryItem::Episode(id)
-        } else {
-            LibraryItem::Media(id)
-        };
-        Ok((
-            row.get::<_, String>(2)?,
-            Known {
-                item,
-                size: row.get::<_, Option<i64>>(3)?.map(|size| size as u64),
-                tag: row.get(4)?,
-                present: row.get::<_, String>(5)? == "uploaded",
-            },
-        ))
-    })?;
+    let mut statement = conn.prepare(KNOWN_ROWS)?;
+    let rows = statement.query_map([backend_id], known_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What the row for one remote path says now.
+fn known_row(tx: &rusqlite::Transaction<'_>, backend_id: i64, path: &str) -> Result<Option<Known>> {
+    // One indexed lookup per table (each has one row per object at most).
+    for table in [
+        "SELECT 0, id, storage_path, size, remote_tag, status FROM media",
+        "SELECT 1, id, storage_path, size, remote_tag, status FROM episodes",
+    ] {
+        let mut statement = tx.prepare_cached(&format!(
+            "{table} WHERE storage_backend_id = ?1 AND storage_path = ?2"
+        ))?;
+        if let Some((_, known)) = statement
+            .query_row(params![backend_id, path], known_from_row)
+            .optional()?
+        {
+            return Ok(Some(known));
+        }
+    }
+    Ok(None)
 }
 
 /// One page's changes, in one transaction.
@@ -163,8 +188,20 @@ fn apply(
     let mut conn = db.lock();
     let tx = conn.transaction()?;
     for change in changes {
+        // The queue may have recorded an upload to this path since the scan began: what it
+        // verified wins over what the listing found.
+        let still = match change {
+            Change::Add(object) => known_row(&tx, backend_id, object.path.as_str())?.is_none(),
+            Change::Replace(object, before) => {
+                known_row(&tx, backend_id, object.path.as_str())?.as_ref() == Some(before)
+            }
+            Change::Tag(..) => true,
+        };
+        if !still {
+            continue;
+        }
         match change {
-            Change::Add(object) | Change::Replace(object) => {
+            Change::Add(object) | Change::Replace(object, _) => {
                 let name = object.path.file_name();
                 // Found in storage: no local file, and no hash Offload verified for these bytes.
                 record(
@@ -274,5 +311,94 @@ pub async fn keep_scanning(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::RemotePath;
+
+    fn library() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("offload.db")).unwrap();
+        db.lock()
+            .execute_batch(
+                "INSERT INTO profiles (id, name, created_at) VALUES (1, 'Home', 0);
+                 INSERT INTO storage_backends (id, profile_id, name, type, created_at)
+                 VALUES (1, 1, 'Bucket', 's3', 0);",
+            )
+            .unwrap();
+        (dir, db)
+    }
+
+    fn listed(path: &str, size: u64, tag: &str) -> ListedObject {
+        ListedObject {
+            path: RemotePath::parse(path).unwrap(),
+            size,
+            tag: tag.into(),
+        }
+    }
+
+    /// What the queue does when it verified an upload to `path`.
+    fn uploaded(db: &Db, path: &str, size: u64, checksum: &str) {
+        let mut conn = db.lock();
+        let tx = conn.transaction().unwrap();
+        let remote = RemotePath::parse(path).unwrap();
+        record(
+            &tx,
+            &Stored {
+                profile_id: 1,
+                backend_id: 1,
+                name: remote.file_name(),
+                remote_path: &remote,
+                size,
+                content_type: "video/x-matroska".into(),
+                checksum: Some(checksum),
+                file_path: Some("/downloads/Film.mkv".into()),
+                remote_tag: None,
+                uploaded_at: Some(1),
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+
+    fn checksum_of(db: &Db, path: &str) -> Option<String> {
+        db.lock()
+            .query_row(
+                "SELECT checksum FROM library_entries WHERE storage_path = ?1",
+                [path],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn an_upload_recorded_while_a_scan_runs_keeps_its_verified_hash() {
+        let (_dir, db) = library();
+        let mut report = ScanReport::default();
+
+        // Listed as new, but the queue recorded its upload before the page was written.
+        let new = Change::Add(listed("Film.mkv", 10, "\"etag-1\""));
+        uploaded(&db, "Film.mkv", 10, "sha256:aa");
+        apply(&db, 1, 1, &[new], &mut report).unwrap();
+        assert_eq!(checksum_of(&db, "Film.mkv").as_deref(), Some("sha256:aa"));
+        assert_eq!(report.added, 0);
+
+        // Listed as replaced, but the queue uploaded it again meanwhile.
+        let before = known_items(&db, 1).unwrap().remove("Film.mkv").unwrap();
+        let replaced = Change::Replace(listed("Film.mkv", 20, "\"etag-2\""), before);
+        uploaded(&db, "Film.mkv", 20, "sha256:bb");
+        apply(&db, 1, 1, &[replaced], &mut report).unwrap();
+        assert_eq!(checksum_of(&db, "Film.mkv").as_deref(), Some("sha256:bb"));
+        assert_eq!(report.changed, 0);
+
+        // Replaced elsewhere with nothing in between: the found file, without a verified hash.
+        let before = known_items(&db, 1).unwrap().remove("Film.mkv").unwrap();
+        let replaced = Change::Replace(listed("Film.mkv", 30, "\"etag-3\""), before);
+        apply(&db, 1, 1, &[replaced], &mut report).unwrap();
+        assert_eq!(checksum_of(&db, "Film.mkv"), None);
+        assert_eq!(report.changed, 1);
     }
 }
