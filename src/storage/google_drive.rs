@@ -22,14 +22,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use md5::{Digest, Md5};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::chunked::{self, SessionProtocol, SessionState};
 use super::cloud::{CloudAccess, CloudConfig};
 use super::json_api::JsonApi;
 use super::{
-    BackendKind, ConnectionReport, ErrorKind, Field, Fix, ObjectMeta, Operation, RemotePath,
-    StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, ConnectionReport, ErrorKind, Field, Fix, ListPage, ListedObject, ObjectMeta,
+    Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer,
+    UploadRequest,
 };
 
 /// Chunks must be multiples of this, except the last.
@@ -62,6 +63,8 @@ const STREAM_ID_LIFETIME: Duration = Duration::from_secs(60);
 pub(crate) struct DriveFile {
     id: String,
     #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     size: Option<String>,
     #[serde(default)]
     md5_checksum: Option<String>,
@@ -74,6 +77,21 @@ pub(crate) struct DriveFile {
 #[derive(Debug, Deserialize)]
 struct FileList {
     files: Vec<DriveFile>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+/// Where a listing stands: the folders still to list (id, path under the root), the first one
+/// possibly part way through.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ListCursor {
+    pending: Vec<(String, String)>,
+    token: Option<String>,
+}
+
+/// A value inside single quotes of a Drive query.
+fn quoted(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
 impl GoogleDrive {
@@ -101,11 +119,10 @@ impl GoogleDrive {
         parent: &str,
         name: &str,
     ) -> Result<Option<DriveFile>, StorageError> {
-        let escape = |text: &str| text.replace('\\', "\\\\").replace('\'', "\\'");
         let query = format!(
             "name = '{}' and '{}' in parents and trashed = false",
-            escape(name),
-            escape(parent)
+            quoted(name),
+            quoted(parent)
         );
         let url = format!("{}/drive/v3/files", self.api);
         let answer = self
@@ -515,6 +532,82 @@ impl StorageBackend for GoogleDrive {
                 format!("Bearer {}", token.as_str()),
             )],
         })
+    }
+
+    /// The backend's folder and its subfolders, one `files.list` page (up to 1,000 children of one
+    /// folder) per call, depth first by the cursor. Under the `drive.file` scope Drive shows only
+    /// the files Offload's OAuth client created, from any computer: what the Drive website or
+    /// another tool put there is not listed.
+    async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError> {
+        let mut state = match cursor {
+            Some(text) => serde_json::from_str::<ListCursor>(text).map_err(|_| {
+                self.error(
+                    Operation::List,
+                    ErrorKind::Other,
+                    &self.root,
+                    "the listing cannot go on from where it stopped; scan again",
+                )
+            })?,
+            None => ListCursor {
+                pending: vec![(self.root.clone(), String::new())],
+                token: None,
+            },
+        };
+        let Some((folder, path)) = state.pending.first().cloned() else {
+            return Ok(ListPage::default());
+        };
+        let query = format!("'{}' in parents and trashed = false", quoted(&folder));
+        let url = format!("{}/drive/v3/files", self.api);
+        let token = state.token.clone();
+        let answer = self
+            .send(Operation::List, &path, |http, bearer| {
+                let mut request = http.get(&url).bearer_auth(bearer).query(&[
+                    ("q", query.as_str()),
+                    (
+                        "fields",
+                        "nextPageToken,files(id,name,size,md5Checksum,mimeType,modifiedTime)",
+                    ),
+                    ("pageSize", "1000"),
+                    ("spaces", "drive"),
+                ]);
+                if let Some(token) = &token {
+                    request = request.query(&[("pageToken", token.as_str())]);
+                }
+                request
+            })
+            .await?;
+        let list: FileList = self.json(Operation::List, &path, answer).await?;
+        let mut objects = Vec::new();
+        for file in list.files {
+            let Some(name) = file.name else { continue };
+            let child = if path.is_empty() {
+                name
+            } else {
+                format!("{path}/{name}")
+            };
+            if file.mime_type.as_deref() == Some(FOLDER_MIME) {
+                state.pending.push((file.id, child));
+            } else if let Some(remote) = RemotePath::exact(&child) {
+                objects.push(ListedObject {
+                    path: remote,
+                    size: file.size.and_then(|size| size.parse().ok()).unwrap_or(0),
+                    tag: file.md5_checksum.or(file.modified_time).unwrap_or(file.id),
+                });
+            }
+        }
+        match list.next_page_token {
+            Some(next) => state.token = Some(next),
+            None => {
+                state.pending.remove(0);
+                state.token = None;
+            }
+        }
+        let next = if state.pending.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&state).ok()
+        };
+        Ok(ListPage { objects, next })
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {

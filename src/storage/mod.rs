@@ -505,7 +505,7 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
     /// One page of what is stored under the backend's root, whoever put it there, without
     /// reading any content: `cursor` is the previous page's `next`, `None` to start. Pages come
     /// in no promised order; names that are not valid remote paths are left out.
-    /// Google Drive and OneDrive do not list yet: their library is what Offload uploaded.
+    /// OneDrive does not list yet: its library is what Offload uploaded.
     async fn list(&self, _cursor: Option<&str>) -> Result<ListPage, StorageError> {
         Err(StorageError::new(
             self.kind(),

@@ -384,6 +384,9 @@ struct DriveFile {
     parents: Vec<String>,
     mime: String,
     content: Vec<u8>,
+    /// Created through this OAuth client. Under the `drive.file` scope (the only one this fake
+    /// grants) Drive shows an app only such files: the others are absent from every answer.
+    by_this_app: bool,
 }
 
 struct Session {
@@ -426,6 +429,24 @@ impl FakeIdentity {
     /// Every access token stops working (refresh tokens still do).
     pub fn expire_access_tokens(&self) {
         self.rules.lock().unwrap().access_tokens.clear();
+    }
+
+    /// A file another app (the Drive website, rclone) put in the folder `parent` (an id; "root"):
+    /// there, but not visible to Offload under `drive.file`.
+    pub fn put_drive_file_by_another_app(&self, parent: &str, name: &str, content: &[u8]) {
+        let mut rules = self.rules.lock().unwrap();
+        rules.drive.counter += 1;
+        let id = format!("other{}", rules.drive.counter);
+        rules.drive.files.insert(
+            id,
+            DriveFile {
+                name: name.into(),
+                parents: vec![parent.into()],
+                mime: "video/x-matroska".into(),
+                content: content.to_vec(),
+                by_this_app: false,
+            },
+        );
     }
 
     /// The content of the Drive file at `path` (folders by name from the root).
@@ -483,7 +504,8 @@ fn json(value: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// `files.list` with the one query form Offload sends.
+/// `files.list` with the two query forms Offload sends: a name in a folder, and a folder's
+/// children a page at a time (`pageSize`, at most 1,000; `pageToken` from `nextPageToken`).
 async fn drive_list(
     State(rules): State<Arc<Mutex<Rules>>>,
     headers: HeaderMap,
@@ -494,23 +516,55 @@ async fn drive_list(
         return unauthorized();
     }
     let q = query.get("q").cloned().unwrap_or_default();
-    let pattern = regex::Regex::new(
-        r"^name = '((?:[^'\\]|\\.)*)' and '((?:[^'\\]|\\.)*)' in parents and trashed = false$",
-    )
+    let quoted = r"'((?:[^'\\]|\\.)*)'";
+    let by_name = regex::Regex::new(&format!(
+        r"^name = {quoted} and {quoted} in parents and trashed = false$"
+    ))
     .unwrap();
-    let Some(found) = pattern.captures(&q) else {
+    let children =
+        regex::Regex::new(&format!(r"^{quoted} in parents and trashed = false$")).unwrap();
+    let unescape = |text: &str| text.replace("\\'", "'").replace("\\\\", "\\");
+    let (name, parent) = if let Some(found) = by_name.captures(&q) {
+        (Some(unescape(&found[1])), unescape(&found[2]))
+    } else if let Some(found) = children.captures(&q) {
+        (None, unescape(&found[1]))
+    } else {
         return drive_error(StatusCode::BAD_REQUEST, "invalidQuery", "Invalid Value");
     };
-    let unescape = |text: &str| text.replace("\\'", "'").replace("\\\\", "\\");
-    let (name, parent) = (unescape(&found[1]), unescape(&found[2]));
-    let files: Vec<serde_json::Value> = rules
+    let page_size = match query.get("pageSize").map(|size| size.parse::<usize>()) {
+        None => 100,
+        Some(Ok(size)) if (1..=1000).contains(&size) => size,
+        Some(_) => return drive_error(StatusCode::BAD_REQUEST, "invalid", "Invalid pageSize"),
+    };
+    let start = match query.get("pageToken").map(|token| token.parse::<usize>()) {
+        None => 0,
+        Some(Ok(start)) => start,
+        Some(Err(_)) => {
+            return drive_error(StatusCode::BAD_REQUEST, "invalid", "Invalid pageToken")
+        }
+    };
+    let mut matching: Vec<(&String, &DriveFile)> = rules
         .drive
         .files
         .iter()
-        .filter(|(_, file)| file.name == name && file.parents.contains(&parent))
+        .filter(|(_, file)| {
+            file.by_this_app
+                && file.parents.contains(&parent)
+                && name.as_ref().is_none_or(|name| file.name == *name)
+        })
+        .collect();
+    matching.sort_by(|a, b| a.0.cmp(b.0));
+    let files: Vec<serde_json::Value> = matching
+        .iter()
+        .skip(start)
+        .take(page_size)
         .map(|(id, file)| drive_resource(id, file))
         .collect();
-    json(serde_json::json!({ "files": files }))
+    let mut answer = serde_json::json!({ "files": files });
+    if start + page_size < matching.len() {
+        answer["nextPageToken"] = (start + page_size).to_string().into();
+    }
+    json(answer)
 }
 
 /// `files.create` without media: folders.
@@ -542,6 +596,7 @@ async fn drive_create(
             .unwrap_or("application/octet-stream")
             .to_owned(),
         content: Vec::new(),
+        by_this_app: true,
     };
     let resource = drive_resource(&id, &file);
     rules.drive.files.insert(id, file);
@@ -559,7 +614,7 @@ async fn drive_get(
     if !authorized(&rules, &headers) {
         return unauthorized();
     }
-    let Some(file) = rules.drive.files.get(&id) else {
+    let Some(file) = rules.drive.files.get(&id).filter(|file| file.by_this_app) else {
         return drive_error(
             StatusCode::NOT_FOUND,
             "notFound",
@@ -860,6 +915,7 @@ async fn drive_put(
         parents: session.parents,
         mime: "video/x-matroska".into(),
         content: session.held,
+        by_this_app: true,
     };
     let resource = drive_resource(&file_id, &file);
     rules.drive.files.insert(file_id, file);
