@@ -145,82 +145,8 @@ async fn a_revoked_account_makes_jobs_wait_until_it_is_signed_in_again() {
     common::cloud::check_revoked_account_waits("google-drive").await;
 }
 
-/// (title, series, season, episode, storage path) of every item `media list` shows.
-fn library_of(
-    sandbox: &common::Sandbox,
-) -> std::collections::BTreeSet<(String, String, i64, i64, String)> {
-    sandbox
-        .media()
-        .iter()
-        .map(|row| {
-            (
-                row["title"].as_str().unwrap().to_owned(),
-                row["series"].as_str().unwrap_or_default().to_owned(),
-                row["season"].as_i64().unwrap_or(0),
-                row["episode"].as_i64().unwrap_or(0),
-                row["storage_path"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_computer_finds_what_offload_put_in_drive_and_not_other_apps_files() {
-    let (setup, watch) = Setup::watched("google-drive").await;
-    let sandbox = &setup.sandbox;
-    std::fs::create_dir_all(watch.join("Show Name/Season 1")).unwrap();
-    let episode = write_random(&watch.join("Show Name/Season 1/Show.Name.S01E02.mkv"), 3000);
-    write_random(&watch.join("Film.mkv"), 2000);
-    tokio::task::block_in_place(|| {
-        let daemon = sandbox.daemon(&[]);
-        common::wait_for("both uploads", || {
-            common::job_states(&sandbox.jobs()) == vec!["done", "done"]
-        });
-        daemon.stop();
-    });
-    // Put there by the Drive website: Offload's `drive.file` grant does not show it.
-    setup
-        .fake
-        .put_drive_file_by_another_app("root", "Elsewhere.mkv", b"not ours");
-
-    // A second computer (a fresh data folder) signed in to the same account.
-    let second = common::Sandbox::new();
-    second.ok(&["profile", "add", "Home"]);
-    common::cloud::add_cloud_backend(&second, &setup.fake.backend_args(), "google-drive", None);
-    let (db, vault, record) = common::cloud::engine_parts(&second);
-    common::cloud::sign_in(&db, &vault, &record).await;
-    let said = tokio::task::block_in_place(|| second.ok(&["library", "scan", "--profile", "Home"]));
-    assert!(
-        said.contains("Found 2 items in Cloud (2 new, 0 changed, 0 gone)"),
-        "{said}"
-    );
-    let found = tokio::task::block_in_place(|| library_of(&second));
-    assert_eq!(found, tokio::task::block_in_place(|| library_of(sandbox)));
-    assert!(
-        found
-            .iter()
-            .any(|row| row.1 == "Show Name" && row.2 == 1 && row.3 == 2),
-        "{found:?}"
-    );
-
-    // The found episode plays from this computer: its URL serves the uploaded bytes.
-    tokio::task::block_in_place(|| {
-        let daemon = second.daemon(&[]);
-        let url = second
-            .media()
-            .iter()
-            .find(|row| row["series"] == "Show Name")
-            .map(|row| row["stream_url"].as_str().unwrap().to_owned())
-            .unwrap();
-        assert_eq!(common::s3::fetch(&url, "GET", &[]).body, episode);
-        daemon.stop();
-    });
-
-    // The first computer's rescan finds nothing new.
-    let said =
-        tokio::task::block_in_place(|| sandbox.ok(&["library", "scan", "--profile", "Home"]));
-    assert!(
-        said.contains("Found 2 items in Cloud (0 new, 0 changed, 0 gone)"),
-        "{said}"
-    );
+    // `drive.file`: Drive shows Offload only what its own OAuth client created.
+    common::cloud::check_a_second_computer_finds_the_uploads("google-drive", false).await;
 }

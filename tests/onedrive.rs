@@ -151,3 +151,9 @@ fn a_fragment_size_off_the_320_kib_grid_is_refused_with_the_rule() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_computer_finds_what_is_in_onedrive_whoever_put_it_there() {
+    // `Files.ReadWrite`: Graph shows every file of the drive, other apps' too.
+    common::cloud::check_a_second_computer_finds_the_uploads("onedrive", true).await;
+}

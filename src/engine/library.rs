@@ -5,7 +5,6 @@ use serde::Serialize;
 use super::{BackendView, Engine};
 use crate::error::{Error, Result};
 use crate::library::{self, LibraryEntry, LibraryItem, ScanReport};
-use crate::storage::ErrorKind;
 
 /// What a scan of one backend came to.
 #[derive(Debug)]
@@ -61,7 +60,7 @@ impl Engine {
     }
 
     /// Finds what storage holds (see [`library::scan_backend`]): in one backend, or in every
-    /// backend of a profile (or of all profiles) that can be listed. Each backend is scanned on
+    /// backend of a profile (or of all profiles). Each backend is scanned on
     /// its own, so one that fails does not stop the others; `progress` hears the backend being
     /// scanned and the number of media items found in it so far.
     pub async fn scan_library(
@@ -80,11 +79,7 @@ impl Engine {
                 let mut heard = |found| progress(&backend, found);
                 library::scan_backend(&self.db, &self.backends, backend.id, &mut heard).await
             };
-            let unasked_and_unlistable = backend_id.is_none()
-                && matches!(&outcome, Err(Error::Storage(error)) if error.kind == ErrorKind::Unsupported);
-            if !unasked_and_unlistable {
-                scans.push(BackendScan { backend, outcome });
-            }
+            scans.push(BackendScan { backend, outcome });
         }
         Ok(scans)
     }

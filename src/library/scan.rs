@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{content_type_of, record, table_of, LibraryItem, Stored};
 use crate::backends::{self, OpenBackends};
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::filter::is_media_file;
 use crate::storage::{ErrorKind, ListPage, ListedObject, StorageBackend};
 
@@ -301,7 +301,6 @@ pub async fn keep_scanning(
                         );
                     }
                 }
-                Err(Error::Storage(error)) if error.kind == ErrorKind::Unsupported => {}
                 Err(error) => {
                     let said = error.to_string();
                     if failing.get(&record.id) != Some(&said) {

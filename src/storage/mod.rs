@@ -131,8 +131,6 @@ pub enum ErrorKind {
     SourceChanged,
     /// The configuration is wrong (missing bucket, bad endpoint, bad folder).
     Config,
-    /// This service cannot do this (yet); not retried.
-    Unsupported,
     /// Anything else; not retried.
     Other,
 }
@@ -505,19 +503,7 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
     /// One page of what is stored under the backend's root, whoever put it there, without
     /// reading any content: `cursor` is the previous page's `next`, `None` to start. Pages come
     /// in no promised order; names that are not valid remote paths are left out.
-    /// OneDrive does not list yet: its library is what Offload uploaded.
-    async fn list(&self, _cursor: Option<&str>) -> Result<ListPage, StorageError> {
-        Err(StorageError::new(
-            self.kind(),
-            Operation::List,
-            ErrorKind::Unsupported,
-            self.kind(),
-            format!(
-                "finding files already in {} is not built yet; the library lists what Offload uploads there",
-                self.kind().display_name()
-            ),
-        ))
-    }
+    async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError>;
 
     /// Copies the object to `local`, replacing it only once the copy is complete.
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError>;

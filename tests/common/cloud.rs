@@ -278,3 +278,102 @@ pub fn connect_with_cli_through(
     output.stdout = rest;
     output
 }
+
+/// (title, series, season, episode, storage path) of every item `media list` shows.
+fn library_of(sandbox: &Sandbox) -> std::collections::BTreeSet<(String, String, i64, i64, String)> {
+    sandbox
+        .media()
+        .iter()
+        .map(|row| {
+            (
+                row["title"].as_str().unwrap().to_owned(),
+                row["series"].as_str().unwrap_or_default().to_owned(),
+                row["season"].as_i64().unwrap_or(0),
+                row["episode"].as_i64().unwrap_or(0),
+                row["storage_path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A film and an episode (in its season folder) uploaded from one data folder; a file another
+/// app put in the drive; a second data folder signed in to the same account scans and finds the
+/// uploads with the same titles (and the other app's file when the provider shows it to
+/// Offload), and plays the episode; the first one's rescan finds nothing new.
+pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visible: bool) {
+    let (setup, watch) = Setup::watched(kind).await;
+    let sandbox = &setup.sandbox;
+    std::fs::create_dir_all(watch.join("Show Name/Season 1")).unwrap();
+    let episode = super::write_random(&watch.join("Show Name/Season 1/Show.Name.S01E02.mkv"), 3000);
+    super::write_random(&watch.join("Film.mkv"), 2000);
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&[]);
+        super::wait_for("both uploads", || {
+            super::job_states(&sandbox.jobs()) == vec!["done", "done"]
+        });
+        daemon.stop();
+    });
+    setup
+        .fake
+        .put_by_another_app(kind, "Elsewhere.mkv", b"put there by another app");
+    let expected = if others_visible { 3 } else { 2 };
+
+    let second = Sandbox::new();
+    second.ok(&["profile", "add", "Home"]);
+    add_cloud_backend(&second, &setup.fake.backend_args(), kind, None);
+    let (db, vault, record) = engine_parts(&second);
+    sign_in(&db, &vault, &record).await;
+    let said = tokio::task::block_in_place(|| second.ok(&["library", "scan", "--profile", "Home"]));
+    assert!(
+        said.contains(&format!(
+            "Found {expected} items in Cloud ({expected} new, 0 changed, 0 gone)"
+        )),
+        "{said}"
+    );
+    let found = tokio::task::block_in_place(|| library_of(&second));
+    let mut ours = found.clone();
+    ours.retain(|row| row.0 != "Elsewhere");
+    assert_eq!(ours, tokio::task::block_in_place(|| library_of(sandbox)));
+    assert!(
+        found
+            .iter()
+            .any(|row| row.1 == "Show Name" && row.2 == 1 && row.3 == 2),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.iter().any(|row| row.0 == "Elsewhere"),
+        others_visible,
+        "{found:?}"
+    );
+
+    tokio::task::block_in_place(|| {
+        let daemon = second.daemon(&[]);
+        let url = second
+            .media()
+            .iter()
+            .find(|row| row["series"] == "Show Name")
+            .map(|row| row["stream_url"].as_str().unwrap().to_owned())
+            .unwrap();
+        // Drive's bytes come through the stream server; OneDrive's by a redirect to the file.
+        let mut answer = super::s3::fetch(&url, "GET", &[]);
+        if let Some(location) = answer.header("location").map(str::to_owned) {
+            answer = super::s3::fetch(&location, "GET", &[]);
+        }
+        assert!(
+            answer.body == episode,
+            "the found episode plays ({})",
+            answer.status
+        );
+        daemon.stop();
+    });
+
+    let said =
+        tokio::task::block_in_place(|| sandbox.ok(&["library", "scan", "--profile", "Home"]));
+    assert!(
+        said.contains(&format!(
+            "Found {expected} items in Cloud ({} new, 0 changed, 0 gone)",
+            expected - 2
+        )),
+        "{said}"
+    );
+}

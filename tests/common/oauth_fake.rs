@@ -433,7 +433,7 @@ impl FakeIdentity {
 
     /// A file another app (the Drive website, rclone) put in the folder `parent` (an id; "root"):
     /// there, but not visible to Offload under `drive.file`.
-    pub fn put_drive_file_by_another_app(&self, parent: &str, name: &str, content: &[u8]) {
+    fn put_drive_file_by_another_app(&self, parent: &str, name: &str, content: &[u8]) {
         let mut rules = self.rules.lock().unwrap();
         rules.drive.counter += 1;
         let id = format!("other{}", rules.drive.counter);
@@ -1028,19 +1028,76 @@ async fn graph_drive(State(rules): State<Arc<Mutex<Rules>>>, headers: HeaderMap)
     }))
 }
 
-/// `root:/a/b.mkv:`, `root:/a/b.mkv:/content`, `root:/a/b.mkv:/createUploadSession`, and the
-/// same under `items/{id}:`.
+/// A folder's children a page at a time (`$top`, `$skiptoken`, `@odata.nextLink`): the files
+/// directly in it, and its subfolders (which exist here as the paths of the files under them).
+fn graph_children(
+    rules: &Rules,
+    base: &str,
+    uri: &axum::http::Uri,
+    folder_key: &str,
+    query: &HashMap<String, String>,
+) -> Response {
+    let top: usize = query
+        .get("$top")
+        .and_then(|top| top.parse().ok())
+        .unwrap_or(200)
+        .clamp(1, 1000);
+    let skip: usize = query
+        .get("$skiptoken")
+        .and_then(|skip| skip.parse().ok())
+        .unwrap_or(0);
+    let prefix = format!("{folder_key}/");
+    let mut children: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
+    for (key, (id, content)) in &rules.graph.files {
+        let Some(rest) = key.strip_prefix(&prefix) else {
+            continue;
+        };
+        match rest.split_once('/') {
+            None => {
+                children.insert(rest.to_owned(), graph_item_json(base, id, key, content));
+            }
+            Some((name, _)) => {
+                children.entry(name.to_owned()).or_insert_with(|| {
+                    serde_json::json!({ "id": format!("folder:{prefix}{name}"), "name": name,
+                                        "folder": { "childCount": 1 } })
+                });
+            }
+        }
+    }
+    let value: Vec<_> = children.values().skip(skip).take(top).cloned().collect();
+    let mut answer = serde_json::json!({ "value": value });
+    if skip + top < children.len() {
+        answer["@odata.nextLink"] =
+            format!("{base}{}?$top={top}&$skiptoken={}", uri.path(), skip + top).into();
+    }
+    json(answer)
+}
+
+/// `root:/a/b.mkv:`, `root:/a/b.mkv:/content`, `root:/a/b.mkv:/createUploadSession`,
+/// `root:/a:/children`, `root/children`, and the same under `items/{id}`.
 async fn graph_item(
     State(rules): State<Arc<Mutex<Rules>>>,
     method: axum::http::Method,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     axum::extract::Path(rest): axum::extract::Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
     let mut guard = rules.lock().unwrap();
     let rules = &mut *guard;
     if !authorized(rules, &headers) {
         return unauthorized();
+    }
+    let base = base_of(&headers);
+    if method == axum::http::Method::GET {
+        if let Some(folder) = rest.strip_suffix("/children").and_then(|folder| {
+            folder
+                .strip_prefix("items/")
+                .or((folder == "root").then_some(folder))
+        }) {
+            return graph_children(rules, &base, &uri, folder, &query);
+        }
     }
     let (folder, rest) = if let Some(rest) = rest.strip_prefix("root:/") {
         ("root".to_owned(), rest.to_owned())
@@ -1061,8 +1118,8 @@ async fn graph_item(
         None => return graph_error(StatusCode::BAD_REQUEST, "invalidRequest", "missing ':'"),
     };
     let key = format!("{folder}/{path}");
-    let base = base_of(&headers);
     match (method.as_str(), action.as_str()) {
+        ("GET", "/children") => graph_children(rules, &base, &uri, &key, &query),
         ("GET", "") => match rules.graph.files.get(&key) {
             Some((id, content)) => json(graph_item_json(&base, id, &key, content)),
             None => graph_error(
@@ -1245,6 +1302,22 @@ impl FakeIdentity {
         match kind {
             "google-drive" => self.drive_file(path),
             _ => self.graph_file(path),
+        }
+    }
+
+    /// A file another app put at the top of the account's drive (behind backend type `kind`).
+    pub fn put_by_another_app(&self, kind: &str, name: &str, content: &[u8]) {
+        match kind {
+            "google-drive" => self.put_drive_file_by_another_app("root", name, content),
+            _ => {
+                let mut rules = self.rules.lock().unwrap();
+                rules.graph.counter += 1;
+                let id = format!("other{}", rules.graph.counter);
+                rules
+                    .graph
+                    .files
+                    .insert(format!("root/{name}"), (id, content.to_vec()));
+            }
         }
     }
 

@@ -123,7 +123,7 @@ fn warn_if_stream_server_is_down(engine: &Engine) {
     }
 }
 
-/// Scans the backends named (one, a profile's, or all that can be listed); one that fails is
+/// Scans the backends named (one, a profile's, or all); one that fails is
 /// reported and the others are still scanned.
 async fn scan(
     engine: &Engine,

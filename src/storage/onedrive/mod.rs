@@ -22,16 +22,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::chunked::{self, SessionProtocol, SessionState};
 use super::cloud::{CloudAccess, CloudConfig};
 use super::json_api::JsonApi;
 use super::network::transport_failure;
 use super::{
-    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, Fix, ObjectMeta,
-    Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer,
-    UploadRequest,
+    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, Fix, ListPage,
+    ListedObject, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject,
+    StreamTarget, Transfer, UploadRequest,
 };
 use quickxor::QuickXorHash;
 
@@ -64,6 +64,38 @@ pub(crate) struct DriveItem {
     modified: Option<String>,
     #[serde(default, rename = "@microsoft.graph.downloadUrl")]
     download_url: Option<String>,
+}
+
+/// One page of a folder's children, and the address of the next.
+#[derive(Debug, Deserialize)]
+struct Children {
+    #[serde(default)]
+    value: Vec<Child>,
+    #[serde(default, rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Child {
+    name: String,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    file: Option<FileFacet>,
+    #[serde(default)]
+    folder: Option<serde_json::Value>,
+    #[serde(default, rename = "cTag")]
+    c_tag: Option<String>,
+    #[serde(default, rename = "eTag")]
+    e_tag: Option<String>,
+}
+
+/// Where a listing stands: the folders still to list (paths under the backend's folder), and
+/// Graph's address of the next page of the first one.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ListCursor {
+    pending: Vec<String>,
+    next_link: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +142,20 @@ impl OneDrive {
         match &self.folder {
             Some(folder) => format!("{}/me/drive/items/{folder}:/{path}:", self.api),
             None => format!("{}/me/drive/root:/{path}:", self.api),
+        }
+    }
+
+    /// The first page of the children of the folder at `path` under the backend's folder.
+    fn children_url(&self, path: &str) -> String {
+        let base = match &self.folder {
+            Some(folder) => format!("{}/me/drive/items/{folder}", self.api),
+            None => format!("{}/me/drive/root", self.api),
+        };
+        if path.is_empty() {
+            format!("{base}/children?$top=1000")
+        } else {
+            let path = super::path::percent_encode_path(path);
+            format!("{base}:/{path}:/children?$top=1000")
         }
     }
 
@@ -422,6 +468,74 @@ impl StorageBackend for OneDrive {
             url,
             expires_in: DOWNLOAD_URL_LIFETIME,
         })
+    }
+
+    /// The backend's folder and its subfolders, one page of one folder's children per call
+    /// (following `@odata.nextLink`), each file with its size and QuickXorHash.
+    async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError> {
+        let target = self.folder.clone().unwrap_or_else(|| "root".into());
+        let mut state = match cursor {
+            Some(text) => serde_json::from_str::<ListCursor>(text).map_err(|_| {
+                self.error(
+                    Operation::List,
+                    ErrorKind::Other,
+                    &target,
+                    "the listing cannot go on from where it stopped; scan again",
+                )
+            })?,
+            None => ListCursor {
+                pending: vec![String::new()],
+                next_link: None,
+            },
+        };
+        let Some(path) = state.pending.first().cloned() else {
+            return Ok(ListPage::default());
+        };
+        let url = state
+            .next_link
+            .take()
+            .unwrap_or_else(|| self.children_url(&path));
+        let answer = self
+            .send(Operation::List, &target, |http, token| {
+                http.get(&url).bearer_auth(token)
+            })
+            .await?;
+        let page: Children = self.json(Operation::List, &target, answer).await?;
+        let mut objects = Vec::new();
+        for child in page.value {
+            let child_path = if path.is_empty() {
+                child.name
+            } else {
+                format!("{path}/{}", child.name)
+            };
+            if child.folder.is_some() {
+                state.pending.push(child_path);
+            } else if let (Some(file), Some(remote)) = (child.file, RemotePath::exact(&child_path))
+            {
+                objects.push(ListedObject {
+                    path: remote,
+                    size: child.size.unwrap_or(0),
+                    tag: file
+                        .hashes
+                        .and_then(|hashes| hashes.quick_xor_hash)
+                        .or(child.c_tag)
+                        .or(child.e_tag)
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        match page.next_link {
+            Some(next) => state.next_link = Some(next),
+            None => {
+                state.pending.remove(0);
+            }
+        }
+        let next = if state.pending.is_empty() {
+            None
+        } else {
+            serde_json::to_string(&state).ok()
+        };
+        Ok(ListPage { objects, next })
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {

@@ -130,7 +130,13 @@ describe("Cloud sign-in", () => {
     expect(row).toHaveTextContent("Your browser should open; if not, open this address");
 
     vi.mocked(api.listBackends).mockResolvedValue([{ ...DRIVE, status: "connected", account: "me@example.com" }]);
+    vi.mocked(api.scanLibrary).mockResolvedValue([
+      { backend_id: 7, backend_name: "Drive", report: { found: 12, added: 12, changed: 0, gone: 0 }, problem: null },
+    ]);
     handlerOf(events.accountConnected)({ backend_id: 7, account: "me@example.com" });
+    // What the account already holds is looked for at once, and said.
+    expect(await within(screen.getByTestId("backend-Drive")).findByText(/Found 12 items in Drive \(12 new\)\./)).toBeTruthy();
+    expect(api.scanLibrary).toHaveBeenCalledWith(null, 7);
     await waitFor(() =>
       expect(within(screen.getByTestId("backend-Drive")).getByTestId("backend-status")).toHaveTextContent(
         "Connected as me@example.com",
