@@ -56,23 +56,6 @@ impl OtherTool {
     }
 }
 
-/// (title, series, season, episode, storage path) of every item `media list` shows.
-fn library(sandbox: &Sandbox) -> BTreeSet<(String, String, i64, i64, String)> {
-    sandbox
-        .media()
-        .iter()
-        .map(|row| {
-            (
-                row["title"].as_str().unwrap().to_owned(),
-                row["series"].as_str().unwrap_or_default().to_owned(),
-                row["season"].as_i64().unwrap_or(0),
-                row["episode"].as_i64().unwrap_or(0),
-                row["storage_path"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn item_url(sandbox: &Sandbox, storage_path: &str) -> String {
     sandbox
         .media()
@@ -115,7 +98,7 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
         said.contains("Found 4 items in Bucket (4 new, 0 changed, 0 gone)"),
         "{said}"
     );
-    let found = library(&sandbox);
+    let found = sandbox.library_rows();
     let expected: BTreeSet<_> = [
         ("Clip", "", 0, 0, "Clips/Clip.mp4"),
         ("Film", "", 0, 0, "Film (2019)/Film.mkv"),
@@ -156,7 +139,7 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
     let second = a_sandbox_on(server);
     let said = scan(&second);
     assert!(said.contains("Found 5 items in Bucket (5 new"), "{said}");
-    assert_eq!(library(&second), library(&sandbox));
+    assert_eq!(second.library_rows(), sandbox.library_rows());
 
     // Found items play through this computer's stream server.
     let daemon = sandbox.daemon(&[]);
@@ -172,7 +155,11 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
         said.contains("Found 4 items in Bucket (0 new, 1 changed, 1 gone)"),
         "{said}"
     );
-    let titles: Vec<_> = library(&sandbox).into_iter().map(|row| row.0).collect();
+    let titles: Vec<_> = sandbox
+        .library_rows()
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
     assert_eq!(
         titles,
         ["Clip", "Film", "Show Name S01E01", "Show Name S02E05"]
@@ -224,7 +211,11 @@ fn files_copied_into_a_local_library_by_hand_are_found_and_followed() {
         said.contains("Found 3 items in Lib (3 new, 0 changed, 0 gone)"),
         "{said}"
     );
-    let titles: Vec<_> = library(&sandbox).into_iter().map(|row| row.0).collect();
+    let titles: Vec<_> = sandbox
+        .library_rows()
+        .into_iter()
+        .map(|row| row.0)
+        .collect();
     assert_eq!(titles, ["Home Video", "Series S01E01", "Series S01E02"]);
 
     let daemon = sandbox.daemon(&[]);
@@ -245,7 +236,7 @@ fn files_copied_into_a_local_library_by_hand_are_found_and_followed() {
     let said = String::from_utf8_lossy(&unplugged.stderr);
     assert!(said.contains("the folder is not there"), "{said}");
     common::assert_sentence(&said);
-    assert_eq!(library(&sandbox).len(), 2);
+    assert_eq!(sandbox.library_rows().len(), 2);
 
     // A library folder nothing was uploaded to yet holds nothing.
     sandbox.local_backend("Home", "Empty", &sandbox.path("not-yet"));
@@ -261,13 +252,14 @@ fn a_running_offload_follows_the_bucket_without_being_asked() {
     let daemon = sandbox.daemon(&["--library-scan", "1s"]);
     other.put("Arrived.Elsewhere.S01E01.mkv", random_bytes(700));
     wait_for("the running daemon to find the new object", || {
-        library(&sandbox)
+        sandbox
+            .library_rows()
             .iter()
             .any(|row| row.0 == "Arrived Elsewhere S01E01")
     });
     other.delete("Arrived.Elsewhere.S01E01.mkv");
     wait_for("the running daemon to see it deleted", || {
-        library(&sandbox).is_empty()
+        sandbox.library_rows().is_empty()
     });
     assert!(
         daemon

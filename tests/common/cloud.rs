@@ -279,23 +279,6 @@ pub fn connect_with_cli_through(
     output
 }
 
-/// (title, series, season, episode, storage path) of every item `media list` shows.
-fn library_of(sandbox: &Sandbox) -> std::collections::BTreeSet<(String, String, i64, i64, String)> {
-    sandbox
-        .media()
-        .iter()
-        .map(|row| {
-            (
-                row["title"].as_str().unwrap().to_owned(),
-                row["series"].as_str().unwrap_or_default().to_owned(),
-                row["season"].as_i64().unwrap_or(0),
-                row["episode"].as_i64().unwrap_or(0),
-                row["storage_path"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// A film and an episode (in its season folder) uploaded from one data folder; a file another
 /// app put in the drive; a second data folder signed in to the same account scans and finds the
 /// uploads with the same titles (and the other app's file when the provider shows it to
@@ -330,10 +313,10 @@ pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visibl
         )),
         "{said}"
     );
-    let found = tokio::task::block_in_place(|| library_of(&second));
+    let found = tokio::task::block_in_place(|| second.library_rows());
     let mut ours = found.clone();
     ours.retain(|row| row.0 != "Elsewhere");
-    assert_eq!(ours, tokio::task::block_in_place(|| library_of(sandbox)));
+    assert_eq!(ours, tokio::task::block_in_place(|| sandbox.library_rows()));
     assert!(
         found
             .iter()

@@ -162,6 +162,25 @@ impl Sandbox {
             .unwrap_or_default()
     }
 
+    /// (title, series, season, episode, storage path) of every item `media list` shows.
+    pub fn library_rows(&self) -> std::collections::BTreeSet<(String, String, i64, i64, String)> {
+        self.media()
+            .iter()
+            .map(|row| {
+                (
+                    row["title"].as_str().expect("a title").to_owned(),
+                    row["series"].as_str().unwrap_or_default().to_owned(),
+                    row["season"].as_i64().unwrap_or(0),
+                    row["episode"].as_i64().unwrap_or(0),
+                    row["storage_path"]
+                        .as_str()
+                        .expect("a storage path")
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// Adds a local backend `name` at `path` to `profile`.
     pub fn local_backend(&self, profile: &str, name: &str, path: &Path) {
         self.ok(&[
