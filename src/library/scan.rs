@@ -282,6 +282,14 @@ pub async fn keep_scanning(
             }
         };
         for record in records {
+            // An account waiting for a sign-in has nothing to list yet; the queue already says
+            // what to do about it.
+            if matches!(
+                record.readiness(&db),
+                Ok(backends::Readiness::NotSignedIn | backends::Readiness::Disconnected { .. })
+            ) {
+                continue;
+            }
             let mut quiet = |_| {};
             let scanned = tokio::select! {
                 _ = stop.cancelled() => return,
