@@ -56,6 +56,15 @@ impl OtherTool {
     }
 }
 
+/// The library's titles, in order.
+fn titles(sandbox: &Sandbox) -> Vec<String> {
+    sandbox
+        .library_rows()
+        .into_iter()
+        .map(|row| row.0)
+        .collect()
+}
+
 fn item_url(sandbox: &Sandbox, storage_path: &str) -> String {
     sandbox
         .media()
@@ -155,11 +164,7 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
         said.contains("Found 4 items in Bucket (0 new, 1 changed, 1 gone)"),
         "{said}"
     );
-    let titles: Vec<_> = sandbox
-        .library_rows()
-        .into_iter()
-        .map(|row| row.0)
-        .collect();
+    let titles = titles(&sandbox);
     assert_eq!(
         titles,
         ["Clip", "Film", "Show Name S01E01", "Show Name S02E05"]
@@ -211,11 +216,7 @@ fn files_copied_into_a_local_library_by_hand_are_found_and_followed() {
         said.contains("Found 3 items in Lib (3 new, 0 changed, 0 gone)"),
         "{said}"
     );
-    let titles: Vec<_> = sandbox
-        .library_rows()
-        .into_iter()
-        .map(|row| row.0)
-        .collect();
+    let titles = titles(&sandbox);
     assert_eq!(titles, ["Home Video", "Series S01E01", "Series S01E02"]);
 
     let daemon = sandbox.daemon(&[]);
