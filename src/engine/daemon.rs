@@ -94,9 +94,13 @@ impl Engine {
     pub async fn run(&self, overrides: &RunOverrides, shutdown: CancellationToken) -> Result<()> {
         let _daemon_lock = self.lock_daemon()?;
         let mut first = true;
+        let last_scan = library::LastRound::default();
         loop {
             let options = overrides.options(&self.settings()?);
-            match self.run_with(overrides, options, &shutdown, first).await? {
+            match self
+                .run_with(overrides, options, &shutdown, first, &last_scan)
+                .await?
+            {
                 Ended::Shutdown => return Ok(()),
                 Ended::SettingsChanged => {
                     first = false;
@@ -112,6 +116,7 @@ impl Engine {
         options: DaemonOptions,
         shutdown: &CancellationToken,
         first: bool,
+        last_scan: &library::LastRound,
     ) -> Result<Ended> {
         let stream_stop = CancellationToken::new();
         let stream_task = match &options.stream {
@@ -139,6 +144,7 @@ impl Engine {
                 self.db.clone(),
                 self.backends.clone(),
                 every,
+                last_scan.clone(),
                 scan_stop.clone(),
             ))
         });

@@ -32,7 +32,7 @@ impl std::fmt::Display for LibraryItem {
 
 mod scan;
 
-pub use scan::{keep_scanning, scan_backend, ScanReport};
+pub use scan::{keep_scanning, scan_backend, LastRound, ScanReport};
 
 /// A verified upload, as the queue reports it.
 #[derive(Debug, Clone)]

@@ -257,22 +257,33 @@ pub async fn scan_backend(
     .await
 }
 
-/// The daemon's scans: every backend that can be listed, now and then every `interval`, until
-/// `stop`. What changed is logged; a failing backend is logged once until it works again, and
-/// the others are scanned all the same.
+/// When the daemon's last round of scans began. It outlives one run of the daemon, so that a
+/// restart in place (a settings change) does not look through every backend again at once.
+pub type LastRound = std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>;
+
+/// The daemon's scans: every backend, every `interval` (the first round now, or an interval
+/// after `last` began), until `stop`. What changed is logged; a failing backend is logged once
+/// until it works again, and the others are scanned all the same.
 pub async fn keep_scanning(
     db: Db,
     open: std::sync::Arc<OpenBackends>,
     interval: Duration,
+    last: LastRound,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut failing: HashMap<i64, String> = HashMap::new();
-    let mut ticks = tokio::time::interval(interval);
+    let previous = *last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = previous.map_or_else(tokio::time::Instant::now, |began| began + interval);
+    let mut ticks = tokio::time::interval_at(first, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = ticks.tick() => {}
+            began = ticks.tick() => {
+                *last.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(began);
+            }
         }
         let records = match backends::list(&db, None) {
             Ok(records) => records,

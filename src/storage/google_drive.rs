@@ -22,15 +22,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use md5::{Digest, Md5};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::chunked::{self, SessionProtocol, SessionState};
 use super::cloud::{CloudAccess, CloudConfig};
+use super::folder_walk::FolderWalk;
 use super::json_api::JsonApi;
 use super::{
-    BackendKind, ConnectionReport, ErrorKind, Field, Fix, ListPage, ListedObject, ObjectMeta,
-    Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer,
-    UploadRequest,
+    BackendKind, ConnectionReport, ErrorKind, Field, Fix, ListPage, ObjectMeta, Operation,
+    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 
 /// Chunks must be multiples of this, except the last.
@@ -79,14 +79,6 @@ struct FileList {
     files: Vec<DriveFile>,
     #[serde(default)]
     next_page_token: Option<String>,
-}
-
-/// Where a listing stands: the folders still to list (id, path under the root), the first one
-/// possibly part way through.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ListCursor {
-    pending: Vec<(String, String)>,
-    token: Option<String>,
 }
 
 /// A value inside single quotes of a Drive query.
@@ -539,26 +531,13 @@ impl StorageBackend for GoogleDrive {
     /// the files Offload's OAuth client created, from any computer: what the Drive website or
     /// another tool put there is not listed.
     async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError> {
-        let mut state = match cursor {
-            Some(text) => serde_json::from_str::<ListCursor>(text).map_err(|_| {
-                self.error(
-                    Operation::List,
-                    ErrorKind::Other,
-                    &self.root,
-                    "the listing cannot go on from where it stopped; scan again",
-                )
-            })?,
-            None => ListCursor {
-                pending: vec![(self.root.clone(), String::new())],
-                token: None,
-            },
-        };
-        let Some((folder, path)) = state.pending.first().cloned() else {
+        let mut walk = FolderWalk::resume(BackendKind::GoogleDrive, cursor, &self.root)?;
+        let Some((folder, path)) = walk.folder() else {
             return Ok(ListPage::default());
         };
         let query = format!("'{}' in parents and trashed = false", quoted(&folder));
         let url = format!("{}/drive/v3/files", self.api);
-        let token = state.token.clone();
+        let token = walk.page().map(str::to_owned);
         let answer = self
             .send(Operation::List, &path, |http, bearer| {
                 let mut request = http.get(&url).bearer_auth(bearer).query(&[
@@ -577,37 +556,20 @@ impl StorageBackend for GoogleDrive {
             })
             .await?;
         let list: FileList = self.json(Operation::List, &path, answer).await?;
-        let mut objects = Vec::new();
         for file in list.files {
             let Some(name) = file.name else { continue };
-            let child = if path.is_empty() {
-                name
-            } else {
-                format!("{path}/{name}")
-            };
             if file.mime_type.as_deref() == Some(FOLDER_MIME) {
-                state.pending.push((file.id, child));
-            } else if let Some(remote) = RemotePath::exact(&child) {
-                objects.push(ListedObject {
-                    path: remote,
-                    size: file.size.and_then(|size| size.parse().ok()).unwrap_or(0),
-                    tag: file.md5_checksum.or(file.modified_time).unwrap_or(file.id),
-                });
+                walk.subfolder(file.id, &name);
+            } else {
+                let size = file.size.and_then(|size| size.parse().ok()).unwrap_or(0);
+                walk.file(
+                    &name,
+                    size,
+                    file.md5_checksum.or(file.modified_time).unwrap_or(file.id),
+                );
             }
         }
-        match list.next_page_token {
-            Some(next) => state.token = Some(next),
-            None => {
-                state.pending.remove(0);
-                state.token = None;
-            }
-        }
-        let next = if state.pending.is_empty() {
-            None
-        } else {
-            serde_json::to_string(&state).ok()
-        };
-        Ok(ListPage { objects, next })
+        Ok(walk.finish(list.next_page_token))
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {

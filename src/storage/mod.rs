@@ -7,6 +7,7 @@
 
 mod chunked;
 pub mod cloud;
+mod folder_walk;
 pub mod google_drive;
 mod json_api;
 pub mod local;

@@ -145,6 +145,9 @@ async fn scan(
         .scan_library(profile_id, backend_id, &mut progress)
         .await?;
     bar.finish_and_clear();
+    if scans.is_empty() && !json {
+        println!("there is no storage to look through: add some with `offload backend add`");
+    }
     let mut failed = false;
     let mut results = Vec::new();
     for scan in scans {

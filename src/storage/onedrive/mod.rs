@@ -22,16 +22,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::chunked::{self, SessionProtocol, SessionState};
 use super::cloud::{CloudAccess, CloudConfig};
+use super::folder_walk::FolderWalk;
 use super::json_api::JsonApi;
 use super::network::transport_failure;
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, Fix, ListPage,
-    ListedObject, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject,
-    StreamTarget, Transfer, UploadRequest,
+    ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget,
+    Transfer, UploadRequest,
 };
 use quickxor::QuickXorHash;
 
@@ -88,14 +89,6 @@ struct Child {
     c_tag: Option<String>,
     #[serde(default, rename = "eTag")]
     e_tag: Option<String>,
-}
-
-/// Where a listing stands: the folders still to list (paths under the backend's folder), and
-/// Graph's address of the next page of the first one.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ListCursor {
-    pending: Vec<String>,
-    next_link: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -473,27 +466,15 @@ impl StorageBackend for OneDrive {
     /// The backend's folder and its subfolders, one page of one folder's children per call
     /// (following `@odata.nextLink`), each file with its size and QuickXorHash.
     async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError> {
+        // Folders are addressed by their path under the backend's folder ("" is that folder).
         let target = self.folder.clone().unwrap_or_else(|| "root".into());
-        let mut state = match cursor {
-            Some(text) => serde_json::from_str::<ListCursor>(text).map_err(|_| {
-                self.error(
-                    Operation::List,
-                    ErrorKind::Other,
-                    &target,
-                    "the listing cannot go on from where it stopped; scan again",
-                )
-            })?,
-            None => ListCursor {
-                pending: vec![String::new()],
-                next_link: None,
-            },
-        };
-        let Some(path) = state.pending.first().cloned() else {
+        let mut walk = FolderWalk::resume(BackendKind::Onedrive, cursor, "")?;
+        let Some((_, path)) = walk.folder() else {
             return Ok(ListPage::default());
         };
-        let url = state
-            .next_link
-            .take()
+        let url = walk
+            .page()
+            .map(str::to_owned)
             .unwrap_or_else(|| self.children_url(&path));
         let answer = self
             .send(Operation::List, &target, |http, token| {
@@ -501,41 +482,21 @@ impl StorageBackend for OneDrive {
             })
             .await?;
         let page: Children = self.json(Operation::List, &target, answer).await?;
-        let mut objects = Vec::new();
         for child in page.value {
-            let child_path = if path.is_empty() {
-                child.name
-            } else {
-                format!("{path}/{}", child.name)
-            };
             if child.folder.is_some() {
-                state.pending.push(child_path);
-            } else if let (Some(file), Some(remote)) = (child.file, RemotePath::exact(&child_path))
-            {
-                objects.push(ListedObject {
-                    path: remote,
-                    size: child.size.unwrap_or(0),
-                    tag: file
-                        .hashes
-                        .and_then(|hashes| hashes.quick_xor_hash)
-                        .or(child.c_tag)
-                        .or(child.e_tag)
-                        .unwrap_or_default(),
-                });
+                let address = walk.path_of(&child.name);
+                walk.subfolder(address, &child.name);
+            } else if let Some(file) = child.file {
+                let tag = file
+                    .hashes
+                    .and_then(|hashes| hashes.quick_xor_hash)
+                    .or(child.c_tag)
+                    .or(child.e_tag)
+                    .unwrap_or_default();
+                walk.file(&child.name, child.size.unwrap_or(0), tag);
             }
         }
-        match page.next_link {
-            Some(next) => state.next_link = Some(next),
-            None => {
-                state.pending.remove(0);
-            }
-        }
-        let next = if state.pending.is_empty() {
-            None
-        } else {
-            serde_json::to_string(&state).ok()
-        };
-        Ok(ListPage { objects, next })
+        Ok(walk.finish(page.next_link))
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {
