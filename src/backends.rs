@@ -607,9 +607,27 @@ impl OpenBackends {
 
 /// Records which connected account a cloud backend uses.
 pub fn set_connection(db: &Db, backend_id: i64, connection_id: i64) -> Result<()> {
-    db.lock().execute(
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    tx.execute(
         "UPDATE storage_backends SET config = json_set(config, '$.connection_id', ?2) WHERE id = ?1",
         params![backend_id, connection_id],
+    )?;
+    forget_feed(&tx, backend_id)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Another account or place is another storage: what its feed of changes said of the old one
+/// does not apply, and the next scan lists everything.
+fn forget_feed(tx: &rusqlite::Transaction<'_>, backend_id: i64) -> Result<()> {
+    tx.execute(
+        "DELETE FROM library_feeds WHERE backend_id = ?1",
+        [backend_id],
+    )?;
+    tx.execute(
+        "DELETE FROM remote_folders WHERE backend_id = ?1",
+        [backend_id],
     )?;
     Ok(())
 }
@@ -730,6 +748,7 @@ pub fn update(
         params![id, name, settings.to_stored_json(id, sealer)?],
     )
     .map_err(|error| name_taken(name, error))?;
+    forget_feed(tx, id)?;
     Ok(row(tx)?)
 }
 

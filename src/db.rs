@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_remote_tags.sql",
         include_str!("../migrations/0005_remote_tags.sql"),
     ),
+    (
+        "0006_library_feeds.sql",
+        include_str!("../migrations/0006_library_feeds.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -150,3 +150,8 @@ async fn a_second_computer_finds_what_offload_put_in_drive_and_not_other_apps_fi
     // `drive.file`: Drive shows Offload only what its own OAuth client created.
     common::cloud::check_a_second_computer_finds_the_uploads("google-drive", false).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scans_after_the_first_follow_the_changes_feed() {
+    common::cloud::check_scans_follow_the_feed("google-drive").await;
+}

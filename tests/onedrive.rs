@@ -157,3 +157,8 @@ async fn a_second_computer_finds_what_is_in_onedrive_whoever_put_it_there() {
     // `Files.ReadWrite`: Graph shows every file of the drive, other apps' too.
     common::cloud::check_a_second_computer_finds_the_uploads("onedrive", true).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scans_after_the_first_follow_the_delta_feed() {
+    common::cloud::check_scans_follow_the_feed("onedrive").await;
+}

@@ -30,6 +30,7 @@ impl std::fmt::Display for LibraryItem {
     }
 }
 
+mod feed;
 mod scan;
 
 pub use scan::{keep_scanning, scan_backend, LastRound, ScanReport};
@@ -43,6 +44,8 @@ pub struct UploadedFile<'a> {
     pub remote_path: &'a RemotePath,
     pub size: u64,
     pub checksum: &'a Checksum,
+    /// The provider's id of the uploaded file, where it has one.
+    pub remote_id: Option<&'a str>,
 }
 
 /// Records a verified upload inside the queue's finishing transaction. Uploading to a remote
@@ -65,6 +68,7 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
             checksum: Some(file.checksum.as_str()),
             file_path: Some(path_text(file.local_path)),
             remote_tag: None,
+            remote_id: file.remote_id,
             uploaded_at: Some(now_ms()),
         },
     )
@@ -84,6 +88,7 @@ struct Stored<'a> {
     /// The local file it was uploaded from.
     file_path: Option<String>,
     remote_tag: Option<&'a str>,
+    remote_id: Option<&'a str>,
     uploaded_at: Option<i64>,
 }
 
@@ -109,13 +114,14 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
         );
         let id: i64 = tx.prepare_cached(
             "INSERT INTO episodes (series_id, season, episode, title, file_path, storage_backend_id, storage_path, size,
-                                   content_type, checksum, status, uploaded_at, remote_tag, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13)
+                                   content_type, checksum, status, uploaded_at, remote_tag, remote_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13, ?14)
              ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
                  series_id = excluded.series_id, season = excluded.season, episode = excluded.episode,
                  title = excluded.title, file_path = excluded.file_path, size = excluded.size,
                  content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
-                 uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag
+                 uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag,
+                 remote_id = excluded.remote_id
              RETURNING id",
         )?.query_row(
             params![
@@ -131,6 +137,7 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
                 item.checksum,
                 item.uploaded_at,
                 item.remote_tag,
+                item.remote_id,
                 now
             ],
             |row| row.get(0),
@@ -146,12 +153,13 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
     );
     let id: i64 = tx.prepare_cached(
         "INSERT INTO media (profile_id, kind, title, file_path, storage_backend_id, storage_path, size, content_type,
-                            checksum, status, uploaded_at, remote_tag, created_at)
-         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11)
+                            checksum, status, uploaded_at, remote_tag, remote_id, created_at)
+         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11, ?12)
          ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
              title = excluded.title, file_path = excluded.file_path, size = excluded.size,
              content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
-             uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag
+             uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag,
+             remote_id = excluded.remote_id
          RETURNING id",
     )?.query_row(
         params![
@@ -165,6 +173,7 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
             item.checksum,
             item.uploaded_at,
             item.remote_tag,
+            item.remote_id,
             now
         ],
         |row| row.get(0),

@@ -2,7 +2,8 @@
 //! truth and the library a cache of it. A scan lists the backend's root (no content is read),
 //! adds the media it did not know, takes in objects replaced elsewhere, and marks removed the
 //! items whose objects are gone, so their stream URLs answer 410. It writes only what changed:
-//! a rescan of an unchanged backend commits nothing.
+//! a rescan of an unchanged backend commits nothing. Where the provider keeps a feed of changes
+//! (Google Drive, OneDrive) a scan after a full listing follows the feed instead ([`feed`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,12 +12,13 @@ use std::time::Duration;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::feed;
 use super::{content_type_of, record, table_of, LibraryItem, Stored};
 use crate::backends::{self, OpenBackends};
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::filter::is_media_file;
-use crate::storage::{ErrorKind, ListPage, ListedObject, StorageBackend};
+use crate::storage::{ErrorKind, ListPage, ListedObject, RemotePath, StorageBackend};
 
 /// What one scan of one backend found and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -33,26 +35,83 @@ pub struct ScanReport {
 
 /// What the library knew of an object before the scan.
 #[derive(Clone, PartialEq)]
-struct Known {
-    item: LibraryItem,
+pub(super) struct Known {
+    pub item: LibraryItem,
     size: Option<u64>,
     tag: Option<String>,
+    remote_id: Option<String>,
     present: bool,
 }
 
+impl Known {
+    /// What the library should do about `object`, found where this row's object was.
+    pub fn compare(self, object: ListedObject) -> Option<Change> {
+        let replaced = !self.present
+            || self.size != Some(object.size)
+            || self.tag.as_ref().is_some_and(|tag| *tag != object.tag);
+        if replaced {
+            Some(Change::Replace(object, self))
+        } else if self.tag.is_none() || (object.id.is_some() && object.id != self.remote_id) {
+            Some(Change::Tag(self.item, object))
+        } else {
+            None
+        }
+    }
+
+    /// This row's object, as a listing would show it at `path`.
+    pub fn listed_at(&self, path: RemotePath) -> ListedObject {
+        ListedObject {
+            path,
+            size: self.size.unwrap_or(0),
+            tag: self.tag.clone().unwrap_or_default(),
+            id: self.remote_id.clone(),
+        }
+    }
+}
+
+/// Marks an item's object gone from storage: its stream URL answers 410 from now on.
+pub(super) fn mark_removed(tx: &rusqlite::Transaction<'_>, item: LibraryItem) -> Result<()> {
+    let (table, id) = table_of(item);
+    tx.prepare_cached(&format!(
+        "UPDATE {table} SET status = 'removed' WHERE id = ?1"
+    ))?
+    .execute([id])?;
+    Ok(())
+}
+
 /// What a page of the listing asks of the database.
-enum Change {
+pub(super) enum Change {
     Add(ListedObject),
     /// The object differs from what the row said when the scan began.
     Replace(ListedObject, Known),
-    /// The object is the one the library recorded; its tag was not known yet.
-    Tag(LibraryItem, String),
+    /// The object is the one the library recorded; its tag or id was not known yet.
+    Tag(LibraryItem, ListedObject),
 }
 
-/// Scans one backend of one profile. `progress` hears the number of media items found so far
-/// after each page. A scan cut short (an error, a killed process) has committed whole pages
-/// only, and marks nothing removed; the next scan picks up from what is there.
+/// Scans one backend of one profile: follows its feed of changes where it has one and a full
+/// listing went before, else lists everything. `progress` hears the number of media items
+/// found so far after each page.
 async fn scan(
+    db: &Db,
+    backend: &dyn StorageBackend,
+    profile_id: i64,
+    backend_id: i64,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ScanReport> {
+    if let Some(since) = feed::stored(db, backend_id)? {
+        match feed::follow(db, backend, profile_id, backend_id, since, progress).await {
+            Err(Error::Storage(error)) if error.kind == ErrorKind::Expired => {
+                tracing::info!("the feed of changes starts again, after a full listing: {error}");
+            }
+            followed => return followed,
+        }
+    }
+    list_everything(db, backend, profile_id, backend_id, progress).await
+}
+
+/// Lists the whole backend. A listing cut short (an error, a killed process) has committed
+/// whole pages only, and marks nothing removed; the next scan picks up from what is there.
+async fn list_everything(
     db: &Db,
     backend: &dyn StorageBackend,
     profile_id: i64,
@@ -61,6 +120,12 @@ async fn scan(
 ) -> Result<ScanReport> {
     let mut known = known_items(db, backend_id)?;
     let mut report = ScanReport::default();
+    // Taken first, so that what changes while the listing runs is in the feed after it.
+    let point = match backend.change_point().await {
+        Err(error) if error.kind == ErrorKind::NotFound => None,
+        point => point?,
+    };
+    let mut folders = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let page = match backend.list(cursor.as_deref()).await {
@@ -72,19 +137,13 @@ async fn scan(
             }
             Err(error) => return Err(error.into()),
         };
+        folders.extend(page.folders);
         let mut changes = Vec::new();
         for object in page.objects {
             match known.remove(object.path.as_str()) {
                 Some(before) => {
                     report.found += 1;
-                    let replaced = !before.present
-                        || before.size != Some(object.size)
-                        || before.tag.as_ref().is_some_and(|tag| *tag != object.tag);
-                    if replaced {
-                        changes.push(Change::Replace(object, before));
-                    } else if before.tag.is_none() {
-                        changes.push(Change::Tag(before.item, object.tag));
-                    }
+                    changes.extend(before.compare(object));
                 }
                 None if is_media_file(Path::new(object.path.file_name())) => {
                     report.found += 1;
@@ -111,26 +170,26 @@ async fn scan(
         let mut conn = db.lock();
         let tx = conn.transaction()?;
         for item in &gone {
-            let (table, id) = table_of(*item);
-            tx.execute(
-                &format!("UPDATE {table} SET status = 'removed' WHERE id = ?1"),
-                [id],
-            )?;
+            mark_removed(&tx, *item)?;
         }
         tx.commit()?;
         report.gone = gone.len() as u64;
+    }
+    if let Some(point) = point {
+        feed::start(db, backend_id, &point, &folders)?;
     }
     Ok(report)
 }
 
 /// The rows of one backend's items, media and episodes alike.
-const KNOWN_ROWS: &str = "SELECT 0, id, storage_path, size, remote_tag, status FROM media
+const KNOWN_ROWS: &str =
+    "SELECT 0, id, storage_path, size, remote_tag, status, remote_id FROM media
      WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL
      UNION ALL
-     SELECT 1, id, storage_path, size, remote_tag, status FROM episodes
+     SELECT 1, id, storage_path, size, remote_tag, status, remote_id FROM episodes
      WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL";
 
-fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> {
+pub(super) fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> {
     let id = row.get(1)?;
     let item = if row.get(0)? {
         LibraryItem::Episode(id)
@@ -144,6 +203,7 @@ fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> 
             size: row.get::<_, Option<i64>>(3)?.map(|size| size as u64),
             tag: row.get(4)?,
             present: row.get::<_, String>(5)? == "uploaded",
+            remote_id: row.get(6)?,
         },
     ))
 }
@@ -158,11 +218,15 @@ fn known_items(db: &Db, backend_id: i64) -> Result<HashMap<String, Known>> {
 }
 
 /// What the row for one remote path says now.
-fn known_row(tx: &rusqlite::Transaction<'_>, backend_id: i64, path: &str) -> Result<Option<Known>> {
+pub(super) fn known_row(
+    tx: &rusqlite::Transaction<'_>,
+    backend_id: i64,
+    path: &str,
+) -> Result<Option<Known>> {
     // One indexed lookup per table (each has one row per object at most).
     for table in [
-        "SELECT 0, id, storage_path, size, remote_tag, status FROM media",
-        "SELECT 1, id, storage_path, size, remote_tag, status FROM episodes",
+        "SELECT 0, id, storage_path, size, remote_tag, status, remote_id FROM media",
+        "SELECT 1, id, storage_path, size, remote_tag, status, remote_id FROM episodes",
     ] {
         let mut statement = tx.prepare_cached(&format!(
             "{table} WHERE storage_backend_id = ?1 AND storage_path = ?2"
@@ -187,13 +251,26 @@ fn apply(
 ) -> Result<()> {
     let mut conn = db.lock();
     let tx = conn.transaction()?;
+    apply_in(&tx, profile_id, backend_id, changes, report)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Changes, inside the caller's transaction.
+pub(super) fn apply_in(
+    tx: &rusqlite::Transaction<'_>,
+    profile_id: i64,
+    backend_id: i64,
+    changes: &[Change],
+    report: &mut ScanReport,
+) -> Result<()> {
     for change in changes {
         // The queue may have recorded an upload to this path since the scan began: what it
         // verified wins over what the listing found.
         let still = match change {
-            Change::Add(object) => known_row(&tx, backend_id, object.path.as_str())?.is_none(),
+            Change::Add(object) => known_row(tx, backend_id, object.path.as_str())?.is_none(),
             Change::Replace(object, before) => {
-                known_row(&tx, backend_id, object.path.as_str())?.as_ref() == Some(before)
+                known_row(tx, backend_id, object.path.as_str())?.as_ref() == Some(before)
             }
             Change::Tag(..) => true,
         };
@@ -205,7 +282,7 @@ fn apply(
                 let name = object.path.file_name();
                 // Found in storage: no local file, and no hash Offload verified for these bytes.
                 record(
-                    &tx,
+                    tx,
                     &Stored {
                         profile_id,
                         backend_id,
@@ -216,6 +293,7 @@ fn apply(
                         checksum: None,
                         file_path: None,
                         remote_tag: Some(&object.tag),
+                        remote_id: object.id.as_deref(),
                         uploaded_at: None,
                     },
                 )?;
@@ -225,16 +303,18 @@ fn apply(
                     report.changed += 1;
                 }
             }
-            Change::Tag(item, tag) => {
+            Change::Tag(item, object) => {
                 let (table, id) = table_of(*item);
                 tx.execute(
-                    &format!("UPDATE {table} SET remote_tag = ?1 WHERE id = ?2"),
-                    params![tag, id],
+                    &format!(
+                        "UPDATE {table} SET remote_tag = ?1, remote_id = coalesce(?2, remote_id)
+                         WHERE id = ?3"
+                    ),
+                    params![object.tag, object.id, id],
                 )?;
             }
         }
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -335,7 +415,6 @@ pub async fn keep_scanning(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::RemotePath;
 
     fn library() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
@@ -355,6 +434,7 @@ mod tests {
             path: RemotePath::parse(path).unwrap(),
             size,
             tag: tag.into(),
+            id: None,
         }
     }
 
@@ -375,6 +455,7 @@ mod tests {
                 checksum: Some(checksum),
                 file_path: Some("/downloads/Film.mkv".into()),
                 remote_tag: None,
+                remote_id: None,
                 uploaded_at: Some(1),
             },
         )

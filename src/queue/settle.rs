@@ -318,6 +318,7 @@ impl Inner {
                     remote_path: &remote,
                     size: stored.size,
                     checksum: &stored.checksum,
+                    remote_id: stored.id.as_deref(),
                 },
             )?;
             let (media, episode) = match item {

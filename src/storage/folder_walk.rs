@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BackendKind, ErrorKind, ListPage, ListedObject, Operation, RemotePath, StorageError};
+use super::{
+    BackendKind, ErrorKind, ListPage, ListedFolder, ListedObject, Operation, RemotePath,
+    StorageError,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct FolderWalk {
@@ -15,6 +18,8 @@ pub(crate) struct FolderWalk {
     page: Option<String>,
     #[serde(skip)]
     objects: Vec<ListedObject>,
+    #[serde(skip)]
+    folders: Vec<ListedFolder>,
 }
 
 impl FolderWalk {
@@ -39,6 +44,7 @@ impl FolderWalk {
                 pending: vec![(root.to_owned(), String::new())],
                 page: None,
                 objects: Vec::new(),
+                folders: Vec::new(),
             }),
         }
     }
@@ -61,22 +67,32 @@ impl FolderWalk {
         }
     }
 
-    /// A subfolder of this folder, to be listed later.
-    pub fn subfolder(&mut self, address: String, name: &str) {
+    /// A subfolder of this folder (the provider's `id` of it), to be listed later.
+    pub fn subfolder(&mut self, address: String, id: String, name: &str) {
         let path = self.path_of(name);
+        self.folders.push(ListedFolder {
+            id,
+            path: path.clone(),
+        });
         self.pending.push((address, path));
     }
 
     /// A file of this folder (left out when its name is not a remote path Offload can address).
-    pub fn file(&mut self, name: &str, size: u64, tag: String) {
+    pub fn file(&mut self, id: String, name: &str, size: u64, tag: String) {
         if let Some(path) = RemotePath::exact(&self.path_of(name)) {
-            self.objects.push(ListedObject { path, size, tag });
+            self.objects.push(ListedObject {
+                path,
+                size,
+                tag,
+                id: Some(id),
+            });
         }
     }
 
     /// The page's files; `more` is the provider's cursor when this folder has more children.
     pub fn finish(mut self, more: Option<String>) -> ListPage {
         let objects = std::mem::take(&mut self.objects);
+        let folders = std::mem::take(&mut self.folders);
         self.page = more;
         if self.page.is_none() && !self.pending.is_empty() {
             self.pending.remove(0);
@@ -86,7 +102,11 @@ impl FolderWalk {
         } else {
             serde_json::to_string(&self).ok()
         };
-        ListPage { objects, next }
+        ListPage {
+            objects,
+            folders,
+            next,
+        }
     }
 }
 
@@ -98,14 +118,21 @@ mod tests {
     fn a_walk_goes_through_every_page_of_every_folder_and_resumes_from_its_cursor() {
         let mut walk = FolderWalk::resume(BackendKind::Onedrive, None, "root").unwrap();
         assert_eq!(walk.folder(), Some(("root".into(), String::new())));
-        walk.subfolder("f1".into(), "Show");
-        walk.file("Film.mkv", 3, "t1".into());
-        walk.file("bad//name.mkv", 1, "t2".into());
+        walk.subfolder("f1".into(), "id-f1".into(), "Show");
+        walk.file("id-1".into(), "Film.mkv", 3, "t1".into());
+        walk.file("id-2".into(), "bad//name.mkv", 1, "t2".into());
         let page = walk.finish(Some("p2".into()));
         assert_eq!(
             page.objects.len(),
             1,
             "a name Offload cannot address is left out"
+        );
+        assert_eq!(
+            page.folders,
+            vec![ListedFolder {
+                id: "id-f1".into(),
+                path: "Show".into()
+            }]
         );
 
         // The second page of the top folder, then the subfolder, then done.
@@ -121,7 +148,7 @@ mod tests {
             (walk.folder(), walk.page()),
             (Some(("f1".into(), "Show".into())), None)
         );
-        walk.file("Show.S01E01.mkv", 5, "t3".into());
+        walk.file("id-3".into(), "Show.S01E01.mkv", 5, "t3".into());
         let page = walk.finish(None);
         assert_eq!(page.objects[0].path.as_str(), "Show/Show.S01E01.mkv");
         assert_eq!(page.next, None);

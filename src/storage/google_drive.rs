@@ -29,8 +29,9 @@ use super::cloud::{CloudAccess, CloudConfig};
 use super::folder_walk::FolderWalk;
 use super::json_api::JsonApi;
 use super::{
-    BackendKind, ConnectionReport, ErrorKind, Field, Fix, ListPage, ObjectMeta, Operation,
-    RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    BackendKind, ChangePoint, ConnectionReport, ErrorKind, FeedItem, FeedPage, Field, Fix,
+    ListPage, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject,
+    StreamTarget, Transfer, UploadRequest,
 };
 
 /// Chunks must be multiples of this, except the last.
@@ -40,6 +41,9 @@ pub const CHUNK_MULTIPLE: u64 = 256 * 1024;
 pub const DEFAULT_CHUNK: u64 = 32 * CHUNK_MULTIPLE;
 const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 const FILE_FIELDS: &str = "id,name,size,md5Checksum,mimeType,modifiedTime";
+/// What the changes feed says of each file: enough to place it without asking again.
+const CHANGE_FIELDS: &str = "nextPageToken,newStartPageToken,\
+     changes(fileId,removed,file(id,name,size,md5Checksum,mimeType,modifiedTime,parents,trashed))";
 
 #[derive(Debug)]
 pub struct GoogleDrive {
@@ -72,6 +76,55 @@ pub(crate) struct DriveFile {
     mime_type: Option<String>,
     #[serde(default)]
     modified_time: Option<String>,
+    #[serde(default)]
+    parents: Vec<String>,
+    #[serde(default)]
+    trashed: bool,
+}
+
+impl DriveFile {
+    fn size(&self) -> u64 {
+        self.size
+            .as_deref()
+            .and_then(|size| size.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// What tells this content from another: Drive's MD5 of it, else when it was written.
+    fn tag(&self) -> String {
+        self.md5_checksum
+            .clone()
+            .or_else(|| self.modified_time.clone())
+            .unwrap_or_else(|| self.id.clone())
+    }
+}
+
+/// One entry of the changes feed (`changes.list`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DriveChange {
+    file_id: String,
+    #[serde(default)]
+    removed: bool,
+    #[serde(default)]
+    file: Option<DriveFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeList {
+    #[serde(default)]
+    changes: Vec<DriveChange>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+    #[serde(default)]
+    new_start_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartPageToken {
+    start_page_token: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,6 +493,7 @@ impl StorageBackend for GoogleDrive {
             size,
             checksum,
             verified: true,
+            id: Some(finished.id),
         })
     }
 
@@ -557,19 +611,97 @@ impl StorageBackend for GoogleDrive {
             .await?;
         let list: FileList = self.json(Operation::List, &path, answer).await?;
         for file in list.files {
-            let Some(name) = file.name else { continue };
+            let Some(name) = file.name.clone() else {
+                continue;
+            };
             if file.mime_type.as_deref() == Some(FOLDER_MIME) {
-                walk.subfolder(file.id, &name);
+                walk.subfolder(file.id.clone(), file.id, &name);
             } else {
-                let size = file.size.and_then(|size| size.parse().ok()).unwrap_or(0);
-                walk.file(
-                    &name,
-                    size,
-                    file.md5_checksum.or(file.modified_time).unwrap_or(file.id),
-                );
+                let (size, tag) = (file.size(), file.tag());
+                walk.file(file.id, &name, size, tag);
             }
         }
         Ok(walk.finish(list.next_page_token))
+    }
+
+    /// Drive's `changes.getStartPageToken`, and the id of the backend's folder (`root` is an
+    /// alias the feed never uses: it names the real id).
+    async fn change_point(&self) -> Result<Option<ChangePoint>, StorageError> {
+        let url = format!("{}/drive/v3/changes/startPageToken", self.api);
+        let answer = self
+            .send(Operation::List, &"changes", |http, bearer| {
+                http.get(&url).bearer_auth(bearer)
+            })
+            .await?;
+        let start: StartPageToken = self.json(Operation::List, &"changes", answer).await?;
+        let url = format!("{}/drive/v3/files/{}", self.api, self.root);
+        let answer = self
+            .send(Operation::List, &"changes", |http, bearer| {
+                http.get(&url)
+                    .bearer_auth(bearer)
+                    .query(&[("fields", "id")])
+            })
+            .await?;
+        let root: DriveFile = self.json(Operation::List, &self.root, answer).await?;
+        Ok(Some(ChangePoint {
+            point: start.start_page_token,
+            root: root.id,
+        }))
+    }
+
+    /// `changes.list` from `since`: under `drive.file` it names only files Offload can see, so a
+    /// file put there by another app is not in it, as it is not in a listing.
+    async fn changes(&self, since: &str) -> Result<FeedPage, StorageError> {
+        let url = format!("{}/drive/v3/changes", self.api);
+        let answer = self
+            .send(Operation::List, &"changes", |http, bearer| {
+                http.get(&url).bearer_auth(bearer).query(&[
+                    ("pageToken", since),
+                    ("pageSize", "1000"),
+                    ("spaces", "drive"),
+                    ("includeRemoved", "true"),
+                    ("fields", CHANGE_FIELDS),
+                ])
+            })
+            .await?;
+        // A page token Drive no longer knows is answered as an invalid value or not found.
+        if matches!(answer.status().as_u16(), 400 | 404 | 410) {
+            let mut error = self.failure(Operation::List, &"changes", answer).await;
+            error.kind = ErrorKind::Expired;
+            return Err(error);
+        }
+        let list: ChangeList = self.json(Operation::List, &"changes", answer).await?;
+        let items = list
+            .changes
+            .into_iter()
+            .map(|change| match change.file {
+                Some(file) if !change.removed && !file.trashed => {
+                    let parent = file.parents.first().cloned().unwrap_or_default();
+                    let name = file.name.clone().unwrap_or_default();
+                    if file.mime_type.as_deref() == Some(FOLDER_MIME) {
+                        FeedItem::Folder {
+                            id: file.id,
+                            parent,
+                            name,
+                        }
+                    } else {
+                        FeedItem::File {
+                            size: file.size(),
+                            tag: file.tag(),
+                            id: file.id,
+                            parent,
+                            name,
+                        }
+                    }
+                }
+                _ => FeedItem::Gone { id: change.file_id },
+            })
+            .collect();
+        Ok(FeedPage {
+            items,
+            next: list.next_page_token,
+            point: list.new_start_page_token,
+        })
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {

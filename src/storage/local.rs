@@ -53,6 +53,7 @@ fn walk(root: &Path) -> std::io::Result<Vec<ListedObject>> {
                         path,
                         size: meta.len(),
                         tag: format!("mtime:{modified}"),
+                        id: None,
                     });
                 }
             }
@@ -208,6 +209,7 @@ impl LocalBackend {
             size: copied,
             checksum: sent,
             verified: true,
+            id: None,
         })
     }
 }
@@ -346,6 +348,7 @@ impl StorageBackend for LocalBackend {
             })?;
         Ok(ListPage {
             objects,
+            folders: Vec::new(),
             next: None,
         })
     }

@@ -132,6 +132,8 @@ pub enum ErrorKind {
     SourceChanged,
     /// The configuration is wrong (missing bucket, bad endpoint, bad folder).
     Config,
+    /// A feed of changes no longer goes back to the point asked for: list everything again.
+    Expired,
     /// Anything else; not retried.
     Other,
 }
@@ -339,6 +341,9 @@ pub struct StoredObject {
     /// back, or the provider checked a digest of the bytes and answered with the matching ETag),
     /// so the queue need not ask again.
     pub verified: bool,
+    /// The provider's id of the stored file, where it names files by id (Google Drive,
+    /// OneDrive): what its feed of changes names the file by later.
+    pub id: Option<String>,
 }
 
 /// What the backend reports about an existing object.
@@ -358,13 +363,68 @@ pub struct ListedObject {
     /// The provider's identity of the content (an ETag, a content hash, a modification time):
     /// when it changes, the object was replaced.
     pub tag: String,
+    /// The provider's id of the file, where it has one (see [`StoredObject::id`]).
+    pub id: Option<String>,
+}
+
+/// A folder a listing went through, for providers that name folders by id: what a later feed
+/// of changes says a file's parent is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFolder {
+    pub id: String,
+    /// Its path under the backend's folder.
+    pub path: String,
 }
 
 /// One page of a listing, and the cursor of the next page (`None` after the last).
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
     pub objects: Vec<ListedObject>,
+    pub folders: Vec<ListedFolder>,
     pub next: Option<String>,
+}
+
+/// Where a provider's feed of changes stood, taken before a full listing: the listing plus what
+/// the feed says since is what the storage holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePoint {
+    /// What [`StorageBackend::changes`] continues from.
+    pub point: String,
+    /// The id of the backend's own folder: the parent its top-level files name.
+    pub root: String,
+}
+
+/// One entry of a provider's feed of changes, named by ids as the provider names them: the
+/// library, which knows the folders' paths, places it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedItem {
+    /// A file is now `name` in the folder `parent`, with this size and tag (new, replaced,
+    /// renamed or moved: the id tells which file it was).
+    File {
+        id: String,
+        parent: String,
+        name: String,
+        size: u64,
+        tag: String,
+    },
+    /// A folder is now `name` in the folder `parent` (new, renamed or moved).
+    Folder {
+        id: String,
+        parent: String,
+        name: String,
+    },
+    /// The file or folder is gone: deleted, in the trash, or no longer visible to Offload.
+    Gone { id: String },
+}
+
+/// One page of a feed of changes.
+#[derive(Debug, Clone, Default)]
+pub struct FeedPage {
+    pub items: Vec<FeedItem>,
+    /// The cursor of the next page; `None` on the last, which carries `point`.
+    pub next: Option<String>,
+    /// Where the feed stands after the last page: the next scan's starting point.
+    pub point: Option<String>,
 }
 
 /// The queue's side of a transfer: progress, bandwidth, pause and cancel, resume records.
@@ -505,6 +565,24 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
     /// reading any content: `cursor` is the previous page's `next`, `None` to start. Pages come
     /// in no promised order; names that are not valid remote paths are left out.
     async fn list(&self, cursor: Option<&str>) -> Result<ListPage, StorageError>;
+
+    /// Where the provider's feed of changes stands now, or `None` where it has none (S3, a
+    /// local folder: every scan lists everything, which their listings make cheap).
+    async fn change_point(&self) -> Result<Option<ChangePoint>, StorageError> {
+        Ok(None)
+    }
+
+    /// One page of what changed since `since` (a [`ChangePoint::point`], a page's `next` or
+    /// `point`). A point the provider no longer accepts is [`ErrorKind::Expired`].
+    async fn changes(&self, since: &str) -> Result<FeedPage, StorageError> {
+        Err(StorageError::new(
+            self.kind(),
+            Operation::List,
+            ErrorKind::Expired,
+            since,
+            "this storage has no feed of changes",
+        ))
+    }
 
     /// Copies the object to `local`, replacing it only once the copy is complete.
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError>;

@@ -360,3 +360,124 @@ pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visibl
         "{said}"
     );
 }
+
+/// After one full listing, scans follow the provider's feed of changes (Drive's `changes`,
+/// OneDrive's `delta`) and list nothing: a file deleted, one renamed and a folder renamed
+/// elsewhere show in the library as they are now, and the renamed folder's episode keeps its
+/// stream URL. A feed that no longer goes back far enough gives way to a full listing.
+pub async fn check_scans_follow_the_feed(kind: &str) {
+    let (setup, watch) = Setup::watched(kind).await;
+    let sandbox = &setup.sandbox;
+    std::fs::create_dir_all(watch.join("Show Name/Season 1")).unwrap();
+    super::write_random(&watch.join("Show Name/Season 1/Show.Name.S01E02.mkv"), 3000);
+    super::write_random(&watch.join("Show Name/Season 1/Show.Name.S01E03.mkv"), 3100);
+    super::write_random(&watch.join("Film.mkv"), 2000);
+    let scan = || tokio::task::block_in_place(|| sandbox.ok(&["library", "scan"]));
+    let rows = || tokio::task::block_in_place(|| sandbox.library_rows());
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&["--library-scan", "0"]);
+        super::wait_for("the uploads", || {
+            super::job_states(&sandbox.jobs()) == vec!["done", "done", "done"]
+        });
+        daemon.stop();
+    });
+    let said = scan();
+    assert!(
+        said.contains("Found 3 items in Cloud (0 new, 0 changed, 0 gone)"),
+        "{said}"
+    );
+    let listed = setup.fake.listings(kind);
+    assert!(listed > 0, "the first scan lists the folders");
+
+    setup.fake.delete_stored(kind, "Film.mkv");
+    setup.fake.move_stored(
+        kind,
+        "Show Name/Season 1/Show.Name.S01E03.mkv",
+        "Show Name/Season 1/Show.Name.S01E04.mkv",
+    );
+    let said = scan();
+    assert!(
+        said.contains("Found 2 items in Cloud (1 new, 0 changed, 2 gone)"),
+        "{said}"
+    );
+    let paths: Vec<String> = rows().into_iter().map(|row| row.4).collect();
+    assert_eq!(
+        paths,
+        [
+            "Show Name/Season 1/Show.Name.S01E02.mkv",
+            "Show Name/Season 1/Show.Name.S01E04.mkv"
+        ]
+    );
+
+    let url_of = |episode: i64| {
+        sandbox
+            .media()
+            .iter()
+            .find(|row| row["episode"] == episode)
+            .map(|row| row["stream_url"].as_str().unwrap().to_owned())
+    };
+    let before = tokio::task::block_in_place(|| url_of(2)).unwrap();
+    setup
+        .fake
+        .move_stored(kind, "Show Name/Season 1", "Show Name/Season 01");
+    let said = scan();
+    assert!(
+        said.contains("Found 2 items in Cloud (0 new, 2 changed, 0 gone)"),
+        "{said}"
+    );
+    let paths: Vec<String> = rows().into_iter().map(|row| row.4).collect();
+    assert_eq!(
+        paths,
+        [
+            "Show Name/Season 01/Show.Name.S01E02.mkv",
+            "Show Name/Season 01/Show.Name.S01E04.mkv"
+        ]
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| url_of(2)),
+        Some(before.clone())
+    );
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&["--library-scan", "0"]);
+        let mut answer = super::s3::fetch(&before, "GET", &[]);
+        if let Some(location) = answer.header("location").map(str::to_owned) {
+            answer = super::s3::fetch(&location, "GET", &[]);
+        }
+        assert_eq!(
+            Some(answer.body),
+            setup
+                .fake
+                .stored_file(kind, "Show Name/Season 01/Show.Name.S01E02.mkv"),
+            "the moved episode plays from where it is now ({})",
+            answer.status
+        );
+        daemon.stop();
+    });
+
+    let said = scan();
+    assert!(
+        said.contains("Found 2 items in Cloud (0 new, 0 changed, 0 gone)"),
+        "{said}"
+    );
+    assert_eq!(
+        setup.fake.listings(kind),
+        listed,
+        "no scan since the first listed anything"
+    );
+
+    // A point the provider no longer knows: the scan lists everything instead, and finds the same.
+    setup
+        .db
+        .lock()
+        .execute("UPDATE library_feeds SET point = point || '0000'", [])
+        .unwrap();
+    let said = scan();
+    assert!(
+        said.contains("Found 2 items in Cloud (0 new, 0 changed, 0 gone)"),
+        "{said}"
+    );
+    assert!(
+        setup.fake.listings(kind) > listed,
+        "the scan listed the folders again"
+    );
+}

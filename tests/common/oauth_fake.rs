@@ -72,6 +72,11 @@ impl FakeIdentity {
             .route("/me", get(user))
             .route("/drive/v3/files", get(drive_list).post(drive_create))
             .route("/drive/v3/files/{id}", get(drive_get).delete(drive_delete))
+            .route("/drive/v3/changes", get(drive_changes))
+            .route(
+                "/drive/v3/changes/startPageToken",
+                get(drive_start_page_token),
+            )
             .route("/upload/drive/v3/files", post(drive_start))
             .route(
                 "/upload/drive/v3/files/{id}",
@@ -361,7 +366,11 @@ fn encode(text: &str) -> String {
 //   fewer bytes than were sent, which the client must send again;
 // - `Content-Range: bytes */size` with no body asks where the session stands;
 // - an expired session answers `404`; a finished upload `200` with the file resource;
-// - API calls need a current bearer token (`401` otherwise).
+// - API calls need a current bearer token (`401` otherwise);
+// - `changes.getStartPageToken` and `changes.list` ("Retrieve changes"): each change names a
+//   file by `fileId` with its current resource, or `removed: true` once it is gone; pages end
+//   with `nextPageToken`, the last with `newStartPageToken`; under `drive.file` only changes to
+//   files the app can see are listed.
 
 const CHUNK_MULTIPLE: usize = 256 * 1024;
 const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
@@ -369,6 +378,10 @@ const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 #[derive(Default)]
 struct Drive {
     files: HashMap<String, DriveFile>,
+    /// Every change, oldest first: the file's id, and whether this app could see it then.
+    changes: Vec<(String, bool)>,
+    /// Requests for a folder's children (listings), as opposed to finding one name.
+    listings: u64,
     sessions: HashMap<String, Session>,
     counter: u64,
     /// Bytes accepted into sessions, over all chunk requests.
@@ -377,6 +390,34 @@ struct Drive {
     fail_chunks: u32,
     short_chunks: u32,
     rate_limit_chunks: u32,
+}
+
+impl Drive {
+    /// Keeps `file` under `id` (or forgets it, with `None`), as a change in the feed.
+    fn set(&mut self, id: String, file: Option<DriveFile>) {
+        let visible = match &file {
+            Some(file) => file.by_this_app,
+            None => self.files.get(&id).is_some_and(|file| file.by_this_app),
+        };
+        self.changes.push((id.clone(), visible));
+        match file {
+            Some(file) => self.files.insert(id, file),
+            None => self.files.remove(&id),
+        };
+    }
+
+    /// The id of the file or folder at `path` (by names from the root).
+    fn id_of(&self, path: &str) -> Option<String> {
+        let mut parent = "root".to_owned();
+        for segment in path.split('/') {
+            let (id, _) = self
+                .files
+                .iter()
+                .find(|(_, file)| file.name == segment && file.parents.contains(&parent))?;
+            parent = id.clone();
+        }
+        Some(parent)
+    }
 }
 
 struct DriveFile {
@@ -437,35 +478,23 @@ impl FakeIdentity {
         let mut rules = self.rules.lock().unwrap();
         rules.drive.counter += 1;
         let id = format!("other{}", rules.drive.counter);
-        rules.drive.files.insert(
+        rules.drive.set(
             id,
-            DriveFile {
+            Some(DriveFile {
                 name: name.into(),
                 parents: vec![parent.into()],
                 mime: "video/x-matroska".into(),
                 content: content.to_vec(),
                 by_this_app: false,
-            },
+            }),
         );
     }
 
     /// The content of the Drive file at `path` (folders by name from the root).
     pub fn drive_file(&self, path: &str) -> Option<Vec<u8>> {
         let rules = self.rules.lock().unwrap();
-        let mut parent = "root".to_owned();
-        let segments: Vec<&str> = path.split('/').collect();
-        for (index, segment) in segments.iter().enumerate() {
-            let (id, file) = rules
-                .drive
-                .files
-                .iter()
-                .find(|(_, file)| file.name == *segment && file.parents.contains(&parent))?;
-            if index + 1 == segments.len() {
-                return Some(file.content.clone());
-            }
-            parent = id.clone();
-        }
-        None
+        let id = rules.drive.id_of(path)?;
+        Some(rules.drive.files[&id].content.clone())
     }
 }
 
@@ -477,6 +506,8 @@ fn drive_resource(id: &str, file: &DriveFile) -> serde_json::Value {
         "name": file.name,
         "mimeType": file.mime,
         "modifiedTime": "2026-11-28T10:00:00.000Z",
+        "parents": file.parents,
+        "trashed": false,
     });
     if file.mime != FOLDER_MIME {
         resource["size"] = file.content.len().to_string().into();
@@ -511,7 +542,7 @@ async fn drive_list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let rules = rules.lock().unwrap();
+    let mut rules = rules.lock().unwrap();
     if !authorized(&rules, &headers) {
         return unauthorized();
     }
@@ -527,6 +558,7 @@ async fn drive_list(
     let (name, parent) = if let Some(found) = by_name.captures(&q) {
         (Some(unescape(&found[1])), unescape(&found[2]))
     } else if let Some(found) = children.captures(&q) {
+        rules.drive.listings += 1;
         (None, unescape(&found[1]))
     } else {
         return drive_error(StatusCode::BAD_REQUEST, "invalidQuery", "Invalid Value");
@@ -599,7 +631,7 @@ async fn drive_create(
         by_this_app: true,
     };
     let resource = drive_resource(&id, &file);
-    rules.drive.files.insert(id, file);
+    rules.drive.set(id, Some(file));
     json(resource)
 }
 
@@ -613,6 +645,13 @@ async fn drive_get(
     let rules = rules.lock().unwrap();
     if !authorized(&rules, &headers) {
         return unauthorized();
+    }
+    // `root` is the alias of the top of My Drive, which this fake's files name as their parent.
+    if id == "root" {
+        return json(
+            serde_json::json!({ "kind": "drive#file", "id": "root", "name": "My Drive",
+                                        "mimeType": FOLDER_MIME }),
+        );
     }
     let Some(file) = rules.drive.files.get(&id).filter(|file| file.by_this_app) else {
         return drive_error(
@@ -675,10 +714,80 @@ async fn drive_delete(
     if !authorized(&rules, &headers) {
         return unauthorized();
     }
-    match rules.drive.files.remove(&id) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => drive_error(StatusCode::NOT_FOUND, "notFound", "File not found."),
+    if !rules.drive.files.contains_key(&id) {
+        return drive_error(StatusCode::NOT_FOUND, "notFound", "File not found.");
     }
+    rules.drive.set(id, None);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `changes.getStartPageToken`: a token is a position in the list of changes, from 1.
+async fn drive_start_page_token(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+) -> Response {
+    let rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    json(serde_json::json!({ "kind": "drive#startPageToken",
+                             "startPageToken": (rules.drive.changes.len() + 1).to_string() }))
+}
+
+/// `changes.list` from `pageToken`, at most `pageSize` (1,000) changes a page, each file once
+/// with its resource as it is now (or `removed`).
+async fn drive_changes(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    let log = &rules.drive.changes;
+    let start = match query.get("pageToken").map(|token| token.parse::<usize>()) {
+        Some(Ok(start)) if (1..=log.len() + 1).contains(&start) => start,
+        _ => return drive_error(StatusCode::BAD_REQUEST, "invalid", "Invalid Value"),
+    };
+    if query.get("includeRemoved").map(String::as_str) == Some("false") {
+        return drive_error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "this fake always includes removals",
+        );
+    }
+    let page_size = match query.get("pageSize").map(|size| size.parse::<usize>()) {
+        None => 100,
+        Some(Ok(size)) if (1..=1000).contains(&size) => size,
+        Some(_) => return drive_error(StatusCode::BAD_REQUEST, "invalid", "Invalid pageSize"),
+    };
+    let end = (start - 1 + page_size).min(log.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut changes = Vec::new();
+    for (id, visible) in log[start - 1..end].iter().rev() {
+        if !visible || !seen.insert(id) {
+            continue;
+        }
+        let mut change = serde_json::json!({ "kind": "drive#change", "changeType": "file",
+            "fileId": id, "time": "2026-11-28T10:00:00.000Z" });
+        match rules.drive.files.get(id).filter(|file| file.by_this_app) {
+            Some(file) => {
+                change["removed"] = false.into();
+                change["file"] = drive_resource(id, file);
+            }
+            None => change["removed"] = true.into(),
+        }
+        changes.push(change);
+    }
+    changes.reverse();
+    let mut answer = serde_json::json!({ "kind": "drive#changeList", "changes": changes });
+    if end < log.len() {
+        answer["nextPageToken"] = (end + 1).to_string().into();
+    } else {
+        answer["newStartPageToken"] = (log.len() + 1).to_string().into();
+    }
+    json(answer)
 }
 
 fn open_session(
@@ -918,7 +1027,7 @@ async fn drive_put(
         by_this_app: true,
     };
     let resource = drive_resource(&file_id, &file);
-    rules.drive.files.insert(file_id, file);
+    rules.drive.set(file_id, Some(file));
     json(resource)
 }
 
@@ -938,7 +1047,12 @@ async fn drive_cancel(
 //   of 320 KiB except the last, under 60 MiB, and continue where the held bytes end (else 416);
 // - `202 Accepted` with `nextExpectedRanges` until the last fragment, then `201` and the item;
 // - `GET` of the `uploadUrl` reports `nextExpectedRanges`; an expired session is `404`;
-// - items carry `file.hashes.quickXorHash`; `@microsoft.graph.downloadUrl` needs no token.
+// - items carry `file.hashes.quickXorHash`; `@microsoft.graph.downloadUrl` needs no token;
+// - `root/delta` ("driveItem: delta"): `token=latest` answers no items and a `@odata.deltaLink`;
+//   a delta link's token answers each item changed since (its current state, `deleted` once
+//   gone, and the folders above a changed file), in pages linked by `@odata.nextLink`, the last
+//   with a new `@odata.deltaLink`; items carry `parentReference.id` and never a path; a folder
+//   renamed or moved is reported alone, not its descendants; a token too old is `410 Gone`.
 
 const FRAGMENT_MULTIPLE: usize = 320 * 1024;
 const FRAGMENT_LIMIT: usize = 60 * 1024 * 1024;
@@ -947,11 +1061,145 @@ const FRAGMENT_LIMIT: usize = 60 * 1024 * 1024;
 struct Graph {
     /// Files by full path ("root/a/b.mkv" or "{folder id}/a/b.mkv").
     files: HashMap<String, (String, Vec<u8>)>,
+    /// Folders' ids by full path, kept when a folder moves.
+    folders: HashMap<String, String>,
+    /// Items gone, by id, with the name they had.
+    deleted: HashMap<String, String>,
+    /// Every change, oldest first, as the id of the item that changed.
+    changes: Vec<String>,
+    /// Requests for a folder's children (listings).
+    listings: u64,
     sessions: HashMap<String, GraphSession>,
     counter: u64,
     received: u64,
     fail_fragments: u32,
     sessions_with_auth_header: u32,
+}
+
+/// The id of the drive's root folder.
+const GRAPH_ROOT_ID: &str = "root-id";
+
+impl Graph {
+    /// The id of the folder at `key` ("root" or a folder's id, then names), made when first seen.
+    fn folder_id(&mut self, key: &str) -> String {
+        match key.split_once('/') {
+            None if key == "root" => GRAPH_ROOT_ID.to_owned(),
+            None => key.to_owned(),
+            Some(_) => {
+                let next = format!("folder{}", self.folders.len() + 1);
+                self.folders.entry(key.to_owned()).or_insert(next).clone()
+            }
+        }
+    }
+
+    /// Keeps `content` at `key` (under item `id` when new; a replaced file keeps its id): a
+    /// change to it and to every folder above it.
+    fn put(&mut self, key: String, id: String, content: Vec<u8>) {
+        let id = self.files.get(&key).map_or(id, |(id, _)| id.clone());
+        let mut above = key.as_str();
+        let mut changed = vec![id.clone()];
+        while let Some((parent, _)) = above.rsplit_once('/') {
+            changed.push(self.folder_id(parent));
+            above = parent;
+        }
+        self.changes.extend(changed.into_iter().rev());
+        self.files.insert(key, (id, content));
+    }
+
+    /// Deletes the file at `key`.
+    fn remove(&mut self, key: &str) -> bool {
+        let Some((id, _)) = self.files.remove(key) else {
+            return false;
+        };
+        let name = key.rsplit('/').next().unwrap_or_default().to_owned();
+        self.deleted.insert(id.clone(), name);
+        self.changes.push(id);
+        true
+    }
+
+    /// The id of the folder above `key`.
+    fn parent_id(&self, key: &str) -> String {
+        match key.rsplit_once('/') {
+            Some(("root", _)) => GRAPH_ROOT_ID.to_owned(),
+            Some((parent, _)) if !parent.contains('/') => parent.to_owned(),
+            Some((parent, _)) => self.folders.get(parent).cloned().unwrap_or_default(),
+            None => String::new(),
+        }
+    }
+
+    /// An item as `delta` shows it now.
+    fn delta_item(&self, base: &str, id: &str) -> serde_json::Value {
+        if id == GRAPH_ROOT_ID {
+            return serde_json::json!({ "id": id, "name": "root", "root": {}, "folder": {} });
+        }
+        if let Some((key, (_, content))) = self.files.iter().find(|(_, (item, _))| item == id) {
+            let mut item = graph_item_json(base, id, key, content);
+            item["parentReference"] =
+                serde_json::json!({ "id": self.parent_id(key), "driveId": "drive1" });
+            return item;
+        }
+        if let Some((key, _)) = self.folders.iter().find(|(_, folder)| *folder == id) {
+            return serde_json::json!({ "id": id, "name": key.rsplit('/').next(), "folder": {},
+                "parentReference": { "id": self.parent_id(key), "driveId": "drive1" } });
+        }
+        // Deleted items name the root as their parent, whatever folder they were in.
+        let name = self.deleted.get(id).cloned().unwrap_or_default();
+        serde_json::json!({ "id": id, "name": name, "deleted": { "state": "deleted" },
+            "parentReference": { "id": GRAPH_ROOT_ID, "driveId": "drive1" } })
+    }
+}
+
+/// `root/delta` with `token` (a position in the list of changes) and `$skiptoken` (a position in
+/// this answer's items).
+fn graph_delta(rules: &Rules, base: &str, query: &HashMap<String, String>) -> Response {
+    let graph = &rules.graph;
+    let link = |token: usize| format!("{base}/me/drive/root/delta?token={token}");
+    let since = match query.get("token").map(String::as_str) {
+        Some("latest") => {
+            return json(serde_json::json!({ "value": [],
+                "@odata.deltaLink": link(graph.changes.len()) }))
+        }
+        Some(token) => match token.parse::<usize>() {
+            Ok(since) if since <= graph.changes.len() => since,
+            _ => {
+                return graph_error(
+                    StatusCode::GONE,
+                    "resyncRequired",
+                    "The delta token is no longer valid; resynchronize.",
+                )
+            }
+        },
+        None => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "invalidRequest",
+                "this fake does not enumerate a whole drive",
+            )
+        }
+    };
+    let skip: usize = query
+        .get("$skiptoken")
+        .and_then(|skip| skip.parse().ok())
+        .unwrap_or(0);
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<&String> = graph.changes[since..]
+        .iter()
+        .filter(|id| seen.insert(*id))
+        .collect();
+    const PAGE: usize = 200;
+    let value: Vec<_> = ids
+        .iter()
+        .skip(skip)
+        .take(PAGE)
+        .map(|id| graph.delta_item(base, id))
+        .collect();
+    let mut answer = serde_json::json!({ "value": value });
+    if skip + PAGE < ids.len() {
+        answer["@odata.nextLink"] = format!("{}&$skiptoken={}", link(since), skip + PAGE).into();
+    } else {
+        answer["@odata.deltaLink"] = link(graph.changes.len()).into();
+    }
+    json(answer)
 }
 
 struct GraphSession {
@@ -1031,7 +1279,7 @@ async fn graph_drive(State(rules): State<Arc<Mutex<Rules>>>, headers: HeaderMap)
 /// A folder's children a page at a time (`$top`, `$skiptoken`, `@odata.nextLink`): the files
 /// directly in it, and its subfolders (which exist here as the paths of the files under them).
 fn graph_children(
-    rules: &Rules,
+    rules: &mut Rules,
     base: &str,
     uri: &axum::http::Uri,
     folder_key: &str,
@@ -1046,6 +1294,7 @@ fn graph_children(
         .get("$skiptoken")
         .and_then(|skip| skip.parse().ok())
         .unwrap_or(0);
+    rules.graph.listings += 1;
     let prefix = format!("{folder_key}/");
     let mut children: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
     for (key, (id, content)) in &rules.graph.files {
@@ -1058,8 +1307,8 @@ fn graph_children(
             }
             Some((name, _)) => {
                 children.entry(name.to_owned()).or_insert_with(|| {
-                    serde_json::json!({ "id": format!("folder:{prefix}{name}"), "name": name,
-                                        "folder": { "childCount": 1 } })
+                    let id = rules.graph.folders.get(&format!("{prefix}{name}"));
+                    serde_json::json!({ "id": id, "name": name, "folder": { "childCount": 1 } })
                 });
             }
         }
@@ -1090,6 +1339,12 @@ async fn graph_item(
         return unauthorized();
     }
     let base = base_of(&headers);
+    if method == axum::http::Method::GET && rest == "root" {
+        return json(rules.graph.delta_item(&base, GRAPH_ROOT_ID));
+    }
+    if method == axum::http::Method::GET && rest == "root/delta" {
+        return graph_delta(rules, &base, &query);
+    }
     if method == axum::http::Method::GET {
         if let Some(folder) = rest.strip_suffix("/children").and_then(|folder| {
             folder
@@ -1128,9 +1383,9 @@ async fn graph_item(
                 "The resource could not be found.",
             ),
         },
-        ("DELETE", "") => match rules.graph.files.remove(&key) {
-            Some(_) => StatusCode::NO_CONTENT.into_response(),
-            None => graph_error(
+        ("DELETE", "") => match rules.graph.remove(&key) {
+            true => StatusCode::NO_CONTENT.into_response(),
+            false => graph_error(
                 StatusCode::NOT_FOUND,
                 "itemNotFound",
                 "The resource could not be found.",
@@ -1141,7 +1396,7 @@ async fn graph_item(
             let id = format!("item{}", rules.graph.counter);
             rules.graph.received += body.len() as u64;
             let item = graph_item_json(&base, &id, &key, &body);
-            rules.graph.files.insert(key, (id, body.to_vec()));
+            rules.graph.put(key, id, body.to_vec());
             (StatusCode::CREATED, json(item)).into_response()
         }
         ("POST", "/createUploadSession") => {
@@ -1276,10 +1531,7 @@ async fn graph_session(
     rules.graph.counter += 1;
     let item_id = format!("item{}", rules.graph.counter);
     let item = graph_item_json(&base, &item_id, &session.path, &session.held);
-    rules
-        .graph
-        .files
-        .insert(session.path, (item_id, session.held));
+    rules.graph.put(session.path, item_id, session.held);
     (StatusCode::CREATED, json(item)).into_response()
 }
 
@@ -1315,8 +1567,84 @@ impl FakeIdentity {
                 let id = format!("other{}", rules.graph.counter);
                 rules
                     .graph
+                    .put(format!("root/{name}"), id, content.to_vec());
+            }
+        }
+    }
+
+    /// Requests for a folder's children the provider behind `kind` answered so far.
+    pub fn listings(&self, kind: &str) -> u64 {
+        let rules = self.rules.lock().unwrap();
+        match kind {
+            "google-drive" => rules.drive.listings,
+            _ => rules.graph.listings,
+        }
+    }
+
+    /// Deletes the file at `path`, as another computer or the provider's website would.
+    pub fn delete_stored(&self, kind: &str, path: &str) {
+        let mut rules = self.rules.lock().unwrap();
+        match kind {
+            "google-drive" => {
+                let id = rules.drive.id_of(path).expect("a file to delete");
+                rules.drive.set(id, None);
+            }
+            _ => assert!(rules.graph.remove(&format!("root/{path}"))),
+        }
+    }
+
+    /// Renames or moves the file or folder at `from` to `to` (whose folder exists), as another
+    /// computer or the provider's website would.
+    pub fn move_stored(&self, kind: &str, from: &str, to: &str) {
+        let mut rules = self.rules.lock().unwrap();
+        let (folder, name) = to.rsplit_once('/').unwrap_or(("", to));
+        match kind {
+            "google-drive" => {
+                let drive = &mut rules.drive;
+                let id = drive.id_of(from).expect("an item to move");
+                let parent = if folder.is_empty() {
+                    "root".to_owned()
+                } else {
+                    drive.id_of(folder).expect("the folder to move into")
+                };
+                let mut file = drive.files.remove(&id).unwrap();
+                file.name = name.to_owned();
+                file.parents = vec![parent];
+                drive.set(id, Some(file));
+            }
+            _ => {
+                let graph = &mut rules.graph;
+                let (from, to) = (format!("root/{from}"), format!("root/{to}"));
+                if let Some((id, content)) = graph.files.remove(&from) {
+                    graph.put(to, id, content);
+                    return;
+                }
+                // A folder: everything under it moves, and the feed names the folder alone.
+                let id = graph.folder_id(&from);
+                let under = format!("{from}/");
+                let moved = |key: &String| {
+                    (key == &from || key.starts_with(&under))
+                        .then(|| format!("{to}{}", &key[from.len()..]))
+                };
+                let files: Vec<_> = graph
                     .files
-                    .insert(format!("root/{name}"), (id, content.to_vec()));
+                    .keys()
+                    .filter_map(|k| Some((k.clone(), moved(k)?)))
+                    .collect();
+                for (old, new) in files {
+                    let item = graph.files.remove(&old).unwrap();
+                    graph.files.insert(new, item);
+                }
+                let folders: Vec<_> = graph
+                    .folders
+                    .keys()
+                    .filter_map(|k| Some((k.clone(), moved(k)?)))
+                    .collect();
+                for (old, new) in folders {
+                    let item = graph.folders.remove(&old).unwrap();
+                    graph.folders.insert(new, item);
+                }
+                graph.changes.push(id);
             }
         }
     }

@@ -30,9 +30,9 @@ use super::folder_walk::FolderWalk;
 use super::json_api::JsonApi;
 use super::network::transport_failure;
 use super::{
-    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, Fix, ListPage,
-    ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject, StreamTarget,
-    Transfer, UploadRequest,
+    BackendKind, ChangePoint, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, FeedItem,
+    FeedPage, Field, Fix, ListPage, ObjectMeta, Operation, RemotePath, StorageBackend,
+    StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 use quickxor::QuickXorHash;
 
@@ -58,6 +58,8 @@ pub struct OneDrive {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct DriveItem {
     #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
     size: Option<u64>,
     #[serde(default)]
     file: Option<FileFacet>,
@@ -76,9 +78,36 @@ struct Children {
     next_link: Option<String>,
 }
 
+/// A page of the `delta` feed: the items changed, and the address of the next page or, on
+/// the last one, of the next feed.
+#[derive(Debug, Deserialize)]
+struct Delta {
+    #[serde(default)]
+    value: Vec<Child>,
+    #[serde(default, rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(default, rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ParentReference {
+    #[serde(default)]
+    id: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Child {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
     name: String,
+    #[serde(default, rename = "parentReference")]
+    parent: Option<ParentReference>,
+    #[serde(default)]
+    deleted: Option<serde_json::Value>,
+    #[serde(default)]
+    root: Option<serde_json::Value>,
     #[serde(default)]
     size: Option<u64>,
     #[serde(default)]
@@ -89,6 +118,19 @@ struct Child {
     c_tag: Option<String>,
     #[serde(default, rename = "eTag")]
     e_tag: Option<String>,
+}
+
+impl Child {
+    /// Its QuickXorHash, else the tags Graph gives every item.
+    fn tag(&mut self) -> String {
+        self.file
+            .take()
+            .and_then(|file| file.hashes)
+            .and_then(|hashes| hashes.quick_xor_hash)
+            .or(self.c_tag.take())
+            .or(self.e_tag.take())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -403,6 +445,7 @@ impl StorageBackend for OneDrive {
             size: request.size,
             checksum,
             verified: true,
+            id: item.id,
         })
     }
 
@@ -482,21 +525,112 @@ impl StorageBackend for OneDrive {
             })
             .await?;
         let page: Children = self.json(Operation::List, &target, answer).await?;
-        for child in page.value {
+        for mut child in page.value {
             if child.folder.is_some() {
                 let address = walk.path_of(&child.name);
-                walk.subfolder(address, &child.name);
-            } else if let Some(file) = child.file {
-                let tag = file
-                    .hashes
-                    .and_then(|hashes| hashes.quick_xor_hash)
-                    .or(child.c_tag)
-                    .or(child.e_tag)
-                    .unwrap_or_default();
-                walk.file(&child.name, child.size.unwrap_or(0), tag);
+                walk.subfolder(address, child.id, &child.name);
+            } else if child.file.is_some() {
+                let tag = child.tag();
+                walk.file(child.id, &child.name, child.size.unwrap_or(0), tag);
             }
         }
         Ok(walk.finish(page.next_link))
+    }
+
+    /// `delta?token=latest` of the drive's root (OneDrive for Business and SharePoint keep a
+    /// feed for the root only), and the id of the backend's folder.
+    async fn change_point(&self) -> Result<Option<ChangePoint>, StorageError> {
+        let root = match &self.folder {
+            Some(folder) => folder.clone(),
+            None => {
+                let url = format!("{}/me/drive/root?select=id", self.api);
+                let answer = self
+                    .send(Operation::List, &"root", |http, token| {
+                        http.get(&url).bearer_auth(token)
+                    })
+                    .await?;
+                let root: Child = self.json(Operation::List, &"root", answer).await?;
+                root.id
+            }
+        };
+        let url = format!("{}/me/drive/root/delta?token=latest", self.api);
+        let answer = self
+            .send(Operation::List, &"delta", |http, token| {
+                http.get(&url).bearer_auth(token)
+            })
+            .await?;
+        let delta: Delta = self.json(Operation::List, &"delta", answer).await?;
+        let point = delta.delta_link.ok_or_else(|| {
+            self.error(
+                Operation::List,
+                ErrorKind::Other,
+                &"delta",
+                "OneDrive gave no delta link",
+            )
+        })?;
+        Ok(Some(ChangePoint { point, root }))
+    }
+
+    /// A page of `delta` (`since` is the `@odata.nextLink` or `@odata.deltaLink` Graph gave).
+    /// The feed covers the whole drive; the library keeps what is under the backend's folder.
+    async fn changes(&self, since: &str) -> Result<FeedPage, StorageError> {
+        let answer = self
+            .send(Operation::List, &"delta", |http, token| {
+                http.get(since).bearer_auth(token)
+            })
+            .await?;
+        // `410 Gone` (resyncRequired): the token is too old; the feed must start again.
+        if answer.status() == reqwest::StatusCode::GONE {
+            let mut error = self.failure(Operation::List, &"delta", answer).await;
+            error.kind = ErrorKind::Expired;
+            return Err(error);
+        }
+        let delta: Delta = self.json(Operation::List, &"delta", answer).await?;
+        let items = delta
+            .value
+            .into_iter()
+            .filter_map(|mut child| {
+                let parent = child
+                    .parent
+                    .as_ref()
+                    .and_then(|parent| parent.id.clone())
+                    .unwrap_or_default();
+                if child.deleted.is_some() {
+                    Some(FeedItem::Gone { id: child.id })
+                } else if child.root.is_some() {
+                    None
+                } else if child.folder.is_some() {
+                    Some(FeedItem::Folder {
+                        id: child.id,
+                        parent,
+                        name: child.name,
+                    })
+                } else if child.file.is_some() {
+                    let tag = child.tag();
+                    Some(FeedItem::File {
+                        id: child.id,
+                        parent,
+                        name: child.name,
+                        size: child.size.unwrap_or(0),
+                        tag,
+                    })
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Ok(match delta.next_link {
+            Some(next) => FeedPage {
+                items,
+                next: Some(next),
+                point: None,
+            },
+            None => FeedPage {
+                items,
+                next: None,
+                point: delta.delta_link,
+            },
+        })
     }
 
     async fn download(&self, remote: &RemotePath, local: &Path) -> Result<u64, StorageError> {

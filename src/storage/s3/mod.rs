@@ -331,6 +331,7 @@ impl S3Backend {
             size: request.size,
             checksum,
             verified,
+            id: None,
         })
     }
 
@@ -620,6 +621,7 @@ impl S3Backend {
             size: plan.size,
             checksum: hasher.finish(),
             verified: true,
+            id: None,
         })
     }
 
@@ -1115,11 +1117,13 @@ impl StorageBackend for S3Backend {
                     path: RemotePath::exact(relative)?,
                     size: object.size().unwrap_or(0).max(0) as u64,
                     tag: object.e_tag().unwrap_or_default().to_owned(),
+                    id: None,
                 })
             })
             .collect();
         Ok(ListPage {
             objects,
+            folders: Vec::new(),
             next: page
                 .next_continuation_token()
                 .filter(|_| page.is_truncated() == Some(true))
