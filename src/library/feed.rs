@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::scan::{apply_in, known_from_row, known_row, mark_removed, Change, Known};
+use super::scan::{apply_in, known_from_row, known_row, mark_removed, Change, Known, KNOWN_TABLES};
 use super::ScanReport;
 use crate::db::{now_ms, Db};
 use crate::error::Result;
@@ -152,10 +152,7 @@ fn rows_where(
     argument: &str,
 ) -> Result<Vec<(String, Known)>> {
     let mut found = Vec::new();
-    for table in [
-        "SELECT 0, id, storage_path, size, remote_tag, status, remote_id FROM media",
-        "SELECT 1, id, storage_path, size, remote_tag, status, remote_id FROM episodes",
-    ] {
+    for table in KNOWN_TABLES {
         let mut statement = tx.prepare_cached(&format!(
             "{table} WHERE storage_backend_id = ?1 AND status = 'uploaded' AND {condition}"
         ))?;
@@ -217,6 +214,7 @@ impl Folders {
                 name,
                 size,
                 tag,
+                checksum,
             } => {
                 let path = self
                     .paths
@@ -231,6 +229,7 @@ impl Folders {
                             size,
                             tag,
                             id: Some(id),
+                            checksum,
                         },
                         report,
                     ),

@@ -18,7 +18,7 @@ use crate::backends::{self, OpenBackends};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::filter::is_media_file;
-use crate::storage::{ErrorKind, ListPage, ListedObject, RemotePath, StorageBackend};
+use crate::storage::{Checksum, ErrorKind, ListPage, ListedObject, RemotePath, StorageBackend};
 
 /// What one scan of one backend found and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -41,6 +41,8 @@ pub(super) struct Known {
     tag: Option<String>,
     remote_id: Option<String>,
     present: bool,
+    /// The row holds a SHA-256 of the object's bytes.
+    verified: bool,
 }
 
 impl Known {
@@ -51,7 +53,10 @@ impl Known {
             || self.tag.as_ref().is_some_and(|tag| *tag != object.tag);
         if replaced {
             Some(Change::Replace(object, self))
-        } else if self.tag.is_none() || (object.id.is_some() && object.id != self.remote_id) {
+        } else if self.tag.is_none()
+            || (object.id.is_some() && object.id != self.remote_id)
+            || (object.checksum.is_some() && !self.verified)
+        {
             Some(Change::Tag(self.item, object))
         } else {
             None
@@ -65,6 +70,7 @@ impl Known {
             size: self.size.unwrap_or(0),
             tag: self.tag.clone().unwrap_or_default(),
             id: self.remote_id.clone(),
+            checksum: None,
         }
     }
 }
@@ -181,13 +187,11 @@ async fn list_everything(
     Ok(report)
 }
 
-/// The rows of one backend's items, media and episodes alike.
-const KNOWN_ROWS: &str =
-    "SELECT 0, id, storage_path, size, remote_tag, status, remote_id FROM media
-     WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL
-     UNION ALL
-     SELECT 1, id, storage_path, size, remote_tag, status, remote_id FROM episodes
-     WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL";
+/// What [`known_from_row`] reads, from media rows and from episodes.
+pub(super) const KNOWN_TABLES: [&str; 2] = [
+    "SELECT 0, id, storage_path, size, remote_tag, status, remote_id, checksum IS NOT NULL FROM media",
+    "SELECT 1, id, storage_path, size, remote_tag, status, remote_id, checksum IS NOT NULL FROM episodes",
+];
 
 pub(super) fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> {
     let id = row.get(1)?;
@@ -204,6 +208,7 @@ pub(super) fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Strin
             tag: row.get(4)?,
             present: row.get::<_, String>(5)? == "uploaded",
             remote_id: row.get(6)?,
+            verified: row.get(7)?,
         },
     ))
 }
@@ -212,7 +217,12 @@ pub(super) fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Strin
 /// back is the same item again).
 fn known_items(db: &Db, backend_id: i64) -> Result<HashMap<String, Known>> {
     let conn = db.lock();
-    let mut statement = conn.prepare(KNOWN_ROWS)?;
+    let [media, episodes] = KNOWN_TABLES;
+    let mut statement = conn.prepare(&format!(
+        "{media} WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL
+         UNION ALL
+         {episodes} WHERE storage_backend_id = ?1 AND storage_path IS NOT NULL"
+    ))?;
     let rows = statement.query_map([backend_id], known_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -224,10 +234,7 @@ pub(super) fn known_row(
     path: &str,
 ) -> Result<Option<Known>> {
     // One indexed lookup per table (each has one row per object at most).
-    for table in [
-        "SELECT 0, id, storage_path, size, remote_tag, status, remote_id FROM media",
-        "SELECT 1, id, storage_path, size, remote_tag, status, remote_id FROM episodes",
-    ] {
+    for table in KNOWN_TABLES {
         let mut statement = tx.prepare_cached(&format!(
             "{table} WHERE storage_backend_id = ?1 AND storage_path = ?2"
         ))?;
@@ -290,7 +297,7 @@ pub(super) fn apply_in(
                         remote_path: &object.path,
                         size: object.size,
                         content_type: content_type_of(Path::new(name)),
-                        checksum: None,
+                        checksum: object.checksum.as_ref().map(Checksum::as_str),
                         file_path: None,
                         remote_tag: Some(&object.tag),
                         remote_id: object.id.as_deref(),
@@ -307,10 +314,16 @@ pub(super) fn apply_in(
                 let (table, id) = table_of(*item);
                 tx.execute(
                     &format!(
-                        "UPDATE {table} SET remote_tag = ?1, remote_id = coalesce(?2, remote_id)
-                         WHERE id = ?3"
+                        "UPDATE {table} SET remote_tag = ?1, remote_id = coalesce(?2, remote_id),
+                             checksum = coalesce(checksum, ?3)
+                         WHERE id = ?4"
                     ),
-                    params![object.tag, object.id, id],
+                    params![
+                        object.tag,
+                        object.id,
+                        object.checksum.as_ref().map(Checksum::as_str),
+                        id
+                    ],
                 )?;
             }
         }
@@ -435,6 +448,7 @@ mod tests {
             size,
             tag: tag.into(),
             id: None,
+            checksum: None,
         }
     }
 

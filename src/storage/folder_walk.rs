@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BackendKind, ErrorKind, ListPage, ListedFolder, ListedObject, Operation, RemotePath,
+    BackendKind, Checksum, ErrorKind, ListPage, ListedFolder, ListedObject, Operation, RemotePath,
     StorageError,
 };
 
@@ -78,13 +78,21 @@ impl FolderWalk {
     }
 
     /// A file of this folder (left out when its name is not a remote path Offload can address).
-    pub fn file(&mut self, id: String, name: &str, size: u64, tag: String) {
+    pub fn file(
+        &mut self,
+        id: String,
+        name: &str,
+        size: u64,
+        tag: String,
+        checksum: Option<Checksum>,
+    ) {
         if let Some(path) = RemotePath::exact(&self.path_of(name)) {
             self.objects.push(ListedObject {
                 path,
                 size,
                 tag,
                 id: Some(id),
+                checksum,
             });
         }
     }
@@ -119,8 +127,8 @@ mod tests {
         let mut walk = FolderWalk::resume(BackendKind::Onedrive, None, "root").unwrap();
         assert_eq!(walk.folder(), Some(("root".into(), String::new())));
         walk.subfolder("f1".into(), "id-f1".into(), "Show");
-        walk.file("id-1".into(), "Film.mkv", 3, "t1".into());
-        walk.file("id-2".into(), "bad//name.mkv", 1, "t2".into());
+        walk.file("id-1".into(), "Film.mkv", 3, "t1".into(), None);
+        walk.file("id-2".into(), "bad//name.mkv", 1, "t2".into(), None);
         let page = walk.finish(Some("p2".into()));
         assert_eq!(
             page.objects.len(),
@@ -148,7 +156,7 @@ mod tests {
             (walk.folder(), walk.page()),
             (Some(("f1".into(), "Show".into())), None)
         );
-        walk.file("id-3".into(), "Show.S01E01.mkv", 5, "t3".into());
+        walk.file("id-3".into(), "Show.S01E01.mkv", 5, "t3".into(), None);
         let page = walk.finish(None);
         assert_eq!(page.objects[0].path.as_str(), "Show/Show.S01E01.mkv");
         assert_eq!(page.next, None);

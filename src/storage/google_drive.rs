@@ -29,8 +29,8 @@ use super::cloud::{CloudAccess, CloudConfig};
 use super::folder_walk::FolderWalk;
 use super::json_api::JsonApi;
 use super::{
-    BackendKind, ChangePoint, ConnectionReport, ErrorKind, FeedItem, FeedPage, Field, Fix,
-    ListPage, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject,
+    BackendKind, ChangePoint, Checksum, ConnectionReport, ErrorKind, FeedItem, FeedPage, Field,
+    Fix, ListPage, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError, StoredObject,
     StreamTarget, Transfer, UploadRequest,
 };
 
@@ -41,9 +41,16 @@ pub const CHUNK_MULTIPLE: u64 = 256 * 1024;
 pub const DEFAULT_CHUNK: u64 = 32 * CHUNK_MULTIPLE;
 const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 const FILE_FIELDS: &str = "id,name,size,md5Checksum,mimeType,modifiedTime";
+/// What a listing asks of each child.
+const LIST_FIELDS: &str =
+    "nextPageToken,files(id,name,size,md5Checksum,mimeType,modifiedTime,appProperties)";
+/// The app properties Offload records an upload's SHA-256 in, with the MD5 of the same bytes.
+const SHA256_PROPERTY: &str = "offloadSha256";
+const MD5_PROPERTY: &str = "offloadMd5";
 /// What the changes feed says of each file: enough to place it without asking again.
 const CHANGE_FIELDS: &str = "nextPageToken,newStartPageToken,\
-     changes(fileId,removed,file(id,name,size,md5Checksum,mimeType,modifiedTime,parents,trashed))";
+     changes(fileId,removed,file(id,name,size,md5Checksum,mimeType,modifiedTime,parents,trashed,\
+     appProperties))";
 
 #[derive(Debug)]
 pub struct GoogleDrive {
@@ -80,6 +87,9 @@ pub(crate) struct DriveFile {
     parents: Vec<String>,
     #[serde(default)]
     trashed: bool,
+    /// Properties only the app that set them sees: Offload's record of the bytes it uploaded.
+    #[serde(default)]
+    app_properties: HashMap<String, String>,
 }
 
 impl DriveFile {
@@ -88,6 +98,16 @@ impl DriveFile {
             .as_deref()
             .and_then(|size| size.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The SHA-256 Offload recorded with the file, if the content is still the one it was
+    /// recorded for (another app replacing the content keeps the properties, not the MD5).
+    fn offload_checksum(&self) -> Option<Checksum> {
+        let props = &self.app_properties;
+        let sha = props.get(SHA256_PROPERTY)?;
+        (props.get(MD5_PROPERTY) == self.md5_checksum.as_ref())
+            .then(|| Checksum::parse(sha))
+            .flatten()
     }
 
     /// What tells this content from another: Drive's MD5 of it, else when it was written.
@@ -155,6 +175,28 @@ impl GoogleDrive {
     pub fn with_chunk_size(mut self, bytes: u64) -> GoogleDrive {
         self.chunk = (bytes / CHUNK_MULTIPLE).max(1) * CHUNK_MULTIPLE;
         self
+    }
+
+    /// Records the verified upload's SHA-256 with the file (see [`SHA256_PROPERTY`]), so that a
+    /// scan from any computer knows it. The upload stands without it: a failure is logged.
+    async fn record_checksum(&self, id: &str, checksum: &Checksum, md5: &str) {
+        let url = format!("{}/drive/v3/files/{id}", self.api);
+        let body = serde_json::json!({ "appProperties": {
+            SHA256_PROPERTY: checksum.as_str(), MD5_PROPERTY: md5 } });
+        let sent = self
+            .send(Operation::Upload, &id, |http, token| {
+                http.patch(&url)
+                    .bearer_auth(token)
+                    .query(&[("fields", "id")])
+                    .json(&body)
+            })
+            .await;
+        let failed = match sent {
+            Ok(answer) if answer.status().is_success() => return,
+            Ok(answer) => self.failure(Operation::Upload, &id, answer).await,
+            Err(error) => error,
+        };
+        tracing::warn!("the upload's SHA-256 is not recorded in Google Drive: {failed}");
     }
 
     /// The children of `parent` named `name` (not in the trash).
@@ -489,6 +531,7 @@ impl StorageBackend for GoogleDrive {
                 ),
             ));
         }
+        self.record_checksum(&finished.id, &checksum, &md5).await;
         Ok(StoredObject {
             size,
             checksum,
@@ -596,10 +639,7 @@ impl StorageBackend for GoogleDrive {
             .send(Operation::List, &path, |http, bearer| {
                 let mut request = http.get(&url).bearer_auth(bearer).query(&[
                     ("q", query.as_str()),
-                    (
-                        "fields",
-                        "nextPageToken,files(id,name,size,md5Checksum,mimeType,modifiedTime)",
-                    ),
+                    ("fields", LIST_FIELDS),
                     ("pageSize", "1000"),
                     ("spaces", "drive"),
                 ]);
@@ -617,8 +657,8 @@ impl StorageBackend for GoogleDrive {
             if file.mime_type.as_deref() == Some(FOLDER_MIME) {
                 walk.subfolder(file.id.clone(), file.id, &name);
             } else {
-                let (size, tag) = (file.size(), file.tag());
-                walk.file(file.id, &name, size, tag);
+                let (size, tag, checksum) = (file.size(), file.tag(), file.offload_checksum());
+                walk.file(file.id, &name, size, tag, checksum);
             }
         }
         Ok(walk.finish(list.next_page_token))
@@ -688,6 +728,7 @@ impl StorageBackend for GoogleDrive {
                         FeedItem::File {
                             size: file.size(),
                             tag: file.tag(),
+                            checksum: file.offload_checksum(),
                             id: file.id,
                             parent,
                             name,

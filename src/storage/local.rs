@@ -54,6 +54,7 @@ fn walk(root: &Path) -> std::io::Result<Vec<ListedObject>> {
                         size: meta.len(),
                         tag: format!("mtime:{modified}"),
                         id: None,
+                        checksum: None,
                     });
                 }
             }

@@ -365,6 +365,9 @@ pub struct ListedObject {
     pub tag: String,
     /// The provider's id of the file, where it has one (see [`StoredObject::id`]).
     pub id: Option<String>,
+    /// The SHA-256 Offload recorded with the file when it uploaded these bytes, from any
+    /// computer, where the provider keeps such a record with the file and shows it in listings.
+    pub checksum: Option<Checksum>,
 }
 
 /// A folder a listing went through, for providers that name folders by id: what a later feed
@@ -406,6 +409,7 @@ pub enum FeedItem {
         name: String,
         size: u64,
         tag: String,
+        checksum: Option<Checksum>,
     },
     /// A folder is now `name` in the folder `parent` (new, renamed or moved).
     Folder {

@@ -328,6 +328,28 @@ pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visibl
         others_visible,
         "{found:?}"
     );
+    // Google Drive keeps the SHA-256 Offload recorded with its uploads: the second computer has
+    // the same verified hashes. OneDrive keeps no such record: its items are found unverified.
+    let checksums = |sandbox: &Sandbox| -> Vec<(String, Option<String>)> {
+        let mut rows: Vec<_> = sandbox
+            .media()
+            .iter()
+            .filter(|row| row["title"] != "Elsewhere")
+            .map(|row| {
+                let path = row["storage_path"].as_str().unwrap_or_default().to_owned();
+                (path, row["checksum"].as_str().map(str::to_owned))
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (here, there) = tokio::task::block_in_place(|| (checksums(sandbox), checksums(&second)));
+    assert!(here.iter().all(|row| row.1.is_some()), "{here:?}");
+    if kind == "google-drive" {
+        assert_eq!(there, here);
+    } else {
+        assert!(there.iter().all(|row| row.1.is_none()), "{there:?}");
+    }
 
     tokio::task::block_in_place(|| {
         let daemon = second.daemon(&[]);

@@ -71,7 +71,10 @@ impl FakeIdentity {
             .route("/drive/v3/about", get(user))
             .route("/me", get(user))
             .route("/drive/v3/files", get(drive_list).post(drive_create))
-            .route("/drive/v3/files/{id}", get(drive_get).delete(drive_delete))
+            .route(
+                "/drive/v3/files/{id}",
+                get(drive_get).delete(drive_delete).patch(drive_update),
+            )
             .route("/drive/v3/changes", get(drive_changes))
             .route(
                 "/drive/v3/changes/startPageToken",
@@ -428,6 +431,8 @@ struct DriveFile {
     /// Created through this OAuth client. Under the `drive.file` scope (the only one this fake
     /// grants) Drive shows an app only such files: the others are absent from every answer.
     by_this_app: bool,
+    /// `appProperties`: set by `files.update`, kept when the content is replaced.
+    app_properties: serde_json::Map<String, serde_json::Value>,
 }
 
 struct Session {
@@ -486,6 +491,7 @@ impl FakeIdentity {
                 mime: "video/x-matroska".into(),
                 content: content.to_vec(),
                 by_this_app: false,
+                app_properties: Default::default(),
             }),
         );
     }
@@ -509,6 +515,9 @@ fn drive_resource(id: &str, file: &DriveFile) -> serde_json::Value {
         "parents": file.parents,
         "trashed": false,
     });
+    if !file.app_properties.is_empty() {
+        resource["appProperties"] = file.app_properties.clone().into();
+    }
     if file.mime != FOLDER_MIME {
         resource["size"] = file.content.len().to_string().into();
         resource["md5Checksum"] = hex::encode(md5::Md5::digest(&file.content)).into();
@@ -629,6 +638,7 @@ async fn drive_create(
             .to_owned(),
         content: Vec::new(),
         by_this_app: true,
+        app_properties: Default::default(),
     };
     let resource = drive_resource(&id, &file);
     rules.drive.set(id, Some(file));
@@ -719,6 +729,41 @@ async fn drive_delete(
     }
     rules.drive.set(id, None);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `files.update` without media: `appProperties` (a property set to null is removed), a change.
+async fn drive_update(
+    State(rules): State<Arc<Mutex<Rules>>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: String,
+) -> Response {
+    let mut rules = rules.lock().unwrap();
+    if !authorized(&rules, &headers) {
+        return unauthorized();
+    }
+    let metadata: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let Some(mut file) = rules
+        .drive
+        .files
+        .remove(&id)
+        .filter(|file| file.by_this_app)
+    else {
+        return drive_error(StatusCode::NOT_FOUND, "notFound", "File not found.");
+    };
+    for (key, value) in metadata["appProperties"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    {
+        match value {
+            serde_json::Value::Null => file.app_properties.remove(&key),
+            value => file.app_properties.insert(key, value),
+        };
+    }
+    let resource = drive_resource(&id, &file);
+    rules.drive.set(id, Some(file));
+    json(resource)
 }
 
 /// `changes.getStartPageToken`: a token is a position in the list of changes, from 1.
@@ -1019,12 +1064,19 @@ async fn drive_put(
         rules.drive.counter += 1;
         format!("file{}", rules.drive.counter)
     });
+    let app_properties = rules
+        .drive
+        .files
+        .get(&file_id)
+        .map(|file| file.app_properties.clone())
+        .unwrap_or_default();
     let file = DriveFile {
         name: session.name,
         parents: session.parents,
         mime: "video/x-matroska".into(),
         content: session.held,
         by_this_app: true,
+        app_properties,
     };
     let resource = drive_resource(&file_id, &file);
     rules.drive.set(file_id, Some(file));

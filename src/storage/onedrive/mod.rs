@@ -531,7 +531,7 @@ impl StorageBackend for OneDrive {
                 walk.subfolder(address, child.id, &child.name);
             } else if child.file.is_some() {
                 let tag = child.tag();
-                walk.file(child.id, &child.name, child.size.unwrap_or(0), tag);
+                walk.file(child.id, &child.name, child.size.unwrap_or(0), tag, None);
             }
         }
         Ok(walk.finish(page.next_link))
@@ -613,6 +613,7 @@ impl StorageBackend for OneDrive {
                         name: child.name,
                         size: child.size.unwrap_or(0),
                         tag,
+                        checksum: None,
                     })
                 } else {
                     None

@@ -1118,6 +1118,7 @@ impl StorageBackend for S3Backend {
                     size: object.size().unwrap_or(0).max(0) as u64,
                     tag: object.e_tag().unwrap_or_default().to_owned(),
                     id: None,
+                    checksum: None,
                 })
             })
             .collect();
