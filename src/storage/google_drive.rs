@@ -705,12 +705,7 @@ impl StorageBackend for GoogleDrive {
             })
             .await?;
         // A page token Drive no longer knows is answered as an invalid value or not found.
-        if matches!(answer.status().as_u16(), 400 | 404 | 410) {
-            let mut error = self.failure(Operation::List, &"changes", answer).await;
-            error.kind = ErrorKind::Expired;
-            return Err(error);
-        }
-        let list: ChangeList = self.json(Operation::List, &"changes", answer).await?;
+        let list: ChangeList = self.feed_page(answer, &[400, 404, 410]).await?;
         let items = list
             .changes
             .into_iter()

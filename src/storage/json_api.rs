@@ -87,6 +87,21 @@ pub trait JsonApi: Sync {
         })
     }
 
+    /// A page of a feed of changes; an answer whose status is one of `expired` says the feed no
+    /// longer goes back to the point asked for ([`ErrorKind::Expired`]).
+    async fn feed_page<T: serde::de::DeserializeOwned>(
+        &self,
+        answer: reqwest::Response,
+        expired: &[u16],
+    ) -> Result<T, StorageError> {
+        if expired.contains(&answer.status().as_u16()) {
+            let mut error = self.failure(Operation::List, &"changes", answer).await;
+            error.kind = ErrorKind::Expired;
+            return Err(error);
+        }
+        self.json(Operation::List, &"changes", answer).await
+    }
+
     /// Writes a successful answer's body into `local` (see [`super::save_download`]); an error
     /// answer as a typed error.
     async fn save_answer(

@@ -394,8 +394,16 @@ pub async fn check_scans_follow_the_feed(kind: &str) {
     super::write_random(&watch.join("Show Name/Season 1/Show.Name.S01E02.mkv"), 3000);
     super::write_random(&watch.join("Show Name/Season 1/Show.Name.S01E03.mkv"), 3100);
     super::write_random(&watch.join("Film.mkv"), 2000);
-    let scan = || tokio::task::block_in_place(|| sandbox.ok(&["library", "scan"]));
-    let rows = || tokio::task::block_in_place(|| sandbox.library_rows());
+    // A scan says `report`, and the library then holds `paths`.
+    let scan = |report: &str, paths: &[&str]| {
+        let said = tokio::task::block_in_place(|| sandbox.ok(&["library", "scan"]));
+        assert!(said.contains(&format!("Found {report}")), "{said}");
+        let held: Vec<String> = tokio::task::block_in_place(|| sandbox.library_rows())
+            .into_iter()
+            .map(|row| row.4)
+            .collect();
+        assert_eq!(held, paths);
+    };
     tokio::task::block_in_place(|| {
         let daemon = sandbox.daemon(&["--library-scan", "0"]);
         super::wait_for("the uploads", || {
@@ -403,33 +411,22 @@ pub async fn check_scans_follow_the_feed(kind: &str) {
         });
         daemon.stop();
     });
-    let said = scan();
-    assert!(
-        said.contains("Found 3 items in Cloud (0 new, 0 changed, 0 gone)"),
-        "{said}"
+    let (e02, e04) = (
+        "Show Name/Season 1/Show.Name.S01E02.mkv",
+        "Show Name/Season 1/Show.Name.S01E04.mkv",
+    );
+    scan(
+        "3 items in Cloud (0 new, 0 changed, 0 gone)",
+        &["Film.mkv", e02, "Show Name/Season 1/Show.Name.S01E03.mkv"],
     );
     let listed = setup.fake.listings(kind);
     assert!(listed > 0, "the first scan lists the folders");
 
     setup.fake.delete_stored(kind, "Film.mkv");
-    setup.fake.move_stored(
-        kind,
-        "Show Name/Season 1/Show.Name.S01E03.mkv",
-        "Show Name/Season 1/Show.Name.S01E04.mkv",
-    );
-    let said = scan();
-    assert!(
-        said.contains("Found 2 items in Cloud (1 new, 0 changed, 2 gone)"),
-        "{said}"
-    );
-    let paths: Vec<String> = rows().into_iter().map(|row| row.4).collect();
-    assert_eq!(
-        paths,
-        [
-            "Show Name/Season 1/Show.Name.S01E02.mkv",
-            "Show Name/Season 1/Show.Name.S01E04.mkv"
-        ]
-    );
+    setup
+        .fake
+        .move_stored(kind, "Show Name/Season 1/Show.Name.S01E03.mkv", e04);
+    scan("2 items in Cloud (1 new, 0 changed, 2 gone)", &[e02, e04]);
 
     let url_of = |episode: i64| {
         sandbox
@@ -442,19 +439,11 @@ pub async fn check_scans_follow_the_feed(kind: &str) {
     setup
         .fake
         .move_stored(kind, "Show Name/Season 1", "Show Name/Season 01");
-    let said = scan();
-    assert!(
-        said.contains("Found 2 items in Cloud (0 new, 2 changed, 0 gone)"),
-        "{said}"
-    );
-    let paths: Vec<String> = rows().into_iter().map(|row| row.4).collect();
-    assert_eq!(
-        paths,
-        [
-            "Show Name/Season 01/Show.Name.S01E02.mkv",
-            "Show Name/Season 01/Show.Name.S01E04.mkv"
-        ]
-    );
+    let moved = [
+        "Show Name/Season 01/Show.Name.S01E02.mkv",
+        "Show Name/Season 01/Show.Name.S01E04.mkv",
+    ];
+    scan("2 items in Cloud (0 new, 2 changed, 0 gone)", &moved);
     assert_eq!(
         tokio::task::block_in_place(|| url_of(2)),
         Some(before.clone())
@@ -467,20 +456,14 @@ pub async fn check_scans_follow_the_feed(kind: &str) {
         }
         assert_eq!(
             Some(answer.body),
-            setup
-                .fake
-                .stored_file(kind, "Show Name/Season 01/Show.Name.S01E02.mkv"),
+            setup.fake.stored_file(kind, moved[0]),
             "the moved episode plays from where it is now ({})",
             answer.status
         );
         daemon.stop();
     });
 
-    let said = scan();
-    assert!(
-        said.contains("Found 2 items in Cloud (0 new, 0 changed, 0 gone)"),
-        "{said}"
-    );
+    scan("2 items in Cloud (0 new, 0 changed, 0 gone)", &moved);
     assert_eq!(
         setup.fake.listings(kind),
         listed,
@@ -493,11 +476,7 @@ pub async fn check_scans_follow_the_feed(kind: &str) {
         .lock()
         .execute("UPDATE library_feeds SET point = point || '0000'", [])
         .unwrap();
-    let said = scan();
-    assert!(
-        said.contains("Found 2 items in Cloud (0 new, 0 changed, 0 gone)"),
-        "{said}"
-    );
+    scan("2 items in Cloud (0 new, 0 changed, 0 gone)", &moved);
     assert!(
         setup.fake.listings(kind) > listed,
         "the scan listed the folders again"

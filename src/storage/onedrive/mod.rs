@@ -580,12 +580,7 @@ impl StorageBackend for OneDrive {
             })
             .await?;
         // `410 Gone` (resyncRequired): the token is too old; the feed must start again.
-        if answer.status() == reqwest::StatusCode::GONE {
-            let mut error = self.failure(Operation::List, &"delta", answer).await;
-            error.kind = ErrorKind::Expired;
-            return Err(error);
-        }
-        let delta: Delta = self.json(Operation::List, &"delta", answer).await?;
+        let delta: Delta = self.feed_page(answer, &[410]).await?;
         let items = delta
             .value
             .into_iter()
