@@ -26,6 +26,8 @@ pub struct TransferSummary {
     paused: HashSet<i64>,
     failed: usize,
     waiting_for_sign_in: usize,
+    /// Backends being looked through, by id: their names and what was found so far.
+    scanning: HashMap<i64, (String, u64)>,
 }
 
 impl TransferSummary {
@@ -45,6 +47,13 @@ impl TransferSummary {
                     JobState::Failed => self.failed += 1,
                     _ => {}
                 }
+            }
+            Event::Scan(scan) if scan.done => {
+                self.scanning.remove(&scan.backend_id);
+            }
+            Event::Scan(scan) => {
+                self.scanning
+                    .insert(scan.backend_id, (scan.backend_name.clone(), scan.found));
             }
             Event::Queued { .. } | Event::Notice { .. } => {}
         }
@@ -110,8 +119,13 @@ impl TransferSummary {
             }
         } else if !self.paused.is_empty() {
             parts.push(format!("{} paused", self.paused.len()));
-        } else {
+        } else if self.scanning.is_empty() {
             parts.push("Idle".to_owned());
+        }
+        let mut scanning: Vec<_> = self.scanning.values().collect();
+        scanning.sort();
+        for (name, found) in scanning {
+            parts.push(format!("Looking in {name}: {} found", thousands(*found)));
         }
         if self.waiting_for_sign_in > 0 {
             parts.push(format!("{} wait for sign-in", self.waiting_for_sign_in));
@@ -150,6 +164,19 @@ fn human_duration(seconds: u64) -> String {
         60..=3599 => format!("{} min", seconds.div_ceil(60)),
         _ => format!("{} h {} min", seconds / 3600, (seconds % 3600) / 60),
     }
+}
+
+/// 1240 as "1,240".
+fn thousands(count: u64) -> String {
+    let digits = count.to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
 }
 
 #[cfg(test)]
@@ -205,6 +232,34 @@ mod tests {
         summary.set_waiting_for_sign_in(1);
         assert_eq!(summary.activity(), Activity::SignInRequired);
         assert_eq!(summary.line(), "1 paused · 1 wait for sign-in");
+    }
+
+    fn scan(backend_id: i64, name: &str, found: u64, done: bool) -> Event {
+        Event::Scan(crate::library::ScanProgress {
+            backend_id,
+            backend_name: name.into(),
+            found,
+            done,
+        })
+    }
+
+    #[test]
+    fn a_look_through_storage_shows_while_it_runs() {
+        let mut summary = TransferSummary::default();
+        summary.observe(&scan(1, "Cloud", 1000, false));
+        summary.observe(&scan(1, "Cloud", 1240, false));
+        assert_eq!(summary.line(), "Looking in Cloud: 1,240 found");
+        assert_eq!(summary.activity(), Activity::Idle);
+        summary.observe(&progress(1, 5, 10, 0.0));
+        summary.observe(&scan(2, "Bucket", 3, false));
+        assert_eq!(
+            summary.line(),
+            "Uploading 1 file · 50% · Looking in Bucket: 3 found · Looking in Cloud: 1,240 found"
+        );
+        summary.observe(&scan(1, "Cloud", 1240, true));
+        summary.observe(&scan(2, "Bucket", 3, true));
+        summary.observe(&state(1, JobState::Done));
+        assert_eq!(summary.line(), "Idle");
     }
 
     #[test]

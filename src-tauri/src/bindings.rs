@@ -54,6 +54,7 @@ mod tests {
             offload::library::LibraryEntry,
             offload::engine::LibraryRow,
             offload::library::ScanReport,
+            offload::library::ScanProgress,
             offload::queue::JobState,
             offload::queue::Job,
             offload::queue::Progress,

@@ -220,6 +220,7 @@ pub fn start(app: &AppHandle, engine: Arc<Engine>) -> tauri::Result<()> {
                 let _ = match &event {
                     Event::Progress(progress) => app.emit("upload-progress", progress),
                     Event::Notice { message } => app.emit("notice", message),
+                    Event::Scan(progress) => app.emit("library-scan", progress),
                     Event::State { .. } | Event::Queued { .. } => app.emit("upload-state", &event),
                 };
             }

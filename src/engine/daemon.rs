@@ -140,11 +140,15 @@ impl Engine {
 
         let scan_stop = CancellationToken::new();
         let scan_task = options.library_scan.map(|every| {
+            let events = self.events.clone();
             tokio::spawn(library::keep_scanning(
                 self.db.clone(),
                 self.backends.clone(),
                 every,
                 last_scan.clone(),
+                move |progress| {
+                    let _ = events.send(Event::Scan(progress));
+                },
                 scan_stop.clone(),
             ))
         });

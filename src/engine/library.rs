@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use super::{BackendView, Engine};
 use crate::error::{Error, Result};
-use crate::library::{self, LibraryEntry, LibraryItem, ScanReport};
+use crate::library::{self, LibraryEntry, LibraryItem, ScanProgress, ScanReport};
+use crate::queue::Event;
 
 /// What a scan of one backend came to.
 #[derive(Debug)]
@@ -75,10 +76,23 @@ impl Engine {
         };
         let mut scans = Vec::new();
         for backend in targets {
+            // The tray's line and the window hear it too, whichever shell asked.
+            let tell = |found, done| {
+                let _ = self.events.send(Event::Scan(ScanProgress {
+                    backend_id: backend.id,
+                    backend_name: backend.name.clone(),
+                    found,
+                    done,
+                }));
+            };
             let outcome = {
-                let mut heard = |found| progress(&backend, found);
+                let mut heard = |found| {
+                    progress(&backend, found);
+                    tell(found, false);
+                };
                 library::scan_backend(&self.db, &self.backends, backend.id, &mut heard).await
             };
+            tell(outcome.as_ref().map_or(0, |report| report.found), true);
             scans.push(BackendScan { backend, outcome });
         }
         Ok(scans)

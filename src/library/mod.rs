@@ -33,7 +33,7 @@ impl std::fmt::Display for LibraryItem {
 mod feed;
 mod scan;
 
-pub use scan::{keep_scanning, scan_backend, LastRound, ScanReport};
+pub use scan::{keep_scanning, scan_backend, LastRound, ScanProgress, ScanReport};
 
 /// A verified upload, as the queue reports it.
 #[derive(Debug, Clone)]

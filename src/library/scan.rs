@@ -33,6 +33,17 @@ pub struct ScanReport {
     pub gone: u64,
 }
 
+/// Where a scan of one backend stands, for whoever shows it (the tray's line, the window).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct ScanProgress {
+    pub backend_id: i64,
+    pub backend_name: String,
+    /// Media items found so far.
+    pub found: u64,
+    /// The scan ended (whether it worked is in its report).
+    pub done: bool,
+}
+
 /// What the library knew of an object before the scan.
 #[derive(Clone, PartialEq)]
 pub(super) struct Known {
@@ -355,13 +366,14 @@ pub async fn scan_backend(
 pub type LastRound = std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>;
 
 /// The daemon's scans: every backend, every `interval` (the first round now, or an interval
-/// after `last` began), until `stop`. What changed is logged; a failing backend is logged once
-/// until it works again, and the others are scanned all the same.
+/// after `last` began), until `stop`, each told to `tell` as it goes. What changed is logged; a
+/// failing backend is logged once until it works again, and the others are scanned all the same.
 pub async fn keep_scanning(
     db: Db,
     open: std::sync::Arc<OpenBackends>,
     interval: Duration,
     last: LastRound,
+    tell: impl Fn(ScanProgress) + Send + Sync,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut failing: HashMap<i64, String> = HashMap::new();
@@ -394,11 +406,21 @@ pub async fn keep_scanning(
             ) {
                 continue;
             }
-            let mut quiet = |_| {};
+            let progress = |found, done| ScanProgress {
+                backend_id: record.id,
+                backend_name: record.name.clone(),
+                found,
+                done,
+            };
+            let mut heard = |found| tell(progress(found, false));
             let scanned = tokio::select! {
                 _ = stop.cancelled() => return,
-                scanned = scan_backend(&db, &open, record.id, &mut quiet) => scanned,
+                scanned = scan_backend(&db, &open, record.id, &mut heard) => scanned,
             };
+            tell(progress(
+                scanned.as_ref().map_or(0, |report| report.found),
+                true,
+            ));
             match scanned {
                 Ok(report) => {
                     failing.remove(&record.id);

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::JobState;
 use crate::error::Action;
+use crate::library::ScanProgress;
 
 /// What the queue tells the command line, the tray and the window.
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
@@ -27,6 +28,8 @@ pub enum Event {
     Notice {
         message: String,
     },
+    /// A look through a backend for what storage holds, as it goes.
+    Scan(ScanProgress),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]

@@ -110,7 +110,7 @@ pub async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult 
                     }
                 }
                 Ok(Event::Notice { message }) => bars.println(&format!("note: {message}")),
-                Ok(Event::Queued { .. }) => {}
+                Ok(Event::Queued { .. } | Event::Scan(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     pending.retain(|id| queue::get(db, *id).map(|job| !job.state.is_terminal()).unwrap_or(false));
                 }

@@ -21,6 +21,7 @@ import type {
   ProfileView,
   Progress,
   S3Preset,
+  ScanProgress,
   ScanView,
   Settings,
 } from "./bindings";
@@ -111,6 +112,9 @@ export const events = {
     listen<AccountConnected>("account-connected", (event) => handler(event.payload)),
   accountFailed: (handler: (payload: AccountFailed) => void): Promise<UnlistenFn> =>
     listen<AccountFailed>("account-failed", (event) => handler(event.payload)),
+  /** A look through a backend as it goes, whoever started it (the window, the daemon's rounds). */
+  scan: (handler: (progress: ScanProgress) => void): Promise<UnlistenFn> =>
+    listen<ScanProgress>("library-scan", (event) => handler(event.payload)),
   /** Something changed the profiles, backends or library outside the window (CLI, deep link). */
   changed: (handler: () => void): Promise<UnlistenFn> => listen("data-changed", () => handler()),
 };

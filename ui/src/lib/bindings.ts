@@ -119,6 +119,16 @@ changed: number,
  */
 gone: number, };
 
+export type ScanProgress = { backend_id: number, backend_name: string, 
+/**
+ * Media items found so far.
+ */
+found: number, 
+/**
+ * The scan ended (whether it worked is in its report).
+ */
+done: boolean, };
+
 export type JobState = "queued" | "running" | "verifying" | "done" | "failed" | "paused" | "cancelled";
 
 export type Job = { id: number, profile_id: number, backend_id: number, watch_folder_id: number | null, local_path: string, size: number, mtime_ns: number, remote_path: string, state: JobState, bytes_done: number, attempts: number, last_error: string | null, 
@@ -137,7 +147,7 @@ export type Event = { "type": "queued", job_id: number, local_path: string, } | 
 /**
  * What a person can do about `message`, where the engine knows.
  */
-action: Action | null, } | { "type": "notice", message: string, };
+action: Action | null, } | { "type": "notice", message: string, } | { "type": "scan" } & ScanProgress;
 
 export type Problem = { message: string, action: Action | null, };
 

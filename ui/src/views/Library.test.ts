@@ -1,7 +1,8 @@
 import { render, screen, within } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { api, type LibraryEntry } from "../lib/api";
+import { api, events, type LibraryEntry, type ScanProgress } from "../lib/api";
+import { handlerOf } from "../test-api";
 import { JobsStore } from "../lib/stores.svelte";
 import Library from "./Library.svelte";
 
@@ -87,5 +88,22 @@ describe("Library", () => {
     expect(api.scanLibrary).toHaveBeenCalledWith(null);
     const found = (await screen.findAllByTestId("library-item")).find((row) => row.textContent?.includes("Found Film"));
     expect(found).toHaveTextContent("found in storage");
+  });
+
+  it("shows a look through storage while it runs, whoever started it, and lists again after", async () => {
+    render(Library, { jobs: new JobsStore() });
+    await screen.findAllByTestId("library-item");
+    const heard = handlerOf<ScanProgress>(events.scan);
+    heard({ backend_id: 2, backend_name: "Cloud", found: 1240, done: false });
+    expect(await screen.findByTestId("library-scan-progress")).toHaveTextContent("Looking in Cloud… 1,240 found so far");
+
+    vi.mocked(api.listLibrary).mockResolvedValue([entry(1, "Arrival"), entry(5, "From Elsewhere", { uploaded_at: null })]);
+    const listed = vi.mocked(api.listLibrary).mock.calls.length;
+    heard({ backend_id: 2, backend_name: "Cloud", found: 1241, done: true });
+    await vi.waitFor(() =>
+      expect(screen.getAllByTestId("library-item").some((row) => row.textContent?.includes("From Elsewhere"))).toBe(true),
+    );
+    expect(vi.mocked(api.listLibrary).mock.calls.length).toBeGreaterThan(listed);
+    expect(screen.queryByTestId("library-scan-progress")).toBeNull();
   });
 });
