@@ -155,3 +155,8 @@ async fn a_second_computer_finds_what_offload_put_in_drive_and_not_other_apps_fi
 async fn scans_after_the_first_follow_the_changes_feed() {
     common::cloud::check_scans_follow_the_feed("google-drive").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_of_thousands_is_found_page_by_page() {
+    common::cloud::check_a_folder_of_thousands_pages_through("google-drive").await;
+}

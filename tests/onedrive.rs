@@ -162,3 +162,8 @@ async fn a_second_computer_finds_what_is_in_onedrive_whoever_put_it_there() {
 async fn scans_after_the_first_follow_the_delta_feed() {
     common::cloud::check_scans_follow_the_feed("onedrive").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_of_thousands_is_found_page_by_page() {
+    common::cloud::check_a_folder_of_thousands_pages_through("onedrive").await;
+}

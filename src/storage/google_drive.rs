@@ -148,6 +148,7 @@ struct StartPageToken {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct FileList {
     files: Vec<DriveFile>,
     #[serde(default)]

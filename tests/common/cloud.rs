@@ -482,3 +482,33 @@ pub async fn check_scans_follow_the_feed(kind: &str) {
         "the scan listed the folders again"
     );
 }
+
+/// A folder of more than a thousand files (more than a page of children, and of the feed) is
+/// found whole by a full listing, and what another thousand-odd uploads added, through the feed.
+pub async fn check_a_folder_of_thousands_pages_through(kind: &str) {
+    let setup = Setup::new(kind).await;
+    let sandbox = &setup.sandbox;
+    setup.fake.put_many(kind, "Film", 1205);
+    let said = tokio::task::block_in_place(|| sandbox.ok(&["library", "scan"]));
+    assert!(
+        said.contains("Found 1205 items in Cloud (1205 new, 0 changed, 0 gone)"),
+        "{said}"
+    );
+    let listed = setup.fake.listings(kind);
+    assert!(listed >= 2, "the folder took {listed} pages");
+
+    setup.fake.put_many(kind, "Extra", 1205);
+    let said = tokio::task::block_in_place(|| sandbox.ok(&["library", "scan"]));
+    assert!(
+        said.contains("Found 2410 items in Cloud (1205 new, 0 changed, 0 gone)"),
+        "{said}"
+    );
+    assert_eq!(
+        setup.fake.listings(kind),
+        listed,
+        "the feed said what was new"
+    );
+    let titles = tokio::task::block_in_place(|| sandbox.library_rows());
+    assert_eq!(titles.len(), 2410);
+    assert!(titles.iter().any(|row| row.0 == "Extra 1205"), "{titles:?}");
+}

@@ -1624,6 +1624,38 @@ impl FakeIdentity {
         }
     }
 
+    /// `count` small files named `{stem} {n}.mkv` at the top of the drive, as Offload on another
+    /// computer would have uploaded them (so Drive shows them to Offload under `drive.file`).
+    pub fn put_many(&self, kind: &str, stem: &str, count: usize) {
+        let mut rules = self.rules.lock().unwrap();
+        for n in 1..=count {
+            let name = format!("{stem} {n}.mkv");
+            let content = name.clone().into_bytes();
+            match kind {
+                "google-drive" => {
+                    rules.drive.counter += 1;
+                    let id = format!("file{}", rules.drive.counter);
+                    rules.drive.set(
+                        id,
+                        Some(DriveFile {
+                            name,
+                            parents: vec!["root".into()],
+                            mime: "video/x-matroska".into(),
+                            content,
+                            by_this_app: true,
+                            app_properties: Default::default(),
+                        }),
+                    );
+                }
+                _ => {
+                    rules.graph.counter += 1;
+                    let id = format!("item{}", rules.graph.counter);
+                    rules.graph.put(format!("root/{name}"), id, content);
+                }
+            }
+        }
+    }
+
     /// Requests for a folder's children the provider behind `kind` answered so far.
     pub fn listings(&self, kind: &str) -> u64 {
         let rules = self.rules.lock().unwrap();
