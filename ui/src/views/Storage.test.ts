@@ -137,6 +137,9 @@ describe("Cloud sign-in", () => {
     // What the account already holds is looked for at once, and said.
     expect(await within(screen.getByTestId("backend-Drive")).findByText(/Found 12 items in Drive \(12 new\)\./)).toBeTruthy();
     expect(api.scanLibrary).toHaveBeenCalledWith(null, 7);
+    expect(within(screen.getByTestId("backend-Drive")).getByTestId("drive-scope")).toHaveTextContent(
+      "files added on the Drive website or by other apps stay out of its library",
+    );
     await waitFor(() =>
       expect(within(screen.getByTestId("backend-Drive")).getByTestId("backend-status")).toHaveTextContent(
         "Connected as me@example.com",
