@@ -43,6 +43,18 @@ impl OtherTool {
             .unwrap();
     }
 
+    /// Every key in the bucket.
+    fn keys(&self) -> Vec<String> {
+        let page = self
+            .runtime
+            .block_on(self.client.list_objects_v2().bucket(&self.bucket).send())
+            .unwrap();
+        page.contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect()
+    }
+
     fn delete(&self, key: &str) {
         self.runtime
             .block_on(
@@ -143,12 +155,34 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
 
     // A file uploaded by this computer, then a second data folder over the same bucket: the same
     // library, titles, series and episodes.
+    // One fits a single PUT, one (over the 8 MiB threshold) goes in parts; both are recorded
+    // beside them, so the second computer has their verified hashes too, and only theirs.
     std::fs::write(sandbox.path("Show.Name.S01E01.mkv"), random_bytes(500)).unwrap();
     sandbox.upload("Home", &sandbox.path("Show.Name.S01E01.mkv"));
+    std::fs::write(sandbox.path("Big.Film.mkv"), random_bytes(9 << 20)).unwrap();
+    sandbox.upload("Home", &sandbox.path("Big.Film.mkv"));
     let second = a_sandbox_on(server);
     let said = scan(&second);
-    assert!(said.contains("Found 5 items in Bucket (5 new"), "{said}");
+    assert!(said.contains("Found 6 items in Bucket (6 new"), "{said}");
     assert_eq!(second.library_rows(), sandbox.library_rows());
+    let hashes = |sandbox: &Sandbox| -> std::collections::BTreeMap<String, Option<String>> {
+        sandbox
+            .media()
+            .iter()
+            .map(|row| {
+                let title = row["title"].as_str().unwrap_or_default().to_owned();
+                (title, row["checksum"].as_str().map(str::to_owned))
+            })
+            .collect()
+    };
+    let (here, there) = (hashes(&sandbox), hashes(&second));
+    for (title, hash) in &there {
+        let ours = ["Big Film", "Show Name S01E01"].contains(&title.as_str());
+        assert_eq!(hash.is_some(), ours, "{title}: {there:?}");
+        if ours {
+            assert_eq!(hash, &here[title], "{title}");
+        }
+    }
 
     // Found items play through this computer's stream server.
     let daemon = sandbox.daemon(&[]);
@@ -161,13 +195,19 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
     other.put("Film (2019)/Film.mkv", random_bytes(4000));
     let said = scan(&sandbox);
     assert!(
-        said.contains("Found 4 items in Bucket (0 new, 1 changed, 1 gone)"),
+        said.contains("Found 5 items in Bucket (0 new, 1 changed, 1 gone)"),
         "{said}"
     );
     let titles = titles(&sandbox);
     assert_eq!(
         titles,
-        ["Clip", "Film", "Show Name S01E01", "Show Name S02E05"]
+        [
+            "Big Film",
+            "Clip",
+            "Film",
+            "Show Name S01E01",
+            "Show Name S02E05"
+        ]
     );
     let film = sandbox
         .media()
@@ -181,6 +221,31 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
         fetch(&deleted, "GET", &[]).status == 410
     });
     daemon.stop();
+
+    // Removing an item through Offload deletes its record with it, and nothing else.
+    let records = |keys: &[String]| -> Vec<String> {
+        keys.iter()
+            .filter(|key| key.starts_with(".offload/"))
+            .map(|key| key.rsplit_once('/').unwrap().0.to_owned())
+            .collect()
+    };
+    assert_eq!(
+        records(&other.keys()),
+        [
+            ".offload/records/Big.Film.mkv",
+            ".offload/records/Show.Name.S01E01.mkv"
+        ]
+    );
+    let big = sandbox
+        .media()
+        .into_iter()
+        .find(|row| row["title"] == "Big Film")
+        .map(|row| row["item"]["id"].as_i64().unwrap())
+        .unwrap();
+    sandbox.ok(&["media", "remove", &big.to_string()]);
+    let keys = other.keys();
+    assert!(!keys.contains(&"Big.Film.mkv".to_owned()), "{keys:?}");
+    assert_eq!(records(&keys), [".offload/records/Show.Name.S01E01.mkv"]);
 }
 
 #[test]

@@ -18,7 +18,9 @@ use crate::backends::{self, OpenBackends};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::filter::is_media_file;
-use crate::storage::{Checksum, ErrorKind, ListPage, ListedObject, RemotePath, StorageBackend};
+use crate::storage::{
+    Checksum, ErrorKind, ListPage, ListedObject, Recorded, RemotePath, StorageBackend,
+};
 
 /// What one scan of one backend found and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
@@ -142,7 +144,7 @@ async fn list_everything(
         Err(error) if error.kind == ErrorKind::NotFound => None,
         point => point?,
     };
-    let mut folders = Vec::new();
+    let (mut folders, mut records) = (Vec::new(), Vec::new());
     let mut cursor: Option<String> = None;
     loop {
         let page = match backend.list(cursor.as_deref()).await {
@@ -155,6 +157,7 @@ async fn list_everything(
             Err(error) => return Err(error.into()),
         };
         folders.extend(page.folders);
+        records.extend(page.records);
         let mut changes = Vec::new();
         for object in page.objects {
             match known.remove(object.path.as_str()) {
@@ -195,7 +198,35 @@ async fn list_everything(
     if let Some(point) = point {
         feed::start(db, backend_id, &point, &folders)?;
     }
+    if !records.is_empty() {
+        take_records(db, backend_id, &records)?;
+    }
     Ok(report)
+}
+
+/// Offload's records of its uploads (from any computer) give the items they name their
+/// verified SHA-256, where the object is still the one recorded (the same tag). An item that
+/// has a hash keeps it, so a rescan writes nothing.
+fn take_records(db: &Db, backend_id: i64, records: &[Recorded]) -> Result<()> {
+    let mut conn = db.lock();
+    let tx = conn.transaction()?;
+    for table in ["media", "episodes"] {
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE {table} SET checksum = ?4
+             WHERE storage_backend_id = ?1 AND storage_path = ?2 AND remote_tag = ?3
+               AND checksum IS NULL AND status = 'uploaded'"
+        ))?;
+        for record in records {
+            update.execute(params![
+                backend_id,
+                record.path.as_str(),
+                record.tag,
+                record.checksum.as_str()
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// What [`known_from_row`] reads, from media rows and from episodes.

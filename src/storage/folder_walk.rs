@@ -113,6 +113,7 @@ impl FolderWalk {
         ListPage {
             objects,
             folders,
+            records: Vec::new(),
             next,
         }
     }

@@ -349,8 +349,8 @@ impl StorageBackend for LocalBackend {
             })?;
         Ok(ListPage {
             objects,
-            folders: Vec::new(),
             next: None,
+            ..ListPage::default()
         })
     }
 

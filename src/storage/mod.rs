@@ -379,11 +379,22 @@ pub struct ListedFolder {
     pub path: String,
 }
 
+/// What Offload recorded in the storage beside an object it uploaded, from any computer, for a
+/// provider whose listings do not carry such a record with the object itself (S3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub path: RemotePath,
+    /// The object's tag when the record was made: the record holds only while it is the same.
+    pub tag: String,
+    pub checksum: Checksum,
+}
+
 /// One page of a listing, and the cursor of the next page (`None` after the last).
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
     pub objects: Vec<ListedObject>,
     pub folders: Vec<ListedFolder>,
+    pub records: Vec<Recorded>,
     pub next: Option<String>,
 }
 

@@ -45,8 +45,8 @@ pub use providers::{Preset, Provider};
 
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, FieldError, Fix,
-    ListPage, ListedObject, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError,
-    StoredObject, StreamTarget, Transfer, UploadRequest,
+    ListPage, ListedObject, ObjectMeta, Operation, Recorded, RemotePath, StorageBackend,
+    StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 
 /// Presigned URLs live at most 7 days (SigV4's limit).
@@ -54,6 +54,9 @@ pub const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_URL_LIFETIME: Duration = Duration::from_secs(3600);
 /// The metadata key that carries Offload's SHA-256 of a single-PUT object.
 const SHA256_METADATA: &str = "offload-sha256";
+/// Where under the prefix Offload keeps its records of uploads ([`S3::record`]); nothing under
+/// `.offload/` is ever media.
+const RECORDS: &str = ".offload/records/";
 /// Tries of one part before the whole attempt fails (the SDK retries each request too).
 const PART_TRIES: u32 = 3;
 
@@ -258,10 +261,66 @@ impl S3Backend {
     }
 
     fn key(&self, remote: &RemotePath) -> String {
+        self.prefixed(remote.as_str())
+    }
+
+    /// The key of `relative` under the prefix.
+    fn prefixed(&self, relative: &str) -> String {
         if self.config.prefix.is_empty() {
-            remote.as_str().to_owned()
+            relative.to_owned()
         } else {
-            format!("{}/{}", self.config.prefix, remote)
+            format!("{}/{relative}", self.config.prefix)
+        }
+    }
+
+    /// Records a verified upload's SHA-256 beside it, in a zero-byte object whose key says the
+    /// path, the hash and the ETag the hash holds for (`.offload/records/{path}/{sha256}.{etag}`):
+    /// listings return keys but not metadata, so this is how a scan from any computer knows
+    /// which objects Offload uploaded and their hashes, without a request per object. The upload
+    /// stands without it: a failure is logged.
+    async fn record(&self, remote: &RemotePath, etag: &str, checksum: &Checksum) {
+        let hex = checksum.as_str().trim_start_matches("sha256:");
+        let key = self.prefixed(&format!("{RECORDS}{remote}/{hex}.{etag}"));
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await;
+        if let Err(error) = put {
+            let error = self.classify(error, Operation::Upload, remote);
+            tracing::warn!("the upload's SHA-256 is not recorded beside it: {error}");
+        }
+    }
+
+    /// The records of `remote` ([`S3::record`]), to delete with it.
+    async fn records_of(&self, remote: &RemotePath) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.config.bucket)
+                .prefix(self.prefixed(&format!("{RECORDS}{remote}/")))
+                .set_continuation_token(cursor)
+                .send()
+                .await
+                .map_err(|error| self.classify(error, Operation::Delete, remote))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            cursor = page
+                .next_continuation_token()
+                .filter(|_| page.is_truncated() == Some(true))
+                .map(str::to_owned);
+            if cursor.is_none() {
+                return Ok(keys);
+            }
         }
     }
 
@@ -274,7 +333,7 @@ impl S3Backend {
         request: &UploadRequest,
         transfer: &dyn Transfer,
         key: &str,
-    ) -> Result<StoredObject, StorageError> {
+    ) -> Result<(StoredObject, Option<String>), StorageError> {
         let remote = &request.remote_path;
         let io = |error: std::io::Error| {
             StorageError::from_io(BackendKind::S3, Operation::Upload, remote, &error)
@@ -323,16 +382,18 @@ impl S3Backend {
         transfer.advance(request.size).await?;
         // A checked CRC32C confirms what was stored. After Content-MD5, an ETag equal to the MD5
         // does (encrypted buckets answer otherwise, and the queue then asks with HEAD).
+        let etag = answer.e_tag().map(unquote);
         let verified = match md5 {
             None => true,
-            Some(md5) => answer.e_tag().map(unquote) == Some(hex::encode(md5)),
+            Some(md5) => etag == Some(hex::encode(md5)),
         };
-        Ok(StoredObject {
+        let stored = StoredObject {
             size: request.size,
             checksum,
             verified,
             id: None,
-        })
+        };
+        Ok((stored, etag))
     }
 
     /// The parts the server holds for an upload, or `None` when the upload is gone.
@@ -446,7 +507,7 @@ impl S3Backend {
         request: &UploadRequest,
         transfer: &dyn Transfer,
         key: &str,
-    ) -> Result<StoredObject, StorageError> {
+    ) -> Result<(StoredObject, Option<String>), StorageError> {
         let remote = &request.remote_path;
         let plan = self.plan(request.size).map_err(|error| {
             StorageError::new(
@@ -605,9 +666,10 @@ impl S3Backend {
             ));
         }
         let expected = multipart_etag(&part_md5s);
-        if let Some(etag) = head.e_tag().map(unquote) {
+        let etag = head.e_tag().map(unquote);
+        if let Some(etag) = &etag {
             // Providers that follow S3 report MD5-of-MD5s; anything else cannot be compared.
-            if etag.contains('-') && etag != expected {
+            if etag.contains('-') && *etag != expected {
                 return Err(StorageError::new(
                     BackendKind::S3,
                     Operation::Verify,
@@ -617,12 +679,13 @@ impl S3Backend {
                 ));
             }
         }
-        Ok(StoredObject {
+        let stored = StoredObject {
             size: plan.size,
             checksum: hasher.finish(),
             verified: true,
             id: None,
-        })
+        };
+        Ok((stored, etag))
     }
 
     async fn upload_part(
@@ -958,7 +1021,7 @@ impl StorageBackend for S3Backend {
         transfer: &dyn Transfer,
     ) -> Result<StoredObject, StorageError> {
         let key = self.key(&request.remote_path);
-        if request.size < self.config.multipart_threshold.max(MIN_PART_SIZE) {
+        let (stored, etag) = if request.size < self.config.multipart_threshold.max(MIN_PART_SIZE) {
             if let Some(previous) = request
                 .resume
                 .clone()
@@ -966,10 +1029,15 @@ impl StorageBackend for S3Backend {
             {
                 let _ = self.abort(&previous).await;
             }
-            self.put_single(request, transfer, &key).await
+            self.put_single(request, transfer, &key).await?
         } else {
-            self.put_multipart(request, transfer, &key).await
+            self.put_multipart(request, transfer, &key).await?
+        };
+        if let Some(etag) = etag {
+            self.record(&request.remote_path, &etag, &stored.checksum)
+                .await;
         }
+        Ok(stored)
     }
 
     async fn sweep_abandoned(
@@ -1063,14 +1131,17 @@ impl StorageBackend for S3Backend {
     }
 
     async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
-        self.client
-            .delete_object()
-            .bucket(&self.config.bucket)
-            .key(self.key(remote))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|error| self.classify(error, Operation::Delete, remote))
+        let records = self.records_of(remote).await?;
+        for key in std::iter::once(self.key(remote)).chain(records) {
+            self.client
+                .delete_object()
+                .bucket(&self.config.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|error| self.classify(error, Operation::Delete, remote))?;
+        }
+        Ok(())
     }
 
     async fn stream_target(
@@ -1107,24 +1178,30 @@ impl StorageBackend for S3Backend {
             .send()
             .await
             .map_err(|error| self.classify(error, Operation::List, &self.config.bucket))?;
-        let objects = page
-            .contents()
-            .iter()
-            .filter_map(|object| {
-                let key = object.key()?;
-                let relative = key.strip_prefix(prefix.as_deref().unwrap_or(""))?;
-                Some(ListedObject {
-                    path: RemotePath::exact(relative)?,
+        let (mut objects, mut records) = (Vec::new(), Vec::new());
+        for object in page.contents() {
+            let Some(relative) = object
+                .key()
+                .and_then(|key| key.strip_prefix(prefix.as_deref().unwrap_or("")))
+            else {
+                continue;
+            };
+            if let Some(record) = relative.strip_prefix(RECORDS) {
+                records.extend(recorded(record));
+            } else if !relative.starts_with(".offload/") {
+                objects.extend(RemotePath::exact(relative).map(|path| ListedObject {
+                    path,
                     size: object.size().unwrap_or(0).max(0) as u64,
                     tag: object.e_tag().unwrap_or_default().to_owned(),
                     id: None,
                     checksum: None,
-                })
-            })
-            .collect();
+                }));
+            }
+        }
         Ok(ListPage {
             objects,
             folders: Vec::new(),
+            records,
             next: page
                 .next_continuation_token()
                 .filter(|_| page.is_truncated() == Some(true))
@@ -1222,6 +1299,18 @@ impl StorageBackend for S3Backend {
         }
         report
     }
+}
+
+/// A record's key under [`RECORDS`] (`{path}/{sha256}.{etag}`), read back; `None` for a key
+/// that is not one.
+fn recorded(key: &str) -> Option<Recorded> {
+    let (path, name) = key.rsplit_once('/')?;
+    let (sha, etag) = name.split_once('.')?;
+    Some(Recorded {
+        path: RemotePath::exact(path)?,
+        tag: quote(etag),
+        checksum: Checksum::parse(&format!("sha256:{sha}"))?,
+    })
 }
 
 #[cfg(test)]
