@@ -46,6 +46,8 @@ pub struct UploadedFile<'a> {
     pub checksum: &'a Checksum,
     /// The provider's id of the uploaded file, where it has one.
     pub remote_id: Option<&'a str>,
+    /// The stored object's tag, where the upload's answer said it.
+    pub remote_tag: Option<&'a str>,
 }
 
 /// Records a verified upload inside the queue's finishing transaction. Uploading to a remote
@@ -67,7 +69,7 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
             content_type: content_type_of(file.local_path),
             checksum: Some(file.checksum.as_str()),
             file_path: Some(path_text(file.local_path)),
-            remote_tag: None,
+            remote_tag: file.remote_tag,
             remote_id: file.remote_id,
             uploaded_at: Some(now_ms()),
         },

@@ -319,6 +319,7 @@ impl Inner {
                     size: stored.size,
                     checksum: &stored.checksum,
                     remote_id: stored.id.as_deref(),
+                    remote_tag: stored.tag.as_deref(),
                 },
             )?;
             let (media, episode) = match item {

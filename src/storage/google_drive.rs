@@ -538,6 +538,7 @@ impl StorageBackend for GoogleDrive {
             checksum,
             verified: true,
             id: Some(finished.id),
+            tag: Some(md5),
         })
     }
 

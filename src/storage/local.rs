@@ -43,16 +43,11 @@ fn walk(root: &Path) -> std::io::Result<Vec<ListedObject>> {
                 folders.push((entry.path(), path));
             } else if kind.is_file() {
                 let meta = entry.metadata()?;
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |since| since.as_nanos());
                 if let Some(path) = RemotePath::exact(&path) {
                     objects.push(ListedObject {
                         path,
                         size: meta.len(),
-                        tag: format!("mtime:{modified}"),
+                        tag: tag_of(&meta),
                         id: None,
                         checksum: None,
                     });
@@ -206,11 +201,13 @@ impl LocalBackend {
         }
         fs::rename(temp, target).await.map_err(io)?;
         sync_parent(target).await;
+        let tag = fs::metadata(target).await.ok().map(|meta| tag_of(&meta));
         Ok(StoredObject {
             size: copied,
             checksum: sent,
             verified: true,
             id: None,
+            tag,
         })
     }
 }
@@ -443,4 +440,13 @@ impl StorageBackend for LocalBackend {
         }
         report
     }
+}
+/// A local file's tag: its modification time, which changes when anything rewrites it.
+fn tag_of(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_nanos());
+    format!("mtime:{modified}")
 }

@@ -344,6 +344,9 @@ pub struct StoredObject {
     /// The provider's id of the stored file, where it names files by id (Google Drive,
     /// OneDrive): what its feed of changes names the file by later.
     pub id: Option<String>,
+    /// The stored object's tag as a listing will show it ([`ListedObject::tag`]), where the
+    /// upload's answer says it: a later scan then tells this object from one that replaced it.
+    pub tag: Option<String>,
 }
 
 /// What the backend reports about an existing object.

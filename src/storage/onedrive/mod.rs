@@ -446,6 +446,7 @@ impl StorageBackend for OneDrive {
             checksum,
             verified: true,
             id: item.id,
+            tag: Some(ours),
         })
     }
 

@@ -273,7 +273,7 @@ impl S3Backend {
         }
     }
 
-    /// Records a verified upload's SHA-256 beside it, in a zero-byte object whose key says the
+    /// Records a verified multipart upload's SHA-256 beside it, in a zero-byte object whose key says the
     /// path, the hash and the ETag the hash holds for (`.offload/records/{path}/{sha256}.{etag}`):
     /// listings return keys but not metadata, so this is how a scan from any computer knows
     /// which objects Offload uploaded and their hashes, without a request per object. The upload
@@ -333,7 +333,7 @@ impl S3Backend {
         request: &UploadRequest,
         transfer: &dyn Transfer,
         key: &str,
-    ) -> Result<(StoredObject, Option<String>), StorageError> {
+    ) -> Result<StoredObject, StorageError> {
         let remote = &request.remote_path;
         let io = |error: std::io::Error| {
             StorageError::from_io(BackendKind::S3, Operation::Upload, remote, &error)
@@ -387,13 +387,13 @@ impl S3Backend {
             None => true,
             Some(md5) => etag == Some(hex::encode(md5)),
         };
-        let stored = StoredObject {
+        Ok(StoredObject {
             size: request.size,
             checksum,
             verified,
             id: None,
-        };
-        Ok((stored, etag))
+            tag: etag.as_deref().map(quote),
+        })
     }
 
     /// The parts the server holds for an upload, or `None` when the upload is gone.
@@ -507,7 +507,7 @@ impl S3Backend {
         request: &UploadRequest,
         transfer: &dyn Transfer,
         key: &str,
-    ) -> Result<(StoredObject, Option<String>), StorageError> {
+    ) -> Result<StoredObject, StorageError> {
         let remote = &request.remote_path;
         let plan = self.plan(request.size).map_err(|error| {
             StorageError::new(
@@ -679,13 +679,13 @@ impl S3Backend {
                 ));
             }
         }
-        let stored = StoredObject {
+        Ok(StoredObject {
             size: plan.size,
             checksum: hasher.finish(),
             verified: true,
             id: None,
-        };
-        Ok((stored, etag))
+            tag: etag.as_deref().map(quote),
+        })
     }
 
     async fn upload_part(
@@ -958,6 +958,17 @@ impl S3Backend {
             Some("NoSuchKey") | Some("NotFound") => {
                 return (ErrorKind::NotFound, "no such object".into(), None)
             }
+            // Another upload of the same name finished first (Garage then drops older uploads of
+            // that key), or a cleanup removed it: the next attempt finds it gone and starts over.
+            Some("NoSuchUpload") => {
+                return (
+                    ErrorKind::Temporary,
+                    "the server dropped this upload in parts (another upload of the same name \
+                     finished first, or a cleanup removed it); it starts over"
+                        .into(),
+                    None,
+                )
+            }
             Some("SlowDown") | Some("TooManyRequests") => {
                 return (ErrorKind::RateLimited, "the server asked to slow down".into(), None)
             }
@@ -1021,7 +1032,7 @@ impl StorageBackend for S3Backend {
         transfer: &dyn Transfer,
     ) -> Result<StoredObject, StorageError> {
         let key = self.key(&request.remote_path);
-        let (stored, etag) = if request.size < self.config.multipart_threshold.max(MIN_PART_SIZE) {
+        if request.size < self.config.multipart_threshold.max(MIN_PART_SIZE) {
             if let Some(previous) = request
                 .resume
                 .clone()
@@ -1029,11 +1040,12 @@ impl StorageBackend for S3Backend {
             {
                 let _ = self.abort(&previous).await;
             }
-            self.put_single(request, transfer, &key).await?
-        } else {
-            self.put_multipart(request, transfer, &key).await?
-        };
-        if let Some(etag) = etag {
+            // The hash travels in the object's metadata. A record beside it as well would
+            // double the requests of small files (measured: 1,000 × 1 MiB took ~20% longer).
+            return self.put_single(request, transfer, &key).await;
+        }
+        let stored = self.put_multipart(request, transfer, &key).await?;
+        if let Some(etag) = stored.tag.as_deref().map(unquote) {
             self.record(&request.remote_path, &etag, &stored.checksum)
                 .await;
         }
