@@ -167,3 +167,30 @@ async fn scans_after_the_first_follow_the_delta_feed() {
 async fn a_folder_of_thousands_is_found_page_by_page() {
     common::cloud::check_a_folder_of_thousands_pages_through("onedrive").await;
 }
+
+/// Each upload leaves one record file in `.offload` (the SHA-256 a second computer reads), and
+/// removing the item through Offload removes its record with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_an_item_removes_its_record() {
+    let (setup, watch) = common::cloud::Setup::watched("onedrive").await;
+    let sandbox = &setup.sandbox;
+    common::write_random(&watch.join("Film.mkv"), 2000);
+    common::write_random(&watch.join("Other.mkv"), 2100);
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&["--library-scan", "0"]);
+        common::wait_for("the uploads", || {
+            common::job_states(&sandbox.jobs()) == vec!["done", "done"]
+        });
+        daemon.stop();
+    });
+    assert_eq!(setup.fake.graph_names_in(".offload").len(), 2);
+    let film = tokio::task::block_in_place(|| sandbox.media())
+        .into_iter()
+        .find(|row| row["title"] == "Film")
+        .map(|row| row["item"]["id"].as_i64().unwrap())
+        .unwrap();
+    tokio::task::block_in_place(|| sandbox.ok(&["media", "remove", &film.to_string()]));
+    assert_eq!(setup.fake.stored_file("onedrive", "Film.mkv"), None);
+    assert!(setup.fake.stored_file("onedrive", "Other.mkv").is_some());
+    assert_eq!(setup.fake.graph_names_in(".offload").len(), 1);
+}

@@ -13,13 +13,16 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::scan::{apply_in, known_from_row, known_row, mark_removed, Change, Known, KNOWN_TABLES};
+use super::scan::{
+    apply_in, known_from_row, known_row, mark_removed, take_records, Change, Known, KNOWN_TABLES,
+};
 use super::ScanReport;
 use crate::db::{now_ms, Db};
 use crate::error::Result;
 use crate::filter::is_media_file;
 use crate::storage::{
-    ChangePoint, FeedItem, ListedFolder, ListedObject, RemotePath, StorageBackend,
+    records, ChangePoint, FeedItem, ListedFolder, ListedObject, Recorded, RemotePath,
+    StorageBackend,
 };
 
 /// How long a feed is followed before the backend is listed in full again.
@@ -126,6 +129,9 @@ pub async fn follow(
             None => break,
         }
     }
+    if !folders.records.is_empty() {
+        take_records(db, backend_id, &folders.records)?;
+    }
     report.found = present(db, backend_id)?;
     progress(report.found);
     Ok(report)
@@ -178,6 +184,8 @@ struct Folders {
     backend_id: i64,
     root: String,
     paths: HashMap<String, String>,
+    /// Offload's records of uploads the feed brought ([`records`]).
+    records: Vec<Recorded>,
 }
 
 impl Folders {
@@ -193,6 +201,7 @@ impl Folders {
             backend_id,
             root,
             paths,
+            records: Vec::new(),
         })
     }
 
@@ -216,6 +225,10 @@ impl Folders {
                 tag,
                 checksum,
             } => {
+                if self.paths.get(&parent).map(String::as_str) == Some(records::FOLDER) {
+                    self.records.extend(records::parse_flat(&name));
+                    return Ok(());
+                }
                 let path = self
                     .paths
                     .get(&parent)

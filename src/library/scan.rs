@@ -19,7 +19,8 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::filter::is_media_file;
 use crate::storage::{
-    Checksum, ErrorKind, ListPage, ListedObject, Recorded, RemotePath, StorageBackend,
+    records, Checksum, ErrorKind, ListPage, ListedObject, RecordOf, Recorded, RemotePath,
+    StorageBackend,
 };
 
 /// What one scan of one backend found and changed.
@@ -207,22 +208,47 @@ async fn list_everything(
 /// Offload's records of its uploads (from any computer) give the items they name their
 /// verified SHA-256, where the object is still the one recorded (the same tag). An item that
 /// has a hash keeps it, so a rescan writes nothing.
-fn take_records(db: &Db, backend_id: i64, records: &[Recorded]) -> Result<()> {
+pub(super) fn take_records(db: &Db, backend_id: i64, records: &[Recorded]) -> Result<()> {
     let mut conn = db.lock();
     let tx = conn.transaction()?;
-    for table in ["media", "episodes"] {
-        let mut update = tx.prepare_cached(&format!(
-            "UPDATE {table} SET checksum = ?4
-             WHERE storage_backend_id = ?1 AND storage_path = ?2 AND remote_tag = ?3
-               AND checksum IS NULL AND status = 'uploaded'"
-        ))?;
-        for record in records {
-            update.execute(params![
-                backend_id,
-                record.path.as_str(),
-                record.tag,
-                record.checksum.as_str()
-            ])?;
+    // The items a record may complete: present, with a tag, without a hash. Few, usually.
+    let mut open: HashMap<String, (LibraryItem, String)> = HashMap::new();
+    {
+        let mut statement = tx.prepare_cached(
+            "SELECT 0, id, storage_path, remote_tag FROM media
+             WHERE storage_backend_id = ?1 AND status = 'uploaded' AND checksum IS NULL
+               AND storage_path IS NOT NULL AND remote_tag IS NOT NULL
+             UNION ALL
+             SELECT 1, id, storage_path, remote_tag FROM episodes
+             WHERE storage_backend_id = ?1 AND status = 'uploaded' AND checksum IS NULL
+               AND storage_path IS NOT NULL AND remote_tag IS NOT NULL",
+        )?;
+        let rows = statement.query_map([backend_id], |row| {
+            let id = row.get(1)?;
+            let item = if row.get(0)? {
+                LibraryItem::Episode(id)
+            } else {
+                LibraryItem::Media(id)
+            };
+            Ok((row.get::<_, String>(2)?, (item, row.get::<_, String>(3)?)))
+        })?;
+        for row in rows {
+            let (path, known) = row?;
+            open.insert(records::path_key(&path), known.clone());
+            open.insert(path, known);
+        }
+    }
+    for record in records {
+        let key = match &record.of {
+            RecordOf::Path(path) => path.as_str(),
+            RecordOf::PathKey(key) => key.as_str(),
+        };
+        if let Some((item, tag)) = open.get(key) {
+            if *tag == record.tag {
+                let (table, id) = table_of(*item);
+                tx.prepare_cached(&format!("UPDATE {table} SET checksum = ?1 WHERE id = ?2"))?
+                    .execute(params![record.checksum.as_str(), id])?;
+            }
         }
     }
     tx.commit()?;

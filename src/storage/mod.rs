@@ -14,6 +14,7 @@ pub mod local;
 pub(crate) mod network;
 pub mod onedrive;
 mod path;
+pub mod records;
 pub mod s3;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use path::{PathError, RemotePath};
+pub use records::{RecordOf, Recorded};
 
 /// The kinds of storage Offload knows, as stored in `storage_backends.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
@@ -380,16 +382,6 @@ pub struct ListedFolder {
     pub id: String,
     /// Its path under the backend's folder.
     pub path: String,
-}
-
-/// What Offload recorded in the storage beside an object it uploaded, from any computer, for a
-/// provider whose listings do not carry such a record with the object itself (S3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub path: RemotePath,
-    /// The object's tag when the record was made: the record holds only while it is the same.
-    pub tag: String,
-    pub checksum: Checksum,
 }
 
 /// One page of a listing, and the cursor of the next page (`None` after the last).

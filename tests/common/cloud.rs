@@ -328,8 +328,8 @@ pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visibl
         others_visible,
         "{found:?}"
     );
-    // Google Drive keeps the SHA-256 Offload recorded with its uploads: the second computer has
-    // the same verified hashes. OneDrive keeps no such record: its items are found unverified.
+    // Offload recorded each upload's SHA-256 with it (Drive: app properties; OneDrive: a record
+    // file in `.offload`): the second computer has the same verified hashes.
     let checksums = |sandbox: &Sandbox| -> Vec<(String, Option<String>)> {
         let mut rows: Vec<_> = sandbox
             .media()
@@ -345,11 +345,7 @@ pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visibl
     };
     let (here, there) = tokio::task::block_in_place(|| (checksums(sandbox), checksums(&second)));
     assert!(here.iter().all(|row| row.1.is_some()), "{here:?}");
-    if kind == "google-drive" {
-        assert_eq!(there, here);
-    } else {
-        assert!(there.iter().all(|row| row.1.is_none()), "{there:?}");
-    }
+    assert_eq!(there, here);
 
     tokio::task::block_in_place(|| {
         let daemon = second.daemon(&[]);
@@ -381,6 +377,28 @@ pub async fn check_a_second_computer_finds_the_uploads(kind: &str, others_visibl
         )),
         "{said}"
     );
+
+    // One more upload from the first computer: the second, following the feed now, finds it with
+    // the hash the first recorded, without listing a folder.
+    super::write_random(&watch.join("Later.mkv"), 2500);
+    tokio::task::block_in_place(|| {
+        let daemon = sandbox.daemon(&["--library-scan", "0"]);
+        super::wait_for("the third upload", || {
+            super::job_states(&sandbox.jobs()) == vec!["done", "done", "done"]
+        });
+        daemon.stop();
+    });
+    let listed = setup.fake.listings(kind);
+    let said = tokio::task::block_in_place(|| second.ok(&["library", "scan", "--profile", "Home"]));
+    assert!(said.contains("(1 new, 0 changed, 0 gone)"), "{said}");
+    assert_eq!(
+        setup.fake.listings(kind),
+        listed,
+        "the second computer followed the feed"
+    );
+    let (here, there) = tokio::task::block_in_place(|| (checksums(sandbox), checksums(&second)));
+    assert_eq!(here.len(), 3);
+    assert_eq!(there, here);
 }
 
 /// After one full listing, scans follow the provider's feed of changes (Drive's `changes`,

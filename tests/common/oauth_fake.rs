@@ -1656,6 +1656,24 @@ impl FakeIdentity {
         }
     }
 
+    /// The names of the files directly in the OneDrive folder at `path`.
+    pub fn graph_names_in(&self, path: &str) -> Vec<String> {
+        let prefix = format!("root/{path}/");
+        let mut names: Vec<String> = self
+            .rules
+            .lock()
+            .unwrap()
+            .graph
+            .files
+            .keys()
+            .filter_map(|key| key.strip_prefix(&prefix))
+            .filter(|name| !name.contains('/'))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Requests for a folder's children the provider behind `kind` answered so far.
     pub fn listings(&self, kind: &str) -> u64 {
         let rules = self.rules.lock().unwrap();

@@ -30,8 +30,8 @@ use super::folder_walk::FolderWalk;
 use super::json_api::JsonApi;
 use super::network::transport_failure;
 use super::{
-    BackendKind, ChangePoint, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, FeedItem,
-    FeedPage, Field, Fix, ListPage, ObjectMeta, Operation, RemotePath, StorageBackend,
+    records, BackendKind, ChangePoint, Checksum, ChecksumHasher, ConnectionReport, ErrorKind,
+    FeedItem, FeedPage, Field, Fix, ListPage, ObjectMeta, Operation, RemotePath, StorageBackend,
     StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 use quickxor::QuickXorHash;
@@ -178,6 +178,52 @@ impl OneDrive {
             Some(folder) => format!("{}/me/drive/items/{folder}:/{path}:", self.api),
             None => format!("{}/me/drive/root:/{path}:", self.api),
         }
+    }
+
+    /// Records a verified upload's SHA-256 beside it, in an empty file of the records folder
+    /// ([`records::flat_name`]): OneDrive keeps no app data with a personal account's files. The
+    /// upload stands without it: a failure is logged.
+    async fn record(&self, remote: &RemotePath, checksum: &Checksum, tag: &str) {
+        let Some(name) = records::flat_name(remote, checksum, tag) else {
+            return;
+        };
+        let Ok(record) = RemotePath::parse(&format!("{}/{name}", records::FOLDER)) else {
+            return;
+        };
+        let url = format!("{}/content", self.item_url(&record));
+        let sent = self
+            .send(Operation::Upload, remote, |http, token| {
+                http.put(&url).bearer_auth(token).body(Vec::new())
+            })
+            .await;
+        let failed = match sent {
+            Ok(answer) if answer.status().is_success() => return,
+            Ok(answer) => self.failure(Operation::Upload, remote, answer).await,
+            Err(error) => error,
+        };
+        tracing::warn!("the upload's SHA-256 is not recorded beside it: {failed}");
+    }
+
+    /// The names of the files in the records folder.
+    async fn record_names(&self) -> Result<Vec<String>, StorageError> {
+        let mut names = Vec::new();
+        let mut url = Some(self.children_url(records::FOLDER));
+        while let Some(next) = url {
+            let answer = self
+                .send(Operation::Delete, &records::FOLDER, |http, token| {
+                    http.get(&next).bearer_auth(token)
+                })
+                .await?;
+            if answer.status() == reqwest::StatusCode::NOT_FOUND {
+                break;
+            }
+            let page: Children = self
+                .json(Operation::Delete, &records::FOLDER, answer)
+                .await?;
+            names.extend(page.value.into_iter().map(|child| child.name));
+            url = page.next_link;
+        }
+        Ok(names)
     }
 
     /// The first page of the children of the folder at `path` under the backend's folder.
@@ -441,6 +487,7 @@ impl StorageBackend for OneDrive {
                 ),
             ));
         }
+        self.record(remote, &checksum, &ours).await;
         Ok(StoredObject {
             size: request.size,
             checksum,
@@ -474,7 +521,16 @@ impl StorageBackend for OneDrive {
     }
 
     async fn delete(&self, remote: &RemotePath) -> Result<(), StorageError> {
-        self.delete_at(&self.item_url(remote), remote).await
+        self.delete_at(&self.item_url(remote), remote).await?;
+        let prefix = records::flat_prefix(remote);
+        for name in self.record_names().await? {
+            if name.starts_with(&prefix) {
+                if let Ok(record) = RemotePath::parse(&format!("{}/{name}", records::FOLDER)) {
+                    self.delete_at(&self.item_url(&record), remote).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn stream_target(
@@ -526,8 +582,11 @@ impl StorageBackend for OneDrive {
             })
             .await?;
         let page: Children = self.json(Operation::List, &target, answer).await?;
+        let mut found = Vec::new();
         for mut child in page.value {
-            if child.folder.is_some() {
+            if path == records::FOLDER {
+                found.extend(records::parse_flat(&child.name));
+            } else if child.folder.is_some() {
                 let address = walk.path_of(&child.name);
                 walk.subfolder(address, child.id, &child.name);
             } else if child.file.is_some() {
@@ -535,7 +594,9 @@ impl StorageBackend for OneDrive {
                 walk.file(child.id, &child.name, child.size.unwrap_or(0), tag, None);
             }
         }
-        Ok(walk.finish(page.next_link))
+        let mut listed = walk.finish(page.next_link);
+        listed.records = found;
+        Ok(listed)
     }
 
     /// `delta?token=latest` of the drive's root (OneDrive for Business and SharePoint keep a

@@ -45,7 +45,7 @@ pub use providers::{Preset, Provider};
 
 use super::{
     BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, FieldError, Fix,
-    ListPage, ListedObject, ObjectMeta, Operation, Recorded, RemotePath, StorageBackend,
+    ListPage, ListedObject, ObjectMeta, Operation, RecordOf, Recorded, RemotePath, StorageBackend,
     StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 
@@ -1319,7 +1319,7 @@ fn recorded(key: &str) -> Option<Recorded> {
     let (path, name) = key.rsplit_once('/')?;
     let (sha, etag) = name.split_once('.')?;
     Some(Recorded {
-        path: RemotePath::exact(path)?,
+        of: RecordOf::Path(RemotePath::exact(path)?),
         tag: quote(etag),
         checksum: Checksum::parse(&format!("sha256:{sha}"))?,
     })
