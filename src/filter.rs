@@ -25,12 +25,31 @@ const MEDIA_EXTENSIONS: &[&str] = &[
     "srt", "ass", "ssa", "vtt", "sub", "idx", "sup",
 ];
 
-/// Whether the extension is one of the video, audio or subtitle formats
-/// uploaded by default (case-insensitive).
+/// Whether the default rule takes the file: one of the video, audio or subtitle formats
+/// (case-insensitive), and not one of the samples and trailers downloads come with. `path` is
+/// relative to the watched folder or the backend's root, so a `sample/` folder in it counts.
 pub fn is_media_file(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|ext| MEDIA_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(ext)))
+        && !is_extra(path)
+}
+
+/// `Film.sample.mkv`, `film-sample.mkv`, anything in a `Sample/` folder, `Film-trailer.mp4`:
+/// what a release carries beside the film, which nobody wants in a library. A folder's include
+/// patterns replace the default rule, and with it this.
+fn is_extra(path: &Path) -> bool {
+    let lower = |part: &std::ffi::OsStr| part.to_string_lossy().to_lowercase();
+    let name = path.file_name().map(lower).unwrap_or_default();
+    let in_sample_folder = path
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .any(|part| lower(part.as_os_str()) == "sample");
+    in_sample_folder
+        || [".sample.", "-sample.", "-trailer."]
+            .iter()
+            .any(|marker| name.contains(marker))
 }
 
 /// Include/exclude patterns for one watched folder.
@@ -120,6 +139,29 @@ mod tests {
         for name in ["notes.txt", "a.mkv.part", "archive.zip", "noext", "mkv"] {
             assert!(!is_media_file(Path::new(name)), "{name}");
         }
+    }
+
+    #[test]
+    fn samples_and_trailers_are_left_out_by_default() -> Result<(), FilterError> {
+        for extra in [
+            "Film (2019)/Film.sample.mkv",
+            "film-sample.mkv",
+            "Film/Sample/film.mkv",
+            "Film-trailer.mp4",
+        ] {
+            assert!(!is_media_file(Path::new(extra)), "{extra}");
+        }
+        for film in [
+            "Sampled.Lives.2019.mkv",
+            "The.Trailer.Park.Boys.S01E01.mkv",
+            "Samples/x.mkv",
+        ] {
+            assert!(is_media_file(Path::new(film)), "{film}");
+        }
+        // Include patterns replace the default rule, and its exclusions with it.
+        let f = FileFilter::new(&strings(&["*.mkv"]), &[])?;
+        assert!(f.accepts(Path::new("Film.sample.mkv")));
+        Ok(())
     }
 
     #[test]

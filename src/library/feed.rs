@@ -293,7 +293,7 @@ impl Folders {
         }
         let change = match known_row(tx, self.backend_id, object.path.as_str())? {
             Some(before) => before.compare(object),
-            None if is_media_file(Path::new(object.path.file_name())) => Some(Change::Add(object)),
+            None if is_media_file(Path::new(object.path.as_str())) => Some(Change::Add(object)),
             None => None,
         };
         if let Some(change) = change {

@@ -166,7 +166,7 @@ async fn list_everything(
                     report.found += 1;
                     changes.extend(before.compare(object));
                 }
-                None if is_media_file(Path::new(object.path.file_name())) => {
+                None if is_media_file(Path::new(object.path.as_str())) => {
                     report.found += 1;
                     changes.push(Change::Add(object));
                 }
