@@ -29,20 +29,36 @@ struct Window {
 }
 
 impl Window {
-    async fn open(port: u16) -> Window {
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("tauri:options".into(), json!({ "application": APP }));
-        let mut builder = ClientBuilder::rustls().expect("a WebDriver client");
-        builder.capabilities(capabilities);
-        let address = format!("http://127.0.0.1:{port}");
-        // A window whose web process never starts must fail the test, not hang it.
-        let client = tokio::time::timeout(PATIENCE, builder.connect(&address))
-            .await
-            .expect("the app's window to open within the patience")
-            .expect("a WebDriver session on the app");
-        Window {
-            client,
-            screenshots: std::env::var_os("OFFLOAD_SCREENSHOTS").map(PathBuf::from),
+    /// Starts `tauri-driver` and, through it, the app in a window. A driver that drops the
+    /// session request (its WebKitWebDriver could not take the native port it was given, which
+    /// another test may have taken since it was found free) is started again on new ports.
+    async fn open(desktop: &Desktop) -> (Process, Window) {
+        let mut tries = 3;
+        loop {
+            let (driver, port) = desktop.driver();
+            let mut capabilities = serde_json::Map::new();
+            capabilities.insert("tauri:options".into(), json!({ "application": APP }));
+            let mut builder = ClientBuilder::rustls().expect("a WebDriver client");
+            builder.capabilities(capabilities);
+            let address = format!("http://127.0.0.1:{port}");
+            // A window whose web process never starts must fail the test, not hang it.
+            let session = tokio::time::timeout(PATIENCE, builder.connect(&address))
+                .await
+                .expect("the app's window to open within the patience");
+            match session {
+                Ok(client) => {
+                    let window = Window {
+                        client,
+                        screenshots: std::env::var_os("OFFLOAD_SCREENSHOTS").map(PathBuf::from),
+                    };
+                    return (driver, window);
+                }
+                Err(error) if tries > 1 => {
+                    eprintln!("tauri-driver dropped the session ({error}); starting it again");
+                    tries -= 1;
+                }
+                Err(error) => panic!("a WebDriver session on the app: {error:?}"),
+            }
         }
     }
 
@@ -167,8 +183,7 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
     let watched = desktop.path("incoming");
     let library = desktop.path("library");
     std::fs::create_dir_all(&watched).unwrap();
-    let (driver, port) = desktop.driver();
-    let window = Window::open(port).await;
+    let (driver, window) = Window::open(&desktop).await;
 
     // First launch: the welcome says where files go.
     let welcome = window
@@ -741,8 +756,7 @@ async fn connecting_in_the_window_uploads_what_waited_for_the_sign_in() {
     let desktop = Desktop::new();
     let watched = desktop.path("incoming");
     std::fs::create_dir_all(&watched).unwrap();
-    let (_driver, port) = desktop.driver();
-    let window = Window::open(port).await;
+    let (_driver, window) = Window::open(&desktop).await;
     window.click("[data-testid=welcome-dismiss]").await;
 
     // While the app runs, a profile watching a folder gets Drive storage as its default.
