@@ -192,12 +192,7 @@ impl GoogleDrive {
                     .json(&body)
             })
             .await;
-        let failed = match sent {
-            Ok(answer) if answer.status().is_success() => return,
-            Ok(answer) => self.failure(Operation::Upload, &id, answer).await,
-            Err(error) => error,
-        };
-        tracing::warn!("the upload's SHA-256 is not recorded in Google Drive: {failed}");
+        self.settle_record(&id, sent).await;
     }
 
     /// The children of `parent` named `name` (not in the trash).

@@ -87,6 +87,21 @@ pub trait JsonApi: Sync {
         })
     }
 
+    /// What became of a request that records an upload's hash with it ([`super::records`]):
+    /// the upload stands either way, so a failure is logged, not returned.
+    async fn settle_record(
+        &self,
+        target: &(dyn fmt::Display + Sync),
+        sent: Result<reqwest::Response, StorageError>,
+    ) {
+        let failed = match sent {
+            Ok(answer) if answer.status().is_success() => return,
+            Ok(answer) => self.failure(Operation::Upload, target, answer).await,
+            Err(error) => error,
+        };
+        tracing::warn!("the upload's SHA-256 is not recorded with it: {failed}");
+    }
+
     /// A page of a feed of changes; an answer whose status is one of `expired` says the feed no
     /// longer goes back to the point asked for ([`ErrorKind::Expired`]).
     async fn feed_page<T: serde::de::DeserializeOwned>(

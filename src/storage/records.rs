@@ -2,7 +2,7 @@
 //! carry no app data with a file: what a scan from any computer reads an upload's verified
 //! SHA-256 from, without a request per object. Each record also names the object's tag when it
 //! was made, and counts only while the object still has it. S3 keeps a zero-byte key per upload
-//! (`.offload/records/{path}/{sha256}.{etag}`, see the S3 module); OneDrive an empty file per
+//! (`.offload/records/{path}/{sha256}.{etag}`: keys cost nothing to nest); OneDrive an empty file per
 //! upload in one flat folder (`.offload/{path key}.{sha256}.{tag}`), flat because every folder
 //! costs a listing request more.
 
@@ -12,6 +12,36 @@ use super::{Checksum, RemotePath};
 
 /// The folder, under a backend's own, that holds Offload's records; nothing in it is media.
 pub const FOLDER: &str = ".offload";
+/// Where under [`FOLDER`] the nested (S3) records are.
+const NESTED: &str = ".offload/records/";
+
+/// Whether a path under the backend's root is in Offload's own folder (never media).
+pub fn is_ours(relative: &str) -> bool {
+    relative == FOLDER || relative.starts_with(".offload/")
+}
+
+/// The key of the nested record of `path`, whose object has the (unquoted) `etag`.
+pub fn nested_key(path: &RemotePath, checksum: &Checksum, etag: &str) -> String {
+    let sha = checksum.as_str().trim_start_matches("sha256:");
+    format!("{NESTED}{path}/{sha}.{etag}")
+}
+
+/// The prefix of the keys of `path`'s nested records.
+pub fn nested_prefix(path: &RemotePath) -> String {
+    format!("{NESTED}{path}/")
+}
+
+/// A key under the backend's root, read back as a nested record; `None` for a key that is not
+/// one. The tag is the ETag as listings show it, in quotes.
+pub fn parse_nested(relative: &str) -> Option<Recorded> {
+    let (path, name) = relative.strip_prefix(NESTED)?.rsplit_once('/')?;
+    let (sha, etag) = name.split_once('.')?;
+    Some(Recorded {
+        of: RecordOf::Path(RemotePath::exact(path)?),
+        tag: format!("\"{etag}\""),
+        checksum: Checksum::parse(&format!("sha256:{sha}"))?,
+    })
+}
 
 /// Which object a record is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +122,19 @@ mod tests {
             })
         );
         assert_eq!(parse_flat("notes.txt"), None);
+
+        let key = nested_key(&path, &checksum, "d41d8cd98f00b204-3");
+        assert!(key.starts_with(&nested_prefix(&path)) && is_ours(&key));
+        assert_eq!(
+            parse_nested(&key),
+            Some(Recorded {
+                of: RecordOf::Path(path.clone()),
+                tag: "\"d41d8cd98f00b204-3\"".into(),
+                checksum: checksum.clone(),
+            })
+        );
+        assert_eq!(parse_nested(&format!("{}/Film.mkv", FOLDER)), None);
+        assert!(!is_ours("Film.mkv"));
         assert_eq!(flat_name(&path, &checksum, "\"{c:1},2\""), None);
     }
 }

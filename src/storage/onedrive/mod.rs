@@ -196,12 +196,7 @@ impl OneDrive {
                 http.put(&url).bearer_auth(token).body(Vec::new())
             })
             .await;
-        let failed = match sent {
-            Ok(answer) if answer.status().is_success() => return,
-            Ok(answer) => self.failure(Operation::Upload, remote, answer).await,
-            Err(error) => error,
-        };
-        tracing::warn!("the upload's SHA-256 is not recorded beside it: {failed}");
+        self.settle_record(remote, sent).await;
     }
 
     /// The names of the files in the records folder.

@@ -44,9 +44,9 @@ pub use plan::{
 pub use providers::{Preset, Provider};
 
 use super::{
-    BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, FieldError, Fix,
-    ListPage, ListedObject, ObjectMeta, Operation, RecordOf, Recorded, RemotePath, StorageBackend,
-    StorageError, StoredObject, StreamTarget, Transfer, UploadRequest,
+    records, BackendKind, Checksum, ChecksumHasher, ConnectionReport, ErrorKind, Field, FieldError,
+    Fix, ListPage, ListedObject, ObjectMeta, Operation, RemotePath, StorageBackend, StorageError,
+    StoredObject, StreamTarget, Transfer, UploadRequest,
 };
 
 /// Presigned URLs live at most 7 days (SigV4's limit).
@@ -54,9 +54,6 @@ pub const MAX_URL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_URL_LIFETIME: Duration = Duration::from_secs(3600);
 /// The metadata key that carries Offload's SHA-256 of a single-PUT object.
 const SHA256_METADATA: &str = "offload-sha256";
-/// Where under the prefix Offload keeps its records of uploads ([`S3::record`]); nothing under
-/// `.offload/` is ever media.
-const RECORDS: &str = ".offload/records/";
 /// Tries of one part before the whole attempt fails (the SDK retries each request too).
 const PART_TRIES: u32 = 3;
 
@@ -273,14 +270,13 @@ impl S3Backend {
         }
     }
 
-    /// Records a verified multipart upload's SHA-256 beside it, in a zero-byte object whose key says the
-    /// path, the hash and the ETag the hash holds for (`.offload/records/{path}/{sha256}.{etag}`):
+    /// Records a verified multipart upload's SHA-256 beside it, in a zero-byte object whose key
+    /// says the path, the hash and the ETag the hash holds for ([`records::nested_key`]):
     /// listings return keys but not metadata, so this is how a scan from any computer knows
     /// which objects Offload uploaded and their hashes, without a request per object. The upload
     /// stands without it: a failure is logged.
     async fn record(&self, remote: &RemotePath, etag: &str, checksum: &Checksum) {
-        let hex = checksum.as_str().trim_start_matches("sha256:");
-        let key = self.prefixed(&format!("{RECORDS}{remote}/{hex}.{etag}"));
+        let key = self.prefixed(&records::nested_key(remote, checksum, etag));
         let put = self
             .client
             .put_object()
@@ -304,7 +300,7 @@ impl S3Backend {
                 .client
                 .list_objects_v2()
                 .bucket(&self.config.bucket)
-                .prefix(self.prefixed(&format!("{RECORDS}{remote}/")))
+                .prefix(self.prefixed(&records::nested_prefix(remote)))
                 .set_continuation_token(cursor)
                 .send()
                 .await
@@ -1198,9 +1194,9 @@ impl StorageBackend for S3Backend {
             else {
                 continue;
             };
-            if let Some(record) = relative.strip_prefix(RECORDS) {
-                records.extend(recorded(record));
-            } else if !relative.starts_with(".offload/") {
+            if records::is_ours(relative) {
+                records.extend(records::parse_nested(relative));
+            } else {
                 objects.extend(RemotePath::exact(relative).map(|path| ListedObject {
                     path,
                     size: object.size().unwrap_or(0).max(0) as u64,
@@ -1311,18 +1307,6 @@ impl StorageBackend for S3Backend {
         }
         report
     }
-}
-
-/// A record's key under [`RECORDS`] (`{path}/{sha256}.{etag}`), read back; `None` for a key
-/// that is not one.
-fn recorded(key: &str) -> Option<Recorded> {
-    let (path, name) = key.rsplit_once('/')?;
-    let (sha, etag) = name.split_once('.')?;
-    Some(Recorded {
-        of: RecordOf::Path(RemotePath::exact(path)?),
-        tag: quote(etag),
-        checksum: Checksum::parse(&format!("sha256:{sha}"))?,
-    })
 }
 
 #[cfg(test)]
