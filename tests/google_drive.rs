@@ -76,6 +76,43 @@ async fn a_cut_off_upload_resumes_without_sending_confirmed_bytes_again() {
     assert_eq!(setup.fake.drive_file("Films/2024/film.mkv").unwrap(), bytes);
 }
 
+/// Uploads into a folder that does not exist yet, all at once (the queue runs several workers),
+/// make one folder: Drive would keep a second folder of the same name and split the files.
+#[tokio::test]
+async fn uploads_at_once_into_a_new_folder_make_one_folder() {
+    let setup = Setup::new("google-drive").await;
+    let drive = drive(&setup);
+    let files: Vec<_> = (0..6)
+        .map(|n| {
+            let local = setup.sandbox.path(&format!("e{n}.mkv"));
+            let bytes = write_random(&local, 1000 + n);
+            let remote = format!("Show/Season 1/e{n}.mkv");
+            (
+                request(&local, &remote, bytes.len() as u64, None),
+                remote,
+                bytes,
+            )
+        })
+        .collect();
+    let recorders: Vec<Recorder> = files.iter().map(|_| Recorder::default()).collect();
+    let uploads = files
+        .iter()
+        .zip(&recorders)
+        .map(|((upload, _, _), recorder)| drive.upload(upload, recorder));
+    for stored in futures_util::future::join_all(uploads).await {
+        assert!(stored.unwrap().verified);
+    }
+    assert_eq!(setup.fake.drive_folders_named("Show"), 1);
+    assert_eq!(setup.fake.drive_folders_named("Season 1"), 1);
+    for (_, remote, bytes) in &files {
+        assert_eq!(
+            setup.fake.drive_file(remote).as_ref(),
+            Some(bytes),
+            "{remote}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn throttling_and_expiry_lose_nothing() {
     let setup = Setup::new("google-drive").await;

@@ -60,6 +60,10 @@ pub struct GoogleDrive {
     chunk: u64,
     /// Folder ids by remote folder path ("" is the root).
     folders: Mutex<HashMap<String, String>>,
+    /// Held while a folder missing from `folders` is looked up and created: Drive keeps any number
+    /// of folders of one name side by side, so two uploads into a new folder at once would each
+    /// create one and split the folder's files between them.
+    creating: tokio::sync::Mutex<()>,
     /// File ids of recently streamed paths: a player sends a request per seek, and looking the
     /// file up again each time would add a round trip to Drive to every seek.
     streamed: Mutex<HashMap<String, (String, std::time::Instant)>>,
@@ -168,6 +172,7 @@ impl GoogleDrive {
             root: config.folder_id.clone().unwrap_or_else(|| "root".into()),
             chunk: DEFAULT_CHUNK,
             folders: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
             streamed: Mutex::new(HashMap::new()),
         }
     }
@@ -234,6 +239,7 @@ impl GoogleDrive {
         let segments: Vec<&str> = remote.segments().collect();
         let mut id = self.root.clone();
         let mut path = String::new();
+        let mut creating = None;
         for segment in &segments[..segments.len().saturating_sub(1)] {
             if !path.is_empty() {
                 path.push('/');
@@ -242,6 +248,14 @@ impl GoogleDrive {
             if let Some(cached) = self.lock_folders().get(&path) {
                 id = cached.clone();
                 continue;
+            }
+            if create && creating.is_none() {
+                // Another upload may have created it while this one waited.
+                creating = Some(self.creating.lock().await);
+                if let Some(cached) = self.lock_folders().get(&path) {
+                    id = cached.clone();
+                    continue;
+                }
             }
             let found = match self.find(operation, &id, segment).await? {
                 Some(folder) if folder.mime_type.as_deref() == Some(FOLDER_MIME) => folder.id,

@@ -496,6 +496,17 @@ impl FakeIdentity {
         );
     }
 
+    /// How many Drive folders are called `name` (Drive lets any number of them sit side by side).
+    pub fn drive_folders_named(&self, name: &str) -> usize {
+        let rules = self.rules.lock().unwrap();
+        rules
+            .drive
+            .files
+            .values()
+            .filter(|file| file.name == name && file.mime == "application/vnd.google-apps.folder")
+            .count()
+    }
+
     /// The content of the Drive file at `path` (folders by name from the root).
     pub fn drive_file(&self, path: &str) -> Option<Vec<u8>> {
         let rules = self.rules.lock().unwrap();
