@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_library_feeds.sql",
         include_str!("../migrations/0006_library_feeds.sql"),
     ),
+    (
+        "0007_job_after_upload.sql",
+        include_str!("../migrations/0007_job_after_upload.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -194,7 +194,7 @@ fn upload_that_cannot_be_verified_exits_1_and_keeps_the_file() {
     ]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(
-        stderr(&missing).contains("cannot read"),
+        stderr(&missing).contains("it does not exist"),
         "{}",
         stderr(&missing)
     );

@@ -370,7 +370,13 @@ impl Engine {
         folder: Option<(&WatchFolder, &Path)>,
         arrival: &Arrival,
     ) {
-        let job = match self.job_for_file(profile, backend, folder, &arrival.path) {
+        let job = match self.job_for_file(
+            profile,
+            backend,
+            folder.map(|(folder, _)| folder),
+            folder.map(|(_, relative)| relative),
+            &arrival.path,
+        ) {
             Ok(job) => job,
             Err(error) => {
                 self.notice(format!(

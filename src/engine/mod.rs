@@ -6,6 +6,7 @@
 
 mod backends;
 mod daemon;
+mod hand_over;
 mod jobs;
 mod library;
 mod profiles;
@@ -14,6 +15,7 @@ mod sign_in;
 
 pub use backends::{BackendView, Saved};
 pub use daemon::RunOverrides;
+pub use hand_over::{HandOver, HandedOver};
 pub use library::{BackendScan, LibraryRow};
 pub use profiles::ProfileView;
 pub use sign_in::SignIn;
@@ -161,14 +163,15 @@ impl Engine {
         Ok(Some(profile))
     }
 
-    /// The upload job for one file of a profile: its remote path comes from the profile's
-    /// template, rendered against the file's path relative to its watched folder (given with the
-    /// folder), or its bare name for a one-off upload.
+    /// The upload job for one file of a profile, from the watched `folder` holding it if any: its
+    /// remote path comes from the profile's template, rendered against the file's `relative` path
+    /// (to its watched folder, or to a handed-over folder), else its bare name.
     pub fn job_for_file(
         &self,
         profile: &Profile,
         backend: &BackendRecord,
-        folder: Option<(&WatchFolder, &Path)>,
+        folder: Option<&WatchFolder>,
+        relative: Option<&Path>,
         path: &Path,
     ) -> Result<NewJob> {
         let meta = std::fs::metadata(path)
@@ -176,8 +179,8 @@ impl Engine {
         if !meta.is_file() {
             return Err(Error::Invalid(format!("{} is not a file", path.display())));
         }
-        let relative = folder
-            .map(|(_, relative)| relative.to_owned())
+        let relative = relative
+            .map(Path::to_owned)
             .or_else(|| path.file_name().map(PathBuf::from))
             .ok_or_else(|| Error::Invalid(format!("{} has no file name", path.display())))?;
         let modified = meta.modified().unwrap_or(UNIX_EPOCH);
@@ -192,11 +195,12 @@ impl Engine {
         Ok(NewJob {
             profile_id: profile.id,
             backend_id: backend.id,
-            watch_folder_id: folder.map(|(folder, _)| folder.id),
+            watch_folder_id: folder.map(|folder| folder.id),
             local_path: path.to_owned(),
             size: meta.len(),
             modified,
             remote_path,
+            after_upload: None,
         })
     }
 

@@ -5,7 +5,8 @@
 //!
 //! What is here: positioned reads (the stream server serves ranges with them), opening a URL
 //! with the desktop's handler, the limits of the OS's file watching and how to raise them, the
-//! signals that stop the daemon, and where the data, downloads and videos folders are. Needing
+//! signals that stop the daemon, where the data, downloads and videos folders are, and whether a
+//! file has other hard links or another process is still writing it. Needing
 //! nothing here: file locks (`std::fs::File::lock` is one call on every OS) and making a rename
 //! durable (the local backend fsyncs the folder where the OS lets a folder be opened).
 

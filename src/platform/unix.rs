@@ -10,6 +10,55 @@ pub fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<u
     file.read_at(buffer, offset)
 }
 
+/// How many names the file at `path` has: above one, another program (a torrent client seeding
+/// it, a media server's hardlinked library) reaches the same bytes under another name.
+pub fn link_count(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)?.nlink())
+}
+
+/// Whether another process has the file at `path` open for writing. Linux: its open files under
+/// `/proc`, read as this user may (another user's processes stay unseen). macOS has no such
+/// listing without `lsof`, so there the answer is always no.
+pub fn open_for_writing_elsewhere(path: &Path) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let (Ok(target), Ok(processes)) = (std::fs::canonicalize(path), std::fs::read_dir("/proc"))
+    else {
+        return false;
+    };
+    let me = std::process::id().to_string();
+    processes.flatten().any(|process| {
+        let pid = process.file_name();
+        if pid
+            .to_str()
+            .is_none_or(|pid| pid == me || !pid.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return false;
+        }
+        let Ok(descriptors) = std::fs::read_dir(process.path().join("fd")) else {
+            return false;
+        };
+        descriptors.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|open| open == target)
+                && writes(&process.path().join("fdinfo").join(fd.file_name()))
+        })
+    })
+}
+
+/// Whether the descriptor that `fdinfo` describes was opened for writing: its `flags` line is
+/// the open flags in octal, whose access mode (the low two bits) is 1 for write-only and 2 for
+/// read-write.
+fn writes(fdinfo: &Path) -> bool {
+    std::fs::read_to_string(fdinfo).is_ok_and(|info| {
+        info.lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            .is_some_and(|flags| flags & 0o3 != 0)
+    })
+}
+
 /// The program that hands a URL or a file to the desktop's default handler.
 pub const OPENER: &str = if cfg!(target_os = "macos") {
     "open"
@@ -88,6 +137,52 @@ mod tests {
         assert!(message.contains("/media/downloads"));
         assert!(message.contains("sysctl fs.inotify.max_user_watches=524288"));
         assert!(message.contains("/etc/sysctl.d/"));
+    }
+
+    #[test]
+    fn a_second_name_counts_as_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Film.mkv");
+        std::fs::write(&file, b"x").unwrap();
+        assert_eq!(link_count(&file).unwrap(), 1);
+        std::fs::hard_link(&file, dir.path().join("seeding.mkv")).unwrap();
+        assert_eq!(link_count(&file).unwrap(), 2);
+    }
+
+    /// Another process (a shell holding the file on descriptor 3 until its input closes) writing
+    /// the file is seen; the same process only reading it, or gone, is not.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_another_process_writes_is_seen_as_open_for_writing() {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Film.mkv");
+        std::fs::write(&file, b"x").unwrap();
+        let holding = |redirect: &str| {
+            let mut child = Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec 3{redirect}\"$0\"; echo open; read _"))
+                .arg(&file)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            assert_eq!(line, "open\n");
+            let seen = open_for_writing_elsewhere(&file);
+            drop(child.stdin.take());
+            child.wait().unwrap();
+            seen
+        };
+        assert!(holding(">>"), "appending");
+        assert!(holding("<>"), "reading and writing");
+        assert!(!holding("<"), "only reading");
+        assert!(!open_for_writing_elsewhere(&file), "nobody");
     }
 
     #[test]

@@ -11,6 +11,28 @@ pub fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<u
     file.seek_read(buffer, offset)
 }
 
+/// How many names the file at `path` has: above one, another program (a torrent client seeding
+/// it, a media server's hardlinked library) reaches the same bytes under another name.
+pub fn link_count(path: &Path) -> std::io::Result<u64> {
+    let file = File::open(path)?;
+    Ok(winapi_util::file::information(&file)?.number_of_links())
+}
+
+/// Whether another process has the file at `path` open for writing: opening it while sharing
+/// only reading (and deletion) is refused with a sharing violation exactly then (or when another
+/// process shares nothing at all, which says the same: it is not done with the file).
+pub fn open_for_writing_elsewhere(path: &Path) -> bool {
+    use std::os::windows::fs::OpenOptionsExt;
+    const FILE_SHARE_READ: u32 = 0x1;
+    const FILE_SHARE_DELETE: u32 = 0x4;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    File::options()
+        .read(true)
+        .share_mode(FILE_SHARE_READ | FILE_SHARE_DELETE)
+        .open(path)
+        .is_err_and(|error| error.raw_os_error() == Some(ERROR_SHARING_VIOLATION))
+}
+
 /// The program that hands a URL or a file to the desktop's default handler.
 pub const OPENER: &str = "explorer";
 

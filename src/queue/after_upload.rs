@@ -21,6 +21,9 @@ pub async fn apply(job: &Job, policy: AfterUpload) -> Result<Option<&'static str
                 "the file changed after it was uploaded, so it was left in place",
             ));
         }
+        if let Some(reason) = in_use(&job.local_path) {
+            return Ok(Some(reason));
+        }
         let result = match &policy {
             AfterUpload::Keep => Ok(()),
             AfterUpload::Delete => std::fs::remove_file(&job.local_path),
@@ -32,6 +35,21 @@ pub async fn apply(job: &Job, policy: AfterUpload) -> Result<Option<&'static str
     })
     .await;
     applied.unwrap_or_else(|error| Err(format!("the after-upload policy did not finish: {error}")))
+}
+
+/// Why the file must stay where it is although it was uploaded: a torrent client seeding it
+/// through a hard link would lose nothing by a delete but the person's ratio by a move, and one
+/// still writing it would be broken by either.
+fn in_use(path: &Path) -> Option<&'static str> {
+    if crate::platform::link_count(path).is_ok_and(|links| links > 1) {
+        return Some(
+            "the file has another name (a hard link, as torrent clients and media servers make), so it was kept; remove it there to free the space",
+        );
+    }
+    if crate::platform::open_for_writing_elsewhere(path) {
+        return Some("another program still has the file open for writing, so it was kept");
+    }
+    None
 }
 
 /// Moves a file into `dir`, keeping its name (adding " (2)", " (3)"… if taken), copying across

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::db::{now_ms, to_ns, Db};
 use crate::error::{is_unique_violation, Action, Error, Result};
 use crate::library::LibraryItem;
+use crate::profiles::AfterUpload;
 use crate::storage::RemotePath;
 
 /// The queue-wide pause: nothing new starts while it is set.
@@ -159,6 +160,8 @@ pub struct NewJob {
     pub size: u64,
     pub modified: SystemTime,
     pub remote_path: RemotePath,
+    /// What to do with the file once uploaded, where it differs from the profile's policy.
+    pub after_upload: Option<AfterUpload>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +199,7 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
     let size = job.size as i64;
     let mtime = to_ns(job.modified);
     let now = now_ms();
+    let after_upload = job.after_upload.as_ref().map(AfterUpload::to_string);
     db.transaction(|tx| {
         let live: Option<(i64, String, i64, i64)> = tx
             .query_row(
@@ -212,6 +216,12 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
                     "UPDATE upload_jobs SET size = ?2, mtime_ns = ?3, remote_path = ?4, bytes_done = 0, resume = NULL, updated_at = ?5
                      WHERE id = ?1",
                     params![id, size, mtime, job.remote_path.as_str(), now],
+                )?;
+            }
+            if after_upload.is_some() {
+                tx.execute(
+                    "UPDATE upload_jobs SET after_upload = ?2 WHERE id = ?1",
+                    params![id, after_upload],
                 )?;
             }
             return Ok(Enqueued::AlreadyQueued(id));
@@ -232,13 +242,28 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
         }
         tx.execute(
             "INSERT INTO upload_jobs (profile_id, backend_id, watch_folder_id, local_path, size, mtime_ns, remote_path, state,
-                                      owner, next_attempt_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, 0, ?9, ?9)",
-            params![job.profile_id, job.backend_id, job.watch_folder_id, local, size, mtime, job.remote_path.as_str(), reserve_for, now],
+                                      owner, next_attempt_at, created_at, updated_at, after_upload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, 0, ?9, ?9, ?10)",
+            params![job.profile_id, job.backend_id, job.watch_folder_id, local, size, mtime, job.remote_path.as_str(), reserve_for, now,
+                    after_upload],
         )
         .map_err(|error| if is_unique_violation(&error) { Error::Invalid(format!("{local} is already queued")) } else { error.into() })?;
         Ok(Enqueued::New(tx.last_insert_rowid()))
     })
+}
+
+/// What to do with `job`'s file once uploaded: the policy it was handed over with, else its
+/// profile's.
+pub fn after_upload_of(db: &Db, job: &Job) -> Result<AfterUpload> {
+    let own: Option<String> = db.lock().query_row(
+        "SELECT after_upload FROM upload_jobs WHERE id = ?1",
+        [job.id],
+        |row| row.get(0),
+    )?;
+    match own {
+        Some(text) => AfterUpload::parse(&text),
+        None => Ok(crate::profiles::get(db, job.profile_id)?.after_upload),
+    }
 }
 
 pub fn get(db: &Db, id: i64) -> Result<Job> {

@@ -13,7 +13,6 @@ use super::{backoff, Inner, Job, JobState, QueueOptions};
 use crate::db::{now_ms, to_ns};
 use crate::error::{Action, Error, Result};
 use crate::library::{self, LibraryItem, UploadedFile};
-use crate::profiles;
 use crate::storage::{ErrorKind, RemotePath, StorageError, StoredObject};
 
 /// How one attempt ended.
@@ -337,8 +336,8 @@ impl Inner {
         tracing::info!(job = job.id, path = %job.local_path.display(), remote = %remote, "upload verified");
         tracing::debug!(job = job.id, ?item, "library updated");
         self.emit_state(job.id, JobState::Done, None, None);
-        let policy = match profiles::get(&self.db, job.profile_id) {
-            Ok(profile) => profile.after_upload,
+        let policy = match super::job::after_upload_of(&self.db, job) {
+            Ok(policy) => policy,
             Err(error) => {
                 tracing::warn!(job = job.id, %error, "cannot read the after-upload policy");
                 return Ok(());

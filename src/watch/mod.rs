@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use partial::{has_partial_companion, is_partial_name};
+pub use partial::{has_partial_companion, is_partial_name, unfinished};
 
 /// One folder to watch, as configured by the user.
 #[derive(Debug, Clone)]

@@ -44,9 +44,36 @@ pub fn is_partial_name(file_name: &str) -> bool {
 /// Whether a downloader's companion file (`X.part`, `X.aria2`, …) exists next
 /// to `path`, which means `path` itself is not finished.
 pub fn has_partial_companion(path: &Path) -> bool {
+    companion_of(path).is_some()
+}
+
+/// The downloader's companion file beside `path`, if there is one.
+fn companion_of(path: &Path) -> Option<PathBuf> {
     COMPANION_SUFFIXES
         .iter()
-        .any(|suffix| with_suffix(path, suffix).exists())
+        .map(|suffix| with_suffix(path, suffix))
+        .find(|companion| companion.exists())
+}
+
+/// Why the file at `path` is not finished yet, when anything says so: its name, a downloader's
+/// companion file beside it, or another program still writing it.
+pub fn unfinished(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_string_lossy();
+    if is_partial_name(&name) {
+        return Some(
+            "its name says it is still being downloaded, or is a temporary or hidden file".into(),
+        );
+    }
+    if let Some(companion) = companion_of(path) {
+        let companion = companion.file_name().unwrap_or_default().to_string_lossy();
+        return Some(format!(
+            "{companion} beside it says a downloader is still writing it"
+        ));
+    }
+    if crate::platform::open_for_writing_elsewhere(path) {
+        return Some("another program still has it open for writing".into());
+    }
+    None
 }
 
 pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -118,14 +118,18 @@ impl Sandbox {
         serde_json::from_str(&self.ok(&full)).expect("offload printed JSON")
     }
 
-    /// Starts `offload run` with a short quiet period; its log goes to `daemon-N.log`.
+    /// Starts `offload run` with a short quiet period (unless `extra` gives one); its log goes to
+    /// `daemon-N.log`.
     pub fn daemon(&self, extra: &[&str]) -> Daemon {
         let n = std::fs::read_dir(self.dir.path())
             .map(|entries| entries.count())
             .unwrap_or(0);
         let log = self.path(&format!("daemon-{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut args = vec!["run", "--quiet-period", "300ms", "--no-default-profile"];
+        let mut args = vec!["run", "--no-default-profile"];
+        if !extra.contains(&"--quiet-period") {
+            args.extend(["--quiet-period", "300ms"]);
+        }
         args.extend_from_slice(extra);
         let child = self
             .offload()

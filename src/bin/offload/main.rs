@@ -53,6 +53,9 @@ enum Command {
     Backend(backend::BackendCommand),
     /// Upload files now, showing progress; exits 0 only once every file is verified.
     Upload(upload::UploadArgs),
+    /// Hand finished files to the running Offload's queue and return (for download clients'
+    /// completion hooks); exits 0 once every file is queued.
+    Add(upload::AddArgs),
     /// List upload jobs.
     Jobs {
         /// Only jobs in these states (queued, running, verifying, done, failed, paused, cancelled).
@@ -226,6 +229,7 @@ async fn command(engine: &Engine, command: Command, json: bool) -> CliResult {
         Command::Profile(command) => profile::profile(engine, command, json),
         Command::Backend(command) => backend::backend(engine, command, json).await,
         Command::Upload(args) => upload::upload(engine, args, json).await,
+        Command::Add(args) => upload::add(engine, args, json).await,
         Command::Jobs { state } => jobs::list(engine, &state, json),
         Command::Pause { job } => jobs::pause(engine, job),
         Command::Resume { job } => jobs::resume(engine, job),

@@ -44,7 +44,7 @@ pub enum ProfileCommand {
     Unwatch { name: String, dir: PathBuf },
 }
 
-fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
+pub(crate) fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
     AfterUpload::parse(text).map_err(|error| error.to_string())
 }
 

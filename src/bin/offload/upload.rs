@@ -1,22 +1,27 @@
-//! `offload upload`: files uploaded now, with progress, by a queue of this process's own (the
-//! daemon, if one runs, leaves these jobs to it).
+//! `offload upload` and `offload add`: files handed over by a person or a download client's
+//! completion hook. `upload` (and `add --now`) uploads them with a queue of this process's own,
+//! with progress (the daemon, if one runs, leaves these jobs to it); `add` puts them in the
+//! running Offload's queue and returns, or with `--wait` follows them there.
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use offload::queue::{self, ClaimMode, Enqueued, Event, JobState, QueueOptions};
-use offload::{Engine, Error};
+use offload::engine::{HandOver, HandedOver};
+use offload::profiles::AfterUpload;
+use offload::queue::{self, ClaimMode, Event, JobState, Queue, QueueOptions};
+use offload::Engine;
 use tokio_util::sync::CancellationToken;
 
 use crate::{human_bytes, print_json, CliResult};
 
 #[derive(Args)]
 pub struct UploadArgs {
+    /// Files, or folders whose media files are all uploaded.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     #[arg(long)]
@@ -29,56 +34,146 @@ pub struct UploadArgs {
     workers: u16,
 }
 
+#[derive(Args)]
+pub struct AddArgs {
+    /// Finished files, or folders whose media files are all taken (a multi-file torrent).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The profile; else the one watching the file's folder, else the only one.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Upload to this backend instead of the profile's default.
+    #[arg(long)]
+    backend: Option<String>,
+    /// What to do with these files once uploaded and verified (keep, delete, move:DIR), instead
+    /// of the profile's policy.
+    #[arg(long, value_parser = crate::profile::parse_after_upload)]
+    after_upload: Option<AfterUpload>,
+    /// Wait until every file is uploaded and verified, showing progress.
+    #[arg(long)]
+    wait: bool,
+    /// Upload here and now, showing progress, as `offload upload` does.
+    #[arg(long, conflicts_with = "wait")]
+    now: bool,
+}
+
+/// `offload upload`: the files are uploaded by this process.
 pub async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult {
-    let db = engine.db();
-    let profile = engine.profile_named(&args.profile)?;
-    let backend = match &args.backend {
-        Some(name) => engine.backend_named(profile.id, name)?,
-        None => engine.default_backend(profile.id)?,
+    let options = HandOver {
+        profile: Some(args.profile),
+        backend: args.backend,
+        ..HandOver::default()
     };
-    engine.backend(backend.id)?;
-    let queue = engine.queue(
-        ClaimMode::Reserved,
-        QueueOptions {
-            workers: args.workers.into(),
-            ..QueueOptions::default()
-        },
-    )?;
-    let mut events = queue.subscribe();
-    let mut own: Vec<i64> = Vec::new();
-    let mut already_done: Vec<i64> = Vec::new();
-    for file in &args.files {
-        let path = std::path::absolute(file)
-            .with_context(|| format!("cannot resolve {}", file.display()))?;
-        let job = engine.job_for_file(&profile, &backend, None, &path)?;
-        match queue.enqueue(&job)? {
-            Enqueued::New(id) => own.push(id),
-            Enqueued::AlreadyHandled(id, JobState::Done) => {
-                eprintln!(
-                    "{} is already uploaded and verified (job {id})",
-                    path.display()
-                );
-                already_done.push(id);
-            }
-            Enqueued::AlreadyHandled(id, _) => {
-                queue::retry(db, id)?;
-                queue::reserve(db, id, queue.owner())?;
-                own.push(id);
-            }
-            Enqueued::AlreadyQueued(id) => {
-                if queue::reserve(db, id, queue.owner())? {
-                    own.push(id);
-                } else {
-                    return Err(Error::Invalid(format!(
-                        "{} is already being uploaded by a running `offload run` (job {id}); follow it with `offload jobs`",
+    here(engine, &args.files, options, args.workers.into(), json).await
+}
+
+/// `offload add`: the files go into the running Offload's queue.
+pub async fn add(engine: &Engine, args: AddArgs, json: bool) -> CliResult {
+    let options = HandOver {
+        profile: args.profile,
+        backend: args.backend,
+        after_upload: args.after_upload,
+        reserve_for: None,
+    };
+    if args.now {
+        return here(
+            engine,
+            &args.files,
+            options,
+            QueueOptions::default().workers,
+            json,
+        )
+        .await;
+    }
+    let handed = engine.hand_over(&args.files, &options)?;
+    let running = engine.daemon_running();
+    if json && !args.wait {
+        print_json(&handed)?;
+    } else {
+        for outcome in &handed {
+            match outcome {
+                HandedOver::Queued { path, job } => {
+                    println!("queued {} (job {job})", path.display())
+                }
+                HandedOver::AlreadyQueued { path, job } => {
+                    println!("{} is already queued (job {job})", path.display())
+                }
+                HandedOver::AlreadyDone { path, job } => {
+                    println!(
+                        "{} is already uploaded and verified (job {job})",
                         path.display()
-                    ))
-                    .into());
+                    )
+                }
+                HandedOver::Refused { path, reason } => {
+                    eprintln!("NOT queued {}: {reason}", path.display())
                 }
             }
         }
     }
+    let refused = handed.iter().any(|outcome| outcome.job().is_none());
+    if !running {
+        eprintln!(
+            "Offload is not running, so these wait in its queue until it starts: open the desktop app or run `offload run` (or use `offload add --now` to upload them here and now)."
+        );
+        if args.wait {
+            return Ok(ExitCode::from(1));
+        }
+    }
+    if !args.wait {
+        return Ok(if refused {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let jobs: Vec<i64> = handed.iter().filter_map(HandedOver::job).collect();
+    let all_done = follow(engine, &jobs, None, json).await? && !refused;
+    Ok(if all_done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
 
+/// Hands the files over to a queue of this process's own and follows them until verified: the
+/// daemon, if one runs, leaves them alone (and this process follows any it already holds).
+async fn here(
+    engine: &Engine,
+    files: &[PathBuf],
+    mut options: HandOver,
+    workers: usize,
+    json: bool,
+) -> CliResult {
+    let queue = engine.queue(
+        ClaimMode::Reserved,
+        QueueOptions {
+            workers,
+            ..QueueOptions::default()
+        },
+    )?;
+    options.reserve_for = Some(queue.owner().to_owned());
+    let handed = engine.hand_over(files, &options)?;
+    let mut refused = false;
+    for outcome in &handed {
+        match outcome {
+            HandedOver::AlreadyDone { path, job } => {
+                eprintln!(
+                    "{} is already uploaded and verified (job {job})",
+                    path.display()
+                )
+            }
+            HandedOver::AlreadyQueued { path, job } => eprintln!(
+                "{} is being uploaded by the running Offload (job {job}); following it",
+                path.display()
+            ),
+            HandedOver::Refused { path, reason } => {
+                refused = true;
+                eprintln!("NOT uploaded {}: {reason}", path.display())
+            }
+            HandedOver::Queued { .. } => {}
+        }
+    }
+    let jobs: Vec<i64> = handed.iter().filter_map(HandedOver::job).collect();
     let stop = CancellationToken::new();
     let runner = {
         let queue = queue.clone();
@@ -86,56 +181,78 @@ pub async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult 
         tokio::spawn(async move { queue.run(stop).await })
     };
     queue.wake();
-    let bars = ProgressBars::new(engine, &own)?;
-    let mut pending: HashSet<i64> = own.iter().copied().collect();
-    // Jobs that finished between enqueueing and subscribing cannot be missed: they are read back.
-    pending.retain(|id| {
-        queue::get(db, *id)
-            .map(|job| !job.state.is_terminal())
-            .unwrap_or(false)
-    });
+    let all_done = follow(engine, &jobs, Some(&queue), json).await;
+    stop.cancel();
+    let _ = runner.await;
+    Ok(if all_done? && !refused {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// How often jobs held by another process are read back from the queue.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Shows the jobs' progress until each is done, failed or paused (from `own` queue's events, and
+/// from the database for jobs another process runs), then what became of each. `Ok(true)`: every
+/// one was uploaded and verified.
+async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) -> CliResult<bool> {
+    let db = engine.db();
+    let mut events = own.map(Queue::subscribe);
+    let bars = ProgressBars::new(engine, jobs)?;
+    let mut pending: HashSet<i64> = jobs.iter().copied().collect();
+    let mut poll = tokio::time::interval(POLL);
     let interrupted = loop {
+        // Jobs that finished before the subscription, or in another process, are read back.
+        pending.retain(|id| match queue::get(db, *id) {
+            Ok(job) if job.state.is_terminal() || job.state == JobState::Paused => {
+                bars.state(job.id, job.state, None, None);
+                false
+            }
+            Ok(job) => {
+                bars.position(job.id, job.bytes_done);
+                true
+            }
+            Err(_) => false,
+        });
         if pending.is_empty() {
             break false;
         }
+        let event = async {
+            match &mut events {
+                Some(events) => events.recv().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break true,
-            event = events.recv() => match event {
-                Ok(Event::Progress(progress)) => bars.progress(&progress),
-                Ok(Event::State { job_id, state, message, action }) => {
+            _ = poll.tick() => {}
+            Some(event) = event => match event {
+                Event::Progress(progress) => bars.position(progress.job_id, progress.bytes_done),
+                Event::State { job_id, state, message, action } => {
                     let advice = action.map(|action| crate::words::advice(engine, &action));
                     bars.state(job_id, state, message.as_deref(), advice.as_deref());
-                    if state.is_terminal() || state == JobState::Paused {
-                        pending.remove(&job_id);
-                    }
                 }
-                Ok(Event::Notice { message }) => bars.println(&format!("note: {message}")),
-                Ok(Event::Queued { .. } | Event::Scan(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    pending.retain(|id| queue::get(db, *id).map(|job| !job.state.is_terminal()).unwrap_or(false));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break true,
+                Event::Notice { message } => bars.println(&format!("note: {message}")),
+                Event::Queued { .. } | Event::Scan(_) => {}
             },
         }
     };
-    stop.cancel();
-    let _ = runner.await;
     bars.finish();
 
-    let mut jobs = Vec::new();
-    for id in own.iter().chain(&already_done) {
-        jobs.push(queue::get(db, *id)?);
+    let mut finished = Vec::new();
+    for id in jobs {
+        finished.push(queue::get(db, *id)?);
     }
-    let all_done = !interrupted && jobs.iter().all(|job| job.state == JobState::Done);
     if json {
-        print_json(&jobs)?;
+        print_json(&finished)?;
     } else {
-        for job in &jobs {
+        for job in &finished {
             match job.state {
                 JobState::Done => println!(
-                    "uploaded {} → {}:{} ({}, {})",
+                    "uploaded {} → {} ({}, {})",
                     job.local_path.display(),
-                    backend.name,
                     job.remote_path,
                     human_bytes(job.size),
                     job.checksum.as_deref().unwrap_or("")
@@ -155,11 +272,7 @@ pub async fn upload(engine: &Engine, args: UploadArgs, json: bool) -> CliResult 
         eprintln!("interrupted: unfinished uploads stay queued; `offload run` continues them");
         engine.wake_daemon();
     }
-    Ok(if all_done {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(!interrupted && finished.iter().all(|job| job.state == JobState::Done))
 }
 
 /// Progress bars on a terminal; plain lines otherwise.
@@ -195,9 +308,9 @@ impl ProgressBars {
         Ok(ProgressBars { multi, bars })
     }
 
-    fn progress(&self, progress: &queue::Progress) {
-        if let Some(bar) = self.bars.get(&progress.job_id) {
-            bar.set_position(progress.bytes_done);
+    fn position(&self, job_id: i64, bytes_done: u64) {
+        if let Some(bar) = self.bars.get(&job_id) {
+            bar.set_position(bytes_done);
         }
     }
 
@@ -210,10 +323,11 @@ impl ProgressBars {
             (None, _) => {}
         }
         if let Some(bar) = self.bars.get(&job_id) {
-            if state == JobState::Done {
+            if bar.is_finished() {
+            } else if state == JobState::Done {
                 bar.set_position(bar.length().unwrap_or(0));
                 bar.finish();
-            } else if state.is_terminal() {
+            } else if state.is_terminal() || state == JobState::Paused {
                 bar.abandon();
             }
         }
