@@ -39,6 +39,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_job_after_upload.sql",
         include_str!("../migrations/0007_job_after_upload.sql"),
     ),
+    (
+        "0008_upload_windows.sql",
+        include_str!("../migrations/0008_upload_windows.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -133,6 +133,8 @@ pub enum Setting {
     /// How long a file must hold still.
     QuietPeriod,
     BandwidthLimit,
+    /// The bandwidth limit by time of day.
+    BandwidthSchedule,
     StreamPort,
     /// The address the stream server listens on.
     StreamBind,

@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod platform;
 pub mod profiles;
 pub mod queue;
+pub mod schedule;
 pub mod secrets;
 pub mod settings;
 pub mod storage;

@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::db::{now_ms, path_text, Db};
 use crate::error::{is_unique_violation, Error, Result};
+use crate::schedule::Window;
 use crate::template;
+
+use chrono::NaiveDateTime;
 
 /// What happens to the local file once its remote copy is verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
@@ -59,6 +62,8 @@ pub struct Profile {
     pub name: String,
     pub remote_template: String,
     pub after_upload: AfterUpload,
+    /// The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
+    pub upload_window: Option<String>,
     pub created_at: i64,
 }
 
@@ -93,7 +98,7 @@ impl NewWatchFolder {
 }
 
 const PROFILE_COLUMNS: &str =
-    "id, name, remote_template, after_upload, after_upload_dir, created_at";
+    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window";
 
 fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
     let policy: String = row.get(3)?;
@@ -108,6 +113,7 @@ fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
         name: row.get(1)?,
         remote_template: row.get(2)?,
         after_upload,
+        upload_window: row.get(6)?,
         created_at: row.get(5)?,
     })
 }
@@ -262,6 +268,45 @@ pub fn update(
         return Err(Error::NotFound(format!("no profile with id {id}")));
     }
     get(db, id)
+}
+
+/// Lets profile `id` upload only inside `window`, or (`None`) at any time.
+pub fn set_upload_window(db: &Db, id: i64, window: Option<Window>) -> Result<Profile> {
+    let changed = db.lock().execute(
+        "UPDATE profiles SET upload_window = ?2 WHERE id = ?1",
+        params![id, window.map(|window| window.to_string())],
+    )?;
+    if changed == 0 {
+        return Err(Error::NotFound(format!("no profile with id {id}")));
+    }
+    get(db, id)
+}
+
+/// The profiles whose upload window is closed at `now` (local time), and when the first of them
+/// opens again.
+pub fn closed_windows(db: &Db, now: NaiveDateTime) -> Result<(Vec<i64>, Option<NaiveDateTime>)> {
+    let windows: Vec<(i64, String)> = {
+        let conn = db.lock();
+        let mut statement =
+            conn.prepare("SELECT id, upload_window FROM profiles WHERE upload_window IS NOT NULL")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut closed = Vec::new();
+    let mut opens: Option<NaiveDateTime> = None;
+    for (id, text) in windows {
+        // Written through `set_upload_window` only, so it parses; one that does not is ignored
+        // rather than holding uploads back for ever.
+        let Ok(window) = Window::parse(&text) else {
+            continue;
+        };
+        if !window.is_open(now) {
+            closed.push(id);
+            let next = window.next_opening(now);
+            opens = Some(opens.map_or(next, |first| first.min(next)));
+        }
+    }
+    Ok((closed, opens))
 }
 
 pub fn rename(db: &Db, id: i64, new_name: &str) -> Result<()> {

@@ -9,12 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
 use crate::error::{Error, Result, Setting};
+use crate::schedule::Timetable;
 
 /// The settings, as stored in `settings` under these keys.
 const WORKERS: &str = "queue.workers";
 const QUIET_PERIOD: &str = "watch.quiet_period_secs";
 /// Read live by running uploads (see `queue::Bandwidth`).
 pub const BANDWIDTH_LIMIT: &str = "queue.bandwidth_limit";
+/// Read live too: when set, it decides the limit instead of `BANDWIDTH_LIMIT`.
+pub const BANDWIDTH_SCHEDULE: &str = "queue.bandwidth_schedule";
 const STREAM_PORT: &str = "stream.port";
 const STREAM_BIND: &str = "stream.bind";
 const URL_LIFETIME: &str = "stream.url_lifetime_secs";
@@ -47,6 +50,9 @@ pub struct Settings {
     pub quiet_period_secs: u64,
     /// Bytes per second for all uploads together; 0: no limit.
     pub bandwidth_limit: u64,
+    /// The limit by time of day, in rclone's `--bwlimit` timetable form (`08:00,2M 23:00,off`,
+    /// days optional: `Mon-08:00,2M`); empty: `bandwidth_limit` all day.
+    pub bandwidth_schedule: String,
     /// The port of the stream server, part of every stream URL.
     pub stream_port: u16,
     /// The address the stream server listens on: loopback unless a person chose another.
@@ -71,6 +77,7 @@ impl Default for Settings {
             workers: 2,
             quiet_period_secs: 5,
             bandwidth_limit: 0,
+            bandwidth_schedule: String::new(),
             stream_port: DEFAULT_STREAM_PORT,
             stream_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             url_lifetime_secs: 4 * 3600,
@@ -89,6 +96,9 @@ impl Setting {
             Setting::Workers => format!("uploads at once must be a whole number from 1 to {MAX_WORKERS}"),
             Setting::QuietPeriod => format!("the quiet period must be from 0 to {MAX_QUIET_PERIOD_SECS} seconds"),
             Setting::BandwidthLimit => "the bandwidth limit must be 0 (none) or more bytes per second".into(),
+            Setting::BandwidthSchedule => {
+                "a bandwidth timetable is times and rates like 08:00,2M 23:00,off (days optional, as in Mon-08:00,2M), or empty".into()
+            }
             Setting::StreamPort => format!(
                 "the stream port must be from {MIN_STREAM_PORT} to 65535 (lower ports need administrator rights)"
             ),
@@ -101,10 +111,11 @@ impl Setting {
     }
 
     /// Every setting, in the order the window shows them.
-    pub const ALL: [Setting; 7] = [
+    pub const ALL: [Setting; 8] = [
         Setting::Workers,
         Setting::QuietPeriod,
         Setting::BandwidthLimit,
+        Setting::BandwidthSchedule,
         Setting::StreamPort,
         Setting::StreamBind,
         Setting::UrlLifetime,
@@ -152,6 +163,7 @@ impl Settings {
                 Setting::BandwidthLimit,
                 defaults.bandwidth_limit,
             )?,
+            bandwidth_schedule: db.setting(BANDWIDTH_SCHEDULE)?.unwrap_or_default(),
             stream_port: read(db, STREAM_PORT, Setting::StreamPort, defaults.stream_port)?,
             stream_bind: read(db, STREAM_BIND, Setting::StreamBind, defaults.stream_bind)?,
             url_lifetime_secs: read(
@@ -179,6 +191,11 @@ impl Settings {
         if self.quiet_period_secs > MAX_QUIET_PERIOD_SECS {
             return Err(broken(Setting::QuietPeriod));
         }
+        if !self.bandwidth_schedule.trim().is_empty()
+            && Timetable::parse(&self.bandwidth_schedule).is_err()
+        {
+            return Err(broken(Setting::BandwidthSchedule));
+        }
         if self.stream_port < MIN_STREAM_PORT {
             return Err(broken(Setting::StreamPort));
         }
@@ -200,6 +217,10 @@ impl Settings {
             (WORKERS, self.workers.to_string()),
             (QUIET_PERIOD, self.quiet_period_secs.to_string()),
             (BANDWIDTH_LIMIT, self.bandwidth_limit.to_string()),
+            (
+                BANDWIDTH_SCHEDULE,
+                self.bandwidth_schedule.trim().to_owned(),
+            ),
             (STREAM_PORT, self.stream_port.to_string()),
             (STREAM_BIND, self.stream_bind.to_string()),
             (URL_LIFETIME, self.url_lifetime_secs.to_string()),
@@ -233,8 +254,16 @@ impl Settings {
     }
 }
 
-/// The bandwidth limit now, as running uploads read it (every second: one key, not all).
+/// The bandwidth limit now (bytes per second; 0: none), as running uploads read it every
+/// second: the timetable's rate at this local time where one is set, else the limit.
 pub fn bandwidth_limit(db: &Db) -> Result<u64> {
+    if let Some(schedule) = db
+        .setting(BANDWIDTH_SCHEDULE)?
+        .filter(|text| !text.trim().is_empty())
+    {
+        let table = Timetable::parse(&schedule).map_err(|_| broken(Setting::BandwidthSchedule))?;
+        return Ok(table.limit_at(crate::schedule::local_now()));
+    }
     match db.setting(BANDWIDTH_LIMIT)? {
         Some(text) => text
             .trim()

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::queue::{Event, JobState, Progress};
+use crate::queue::{Event, Held, JobState, Progress};
 
 /// What the tray icon should show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct TransferSummary {
     waiting_for_sign_in: usize,
     /// Backends being looked through, by id: their names and what was found so far.
     scanning: HashMap<i64, (String, u64)>,
+    /// Uploads waiting for their upload window, and when it opens.
+    held: Held,
 }
 
 impl TransferSummary {
@@ -55,6 +57,7 @@ impl TransferSummary {
                 self.scanning
                     .insert(scan.backend_id, (scan.backend_name.clone(), scan.found));
             }
+            Event::Held(held) => self.held = *held,
             Event::Queued { .. } | Event::Notice { .. } => {}
         }
     }
@@ -119,6 +122,17 @@ impl TransferSummary {
             }
         } else if !self.paused.is_empty() {
             parts.push(format!("{} paused", self.paused.len()));
+        } else if self.held.jobs > 0 {
+            let opens = self
+                .held
+                .opens_at
+                .map(|at| format!(" (opens at {})", at.format("%H:%M")))
+                .unwrap_or_default();
+            parts.push(format!(
+                "{} wait{} for the upload window{opens}",
+                self.held.jobs,
+                if self.held.jobs == 1 { "s" } else { "" }
+            ));
         } else if self.scanning.is_empty() {
             parts.push("Idle".to_owned());
         }
@@ -259,6 +273,30 @@ mod tests {
         summary.observe(&scan(1, "Cloud", 1240, true));
         summary.observe(&scan(2, "Bucket", 3, true));
         summary.observe(&state(1, JobState::Done));
+        assert_eq!(summary.line(), "Idle");
+    }
+
+    #[test]
+    fn uploads_held_for_their_window_say_when_it_opens() {
+        let mut summary = TransferSummary::default();
+        let opens =
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 8).and_then(|day| day.and_hms_opt(1, 0, 0));
+        summary.observe(&Event::Held(Held {
+            jobs: 2,
+            opens_at: opens,
+        }));
+        assert_eq!(
+            summary.line(),
+            "2 wait for the upload window (opens at 01:00)"
+        );
+        summary.observe(&progress(1, 5, 10, 0.0));
+        assert_eq!(
+            summary.line(),
+            "Uploading 1 file · 50%",
+            "running uploads come first"
+        );
+        summary.observe(&state(1, JobState::Done));
+        summary.observe(&Event::Held(Held::default()));
         assert_eq!(summary.line(), "Idle");
     }
 

@@ -59,6 +59,7 @@ mod tests {
             offload::queue::Job,
             offload::queue::Progress,
             offload::queue::Event,
+            offload::queue::Held,
             crate::commands::Problem,
             crate::commands::ScanView,
             crate::commands::Overview,

@@ -402,6 +402,13 @@ pub async fn connect_backend(
     Ok(url)
 }
 
+/// The uploads closed upload windows hold back now (the window shows it until an event says
+/// otherwise).
+#[tauri::command]
+pub fn held_back(state: State<'_, AppState>) -> Answer<offload::queue::Held> {
+    Ok(state.engine.held_back()?)
+}
+
 #[tauri::command]
 pub fn get_settings(state: State<'_, AppState>) -> Answer<Settings> {
     Ok(state.engine.settings()?)

@@ -161,6 +161,7 @@ fn main() {
             commands::remove_backend,
             commands::connect_backend,
             commands::get_settings,
+            commands::held_back,
             commands::save_settings,
         ])
         .setup(move |app| {

@@ -16,6 +16,11 @@ impl Engine {
         queue::get(&self.db, id)
     }
 
+    /// The queued uploads that closed upload windows hold back, and when the first opens.
+    pub fn held_back(&self) -> Result<queue::Held> {
+        queue::held_back(&self.db)
+    }
+
     /// Whether the whole queue is paused.
     pub fn queue_paused(&self) -> Result<bool> {
         queue::is_paused_globally(&self.db)
@@ -48,9 +53,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Limits the bandwidth of all uploads (bytes per second; 0: none), at once.
+    /// Limits the bandwidth of all uploads (bytes per second; 0: none) all day, at once.
     pub fn set_bandwidth_limit(&self, bytes_per_second: u64) -> Result<()> {
-        self.change_settings(|settings| settings.bandwidth_limit = bytes_per_second)
+        self.change_settings(|settings| {
+            settings.bandwidth_limit = bytes_per_second;
+            settings.bandwidth_schedule.clear();
+        })
+        .map(drop)
+    }
+
+    /// The bandwidth limit at this moment (bytes per second; 0: none), the timetable's where
+    /// one is set.
+    pub fn bandwidth_now(&self) -> Result<u64> {
+        crate::settings::bandwidth_limit(&self.db)
+    }
+
+    /// Limits the bandwidth of all uploads by time of day (rclone's timetable form), at once.
+    pub fn set_bandwidth_schedule(&self, timetable: &str) -> Result<()> {
+        self.change_settings(|settings| settings.bandwidth_schedule = timetable.trim().to_owned())
             .map(drop)
     }
 }

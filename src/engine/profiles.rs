@@ -3,8 +3,9 @@
 use serde::Serialize;
 
 use super::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::profiles::{self, AfterUpload, NewWatchFolder, Profile, WatchFolder};
+use crate::schedule::Window;
 
 /// A profile as the shells show it: with its watched folders, and the URL of its library as a
 /// playlist (none without a master key, which stream URLs need).
@@ -33,6 +34,18 @@ impl Engine {
                 profile,
             })
             .collect())
+    }
+
+    /// Lets profile `id` upload only inside `window` (`01:00-07:00`, local time), or at any time
+    /// (`None`). A running Offload holds back or lets go of its uploads within seconds.
+    pub fn set_upload_window(&self, id: i64, window: Option<&str>) -> Result<Profile> {
+        let window = window
+            .map(Window::parse)
+            .transpose()
+            .map_err(|error| Error::Invalid(error.to_string()))?;
+        let profile = profiles::set_upload_window(&self.db, id, window)?;
+        self.wake_daemon();
+        Ok(profile)
     }
 
     pub fn profile(&self, id: i64) -> Result<ProfileView> {

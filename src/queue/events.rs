@@ -30,6 +30,18 @@ pub enum Event {
     },
     /// A look through a backend for what storage holds, as it goes.
     Scan(ScanProgress),
+    /// Uploads held back by closed upload windows: said when that changes, and with `jobs: 0`
+    /// when nothing waits any more.
+    Held(Held),
+}
+
+/// Queued uploads whose profiles' upload windows are closed, and when the first of those
+/// windows opens (local time, `2026-12-08T01:00:00`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct Held {
+    pub jobs: usize,
+    #[ts(type = "string | null")]
+    pub opens_at: Option<chrono::NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]

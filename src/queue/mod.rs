@@ -34,7 +34,7 @@ use crate::library;
 use crate::storage::{ErrorKind, RemotePath, StorageError, UploadRequest};
 
 pub use bandwidth::Bandwidth;
-pub use events::{Event, Progress};
+pub use events::{Event, Held, Progress};
 pub use job::{
     backend_changed, cancel, enqueue, get, is_paused_globally, list, pause, release_reservations,
     reserve, resume, retry, uploads_of_backend, waiting_for_sign_in, Enqueued, Job, JobState,
@@ -78,6 +78,32 @@ impl Default for QueueOptions {
     }
 }
 
+/// The queued uploads that closed upload windows hold back now, whoever will run them.
+pub fn held_back(db: &Db) -> Result<Held> {
+    let (closed, opens) = crate::profiles::closed_windows(db, crate::schedule::local_now())?;
+    count_held(
+        db,
+        &serde_json::to_string(&closed).unwrap_or_else(|_| "[]".into()),
+        opens,
+    )
+}
+
+/// `closed`: the profiles' ids as a JSON array; `opens`: when the first of their windows opens.
+fn count_held(db: &Db, closed: &str, opens: Option<chrono::NaiveDateTime>) -> Result<Held> {
+    let jobs: usize = db.lock().query_row(
+        "SELECT count(*) FROM upload_jobs WHERE state = 'queued' AND profile_id IN (SELECT value FROM json_each(?1))",
+        [closed],
+        |row| row.get(0),
+    )?;
+    Ok(Held {
+        jobs,
+        opens_at: opens.filter(|_| jobs > 0),
+    })
+}
+
+/// How often a queue holding jobs back for a closed upload window looks at the clock again.
+const WINDOW_CHECK: Duration = Duration::from_secs(2);
+
 /// Which queued jobs a queue instance takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimMode {
@@ -102,6 +128,8 @@ pub(crate) struct Inner {
     pub(super) bandwidth: Bandwidth,
     pub(super) wake: Notify,
     pub(super) running: Mutex<HashMap<i64, Arc<JobControl>>>,
+    /// What the last [`Event::Held`] said, so it is said again only when it changes.
+    held: Mutex<Held>,
     /// Seen as their rows stand when each job starts: a sign-in or new settings apply to the
     /// next job, whoever made them.
     pub(super) backends: Arc<OpenBackends>,
@@ -130,6 +158,7 @@ impl Queue {
                 bandwidth,
                 wake: Notify::new(),
                 running: Mutex::new(HashMap::new()),
+                held: Mutex::new(Held::default()),
             }),
         })
     }
@@ -209,8 +238,18 @@ impl Queue {
                 return Some(Instant::now() + Duration::from_secs(5));
             }
         }
+        let (closed, opens) =
+            match crate::profiles::closed_windows(&inner.db, crate::schedule::local_now()) {
+                Ok(windows) => windows,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the upload windows");
+                    return Some(Instant::now() + Duration::from_secs(5));
+                }
+            };
+        let closed_json = serde_json::to_string(&closed).unwrap_or_else(|_| "[]".into());
+        inner.tell_held(&closed_json, opens);
         while inner.lock_running().len() < inner.options.workers.max(1) {
-            match inner.claim_next() {
+            match inner.claim_next(&closed_json) {
                 Ok(Some(job)) => {
                     let control = Arc::new(JobControl::default());
                     inner.lock_running().insert(job.id, control.clone());
@@ -228,12 +267,16 @@ impl Queue {
                 }
             }
         }
-        match inner.next_due() {
+        // A closed window is looked at again every few seconds rather than slept on until it
+        // opens: the clock of a laptop that slept, or was set, has moved meanwhile.
+        let window_check = opens.map(|_| Instant::now() + WINDOW_CHECK);
+        match inner.next_due(&closed_json) {
             Ok(Some(at_ms)) => {
                 let wait = Duration::from_millis((at_ms - now_ms()).max(0) as u64);
-                Some(Instant::now() + wait)
+                let due = Instant::now() + wait;
+                Some(window_check.map_or(due, |check| check.min(due)))
             }
-            Ok(None) => None,
+            Ok(None) => window_check,
             Err(error) => {
                 tracing::error!(%error, "cannot read the queue");
                 Some(Instant::now() + Duration::from_secs(5))
@@ -277,7 +320,7 @@ impl Inner {
         serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
     }
 
-    fn claim_next(&self) -> Result<Option<Job>> {
+    fn claim_next(&self, closed: &str) -> Result<Option<Job>> {
         let owner = self.owner.id();
         let reserved_only = self.mode == ClaimMode::Reserved;
         let now = now_ms();
@@ -290,9 +333,10 @@ impl Inner {
                          WHERE state = 'queued' AND next_attempt_at <= ?1
                            AND (owner = ?2 OR (owner IS NULL AND NOT ?3))
                            AND id NOT IN (SELECT value FROM json_each(?4))
+                           AND profile_id NOT IN (SELECT value FROM json_each(?5))
                          ORDER BY next_attempt_at, id LIMIT 1"
                     ),
-                    params![now, owner, reserved_only, running],
+                    params![now, owner, reserved_only, running, closed],
                     job_from_row,
                 )
                 .optional()?;
@@ -307,13 +351,33 @@ impl Inner {
         })
     }
 
-    fn next_due(&self) -> Result<Option<i64>> {
+    /// Says how many queued jobs the closed windows hold back, when that changed.
+    fn tell_held(&self, closed: &str, opens: Option<chrono::NaiveDateTime>) {
+        let held = match count_held(&self.db, closed, opens) {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::warn!(%error, "cannot count the uploads waiting for their window");
+                return;
+            }
+        };
+        let mut said = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *said != held {
+            *said = held;
+            self.emit(Event::Held(held));
+        }
+    }
+
+    fn next_due(&self, closed: &str) -> Result<Option<i64>> {
         let reserved_only = self.mode == ClaimMode::Reserved;
         let running = self.running_json();
         Ok(self.db.lock().query_row(
             "SELECT min(next_attempt_at) FROM upload_jobs WHERE state = 'queued' AND (owner = ?1 OR (owner IS NULL AND NOT ?2))
-                 AND id NOT IN (SELECT value FROM json_each(?3))",
-            params![self.owner.id(), reserved_only, running],
+                 AND id NOT IN (SELECT value FROM json_each(?3))
+                 AND profile_id NOT IN (SELECT value FROM json_each(?4))",
+            params![self.owner.id(), reserved_only, running, closed],
             |row| row.get(0),
         )?)
     }

@@ -127,7 +127,9 @@ impl JobTransfer {
             Some("cancelled") | None => self.control.request(Stop::Cancel),
             _ => {}
         }
-        if is_paused_globally(db).unwrap_or(false) {
+        let window_closed = crate::profiles::closed_windows(db, crate::schedule::local_now())
+            .is_ok_and(|(closed, _)| closed.contains(&self.job.profile_id));
+        if window_closed || is_paused_globally(db).unwrap_or(false) {
             self.control.request(Stop::Yield);
         }
         if let Ok(limit) = crate::settings::bandwidth_limit(db) {

@@ -73,12 +73,25 @@ pub fn cancel(engine: &Engine, job: i64) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn limit(engine: &Engine, rate: u64) -> CliResult {
-    engine.set_bandwidth_limit(rate)?;
-    if rate == 0 {
-        println!("no bandwidth limit");
-    } else {
-        println!("uploads limited to {}/s", human_bytes(rate));
+pub fn limit(engine: &Engine, text: &str) -> CliResult {
+    if text.contains(',') {
+        engine.set_bandwidth_schedule(text)?;
+        let now = engine.bandwidth_now()?;
+        println!(
+            "uploads limited by the timetable {text:?}; now: {}",
+            rate_text(now)
+        );
+        return Ok(ExitCode::SUCCESS);
     }
+    let rate = crate::parse_rate(text).map_err(offload::Error::Invalid)?;
+    engine.set_bandwidth_limit(rate)?;
+    println!("uploads limited to {}", rate_text(rate));
     Ok(ExitCode::SUCCESS)
+}
+
+fn rate_text(rate: u64) -> String {
+    match rate {
+        0 => "no limit".into(),
+        rate => format!("{}/s", human_bytes(rate)),
+    }
 }

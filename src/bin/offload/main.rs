@@ -70,11 +70,9 @@ enum Command {
     Retry { job: i64 },
     /// Cancel a job.
     Cancel { job: i64 },
-    /// Limit upload bandwidth for all jobs, e.g. 10M (bytes per second); 0 removes the limit.
-    Limit {
-        #[arg(value_parser = parse_rate)]
-        rate: u64,
-    },
+    /// Limit upload bandwidth for all jobs, e.g. 10M (bytes per second; 0 or off: none), or by
+    /// time of day as rclone's --bwlimit does: "08:00,2M 23:00,off" (days optional: Mon-08:00,2M).
+    Limit { rate: String },
     /// The library: what is in storage, its stream URLs, finding what is already there.
     #[command(subcommand, alias = "library")]
     Media(library::MediaCommand),
@@ -98,27 +96,9 @@ fn parse_state(text: &str) -> Result<JobState, String> {
     JobState::parse(text).ok_or_else(|| format!("{text:?} is not a job state (queued, running, verifying, done, failed, paused, cancelled)"))
 }
 
-/// `10M` → 10 MiB/s. Suffixes K, M, G (powers of 1024), optionally followed by `B`, `iB`, `/s`.
+/// `10M` → 10 MiB/s, `off` → 0: rclone's rates (see `offload::schedule::parse_rate`).
 fn parse_rate(text: &str) -> Result<u64, String> {
-    let bad = || format!("{text:?} is not a rate like 0, 500K, 10M or 1G (bytes per second)");
-    let trimmed = text
-        .trim()
-        .trim_end_matches("/s")
-        .trim_end_matches("iB")
-        .trim_end_matches('B');
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let scale = match unit.to_ascii_uppercase().as_str() {
-        "" => 1.0,
-        "K" => 1024.0,
-        "M" => 1024.0 * 1024.0,
-        "G" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad()),
-    };
-    Ok((value * scale) as u64)
+    offload::schedule::parse_rate(text).map_err(|error| error.to_string())
 }
 
 /// `8M` → 8 MiB, with the suffixes of [`parse_rate`].
@@ -235,7 +215,7 @@ async fn command(engine: &Engine, command: Command, json: bool) -> CliResult {
         Command::Resume { job } => jobs::resume(engine, job),
         Command::Retry { job } => jobs::retry(engine, job),
         Command::Cancel { job } => jobs::cancel(engine, job),
-        Command::Limit { rate } => jobs::limit(engine, rate),
+        Command::Limit { rate } => jobs::limit(engine, &rate),
         Command::Media(command) => library::media(engine, command, json).await,
         Command::Playlist { profile, url } => library::playlist(engine, &profile, url),
         Command::Stream(args) => settings::stream(engine, args, json),

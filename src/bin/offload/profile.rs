@@ -42,6 +42,10 @@ pub enum ProfileCommand {
     },
     /// Stop watching a folder (its uploaded files stay in storage).
     Unwatch { name: String, dir: PathBuf },
+    /// Upload this profile's files only between these hours (local time), e.g. 01:00-07:00 or
+    /// 23:00-07:00; "always" lifts it. A running upload stops at the window's end and goes on
+    /// when it opens.
+    Window { name: String, window: String },
 }
 
 pub(crate) fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
@@ -95,8 +99,14 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
                 print_json(&profiles)?;
             } else {
                 for view in &profiles {
+                    let window = view
+                        .profile
+                        .upload_window
+                        .as_ref()
+                        .map(|window| format!("  uploads between {window}"))
+                        .unwrap_or_default();
                     println!(
-                        "{}  template {}  after upload: {}",
+                        "{}  template {}  after upload: {}{window}",
                         view.profile.name, view.profile.remote_template, view.profile.after_upload
                     );
                     for folder in &view.folders {
@@ -125,6 +135,15 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
             let profile = engine.profile_named(&name)?;
             engine.unwatch(profile.id, &dir)?;
             println!("{:?} no longer watches {}", profile.name, dir.display());
+        }
+        ProfileCommand::Window { name, window } => {
+            let profile = engine.profile_named(&name)?;
+            let window = (window != "always").then_some(window.as_str());
+            let profile = engine.set_upload_window(profile.id, window)?;
+            match &profile.upload_window {
+                Some(window) => println!("{name:?} uploads only between {window}"),
+                None => println!("{name:?} uploads at any time"),
+            }
         }
         ProfileCommand::Remove { name } => {
             let profile = engine.profile_named(&name)?;

@@ -37,6 +37,10 @@ pub struct SettingsArgs {
     /// Bandwidth for all uploads together, e.g. 10M (bytes per second); 0: no limit.
     #[arg(long, value_parser = crate::parse_rate)]
     bandwidth_limit: Option<u64>,
+    /// Bandwidth by time of day, in rclone's timetable form: "08:00,2M 23:00,off" (days
+    /// optional: "Mon-08:00,2M Sat-00:00,off"); it replaces the limit while set. "" clears it.
+    #[arg(long)]
+    bandwidth_schedule: Option<String>,
     /// The stream server's port.
     #[arg(long)]
     stream_port: Option<u16>,
@@ -94,6 +98,7 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
     let changed = args.workers.is_some()
         || args.quiet_period.is_some()
         || args.bandwidth_limit.is_some()
+        || args.bandwidth_schedule.is_some()
         || args.stream_port.is_some()
         || args.library_scan.is_some()
         || args.notifications.is_some()
@@ -104,6 +109,7 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
                 workers,
                 quiet_period_secs,
                 bandwidth_limit,
+                bandwidth_schedule,
                 stream_port,
                 library_scan_secs,
                 notifications,
@@ -115,6 +121,9 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
                 .quiet_period
                 .map_or(*quiet_period_secs, |d| d.as_secs());
             *bandwidth_limit = args.bandwidth_limit.unwrap_or(*bandwidth_limit);
+            if let Some(schedule) = args.bandwidth_schedule {
+                *bandwidth_schedule = schedule.trim().to_owned();
+            }
             *stream_port = args.stream_port.unwrap_or(*stream_port);
             *library_scan_secs = args
                 .library_scan
@@ -142,6 +151,12 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
             rate => format!("{}/s", human_bytes(rate)),
         }
     );
+    if !settings.bandwidth_schedule.is_empty() {
+        println!(
+            "bandwidth timetable  {} (instead of the limit)",
+            settings.bandwidth_schedule
+        );
+    }
     println!("stream port          {}", settings.stream_port);
     println!("stream address       {}", settings.stream_bind);
     println!(

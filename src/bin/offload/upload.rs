@@ -235,7 +235,11 @@ async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) 
                     bars.state(job_id, state, message.as_deref(), advice.as_deref());
                 }
                 Event::Notice { message } => bars.println(&format!("note: {message}")),
-                Event::Queued { .. } | Event::Scan(_) => {}
+                Event::Held(held) if held.jobs > 0 => bars.println(&format!(
+                    "note: waiting for the profile's upload window{}; Ctrl-C leaves the files queued",
+                    held.opens_at.map(|at| format!(", which opens at {}", at.format("%H:%M"))).unwrap_or_default()
+                )),
+                Event::Queued { .. } | Event::Scan(_) | Event::Held(_) => {}
             },
         }
     };

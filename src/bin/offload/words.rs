@@ -30,6 +30,7 @@ fn setting_command(setting: Setting) -> &'static str {
         Setting::Workers => "`offload settings --workers N`",
         Setting::QuietPeriod => "`offload settings --quiet-period 5s`",
         Setting::BandwidthLimit => "`offload limit RATE`",
+        Setting::BandwidthSchedule => "`offload limit \"08:00,2M 23:00,off\"`",
         Setting::LibraryScan => "`offload settings --library-scan 5m` (or 0 for never)",
     }
 }

@@ -13,6 +13,7 @@ import type {
   BackendView,
   ConnectionReport,
   Event,
+  Held,
   Job,
   LibraryItem,
   LibraryRow,
@@ -36,7 +37,7 @@ export type Profile = ProfileView;
 /** An item of the library, with the URL a player opens. */
 export type LibraryEntry = LibraryRow;
 /** `upload-state` event payload: the queue's events other than progress. */
-export type JobEvent = Extract<Event, { type: "queued" } | { type: "state" }>;
+export type JobEvent = Extract<Event, { type: "queued" } | { type: "state" } | { type: "held" }>;
 
 /** What the storage form sends: the fields of the chosen kind. Secrets travel only in this call
  * and are sealed by the engine; with `id`, it changes that backend, and an empty secret keeps
@@ -97,6 +98,8 @@ export const api = {
    * Ends with an `account-connected` or `account-failed` event. */
   connectBackend: (id: number) => invoke<string>("connect_backend", { id }),
 
+  /** The uploads closed upload windows hold back now; `held` events say when it changes. */
+  heldBack: () => invoke<Held>("held_back"),
   getSettings: () => invoke<Settings>("get_settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
 };

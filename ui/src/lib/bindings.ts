@@ -4,7 +4,7 @@
 
 export type Action = { "do": "sign-in", backend_id: number, } | { "do": "change-backend", backend_id: number | null, field: Field, } | { "do": "change-setting", setting: Setting, } | { "do": "set-clock" } | { "do": "free-space" };
 
-export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "stream_port" | "stream_bind" | "url_lifetime" | "library_scan";
+export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "bandwidth_schedule" | "stream_port" | "stream_bind" | "url_lifetime" | "library_scan";
 
 export type Settings = { 
 /**
@@ -19,6 +19,11 @@ quiet_period_secs: number,
  * Bytes per second for all uploads together; 0: no limit.
  */
 bandwidth_limit: number, 
+/**
+ * The limit by time of day, in rclone's `--bwlimit` timetable form (`08:00,2M 23:00,off`,
+ * days optional: `Mon-08:00,2M`); empty: `bandwidth_limit` all day.
+ */
+bandwidth_schedule: string, 
 /**
  * The port of the stream server, part of every stream URL.
  */
@@ -89,11 +94,19 @@ location: string, } & ({ "status": "ready" } | { "status": "connected", account:
 
 export type AfterUpload = { "policy": "keep" } | { "policy": "delete" } | { "policy": "move", "dir": string };
 
-export type Profile = { id: number, name: string, remote_template: string, after_upload: AfterUpload, created_at: number, };
+export type Profile = { id: number, name: string, remote_template: string, after_upload: AfterUpload, 
+/**
+ * The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
+ */
+upload_window: string | null, created_at: number, };
 
 export type WatchFolder = { id: number, profile_id: number, path: string, recursive: boolean, include: Array<string>, exclude: Array<string>, };
 
-export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | null, id: number, name: string, remote_template: string, after_upload: AfterUpload, created_at: number, };
+export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | null, id: number, name: string, remote_template: string, after_upload: AfterUpload, 
+/**
+ * The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
+ */
+upload_window: string | null, created_at: number, };
 
 export type LibraryItem = { "kind": "media", "id": number } | { "kind": "episode", "id": number };
 
@@ -147,7 +160,9 @@ export type Event = { "type": "queued", job_id: number, local_path: string, } | 
 /**
  * What a person can do about `message`, where the engine knows.
  */
-action: Action | null, } | { "type": "notice", message: string, } | { "type": "scan" } & ScanProgress;
+action: Action | null, } | { "type": "notice", message: string, } | { "type": "scan" } & ScanProgress | { "type": "held" } & Held;
+
+export type Held = { jobs: number, opens_at: string | null, };
 
 export type Problem = { message: string, action: Action | null, };
 
@@ -180,6 +195,7 @@ export type AccountFailed = { backend_id: number | null, message: string, action
 /** Each setting's rule, in the words the engine refuses a value with. */
 export const SETTING_RULES: Record<Setting, string> = {
   "bandwidth_limit": "the bandwidth limit must be 0 (none) or more bytes per second",
+  "bandwidth_schedule": "a bandwidth timetable is times and rates like 08:00,2M 23:00,off (days optional, as in Mon-08:00,2M), or empty",
   "library_scan": "storage is looked through for changes every 1 minute to 1 day, or never (0)",
   "quiet_period": "the quiet period must be from 0 to 86400 seconds",
   "stream_bind": "the stream server's address must be an IP address of this computer",

@@ -1,7 +1,7 @@
 // Human-readable numbers for the window. Binary units throughout, because file managers on
 // every desktop Offload targets report sizes that way and the numbers should match.
 
-import type { Action, Backend, BackendKind, Field, Problem, ScanView, Setting } from "./api";
+import type { Action, Backend, BackendKind, Field, Held, Problem, ScanView, Setting } from "./api";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -77,6 +77,16 @@ export function plural(count: number, one: string, many: string = `${one}s`): st
   return `${count} ${count === 1 ? one : many}`;
 }
 
+/** Uploads waiting for their upload window, as a sentence: "2 uploads wait for their upload
+ * window, which opens at 01:00." `null` when nothing waits. */
+export function heldText(held: Held): string | null {
+  if (held.jobs === 0) return null;
+  const waiting = `${plural(held.jobs, "upload")} ${held.jobs === 1 ? "waits" : "wait"} for the upload window`;
+  // The engine's local time, `2026-12-08T01:00:00`: the hours and minutes are what a person reads.
+  const opens = held.opens_at?.match(/T(\d\d:\d\d)/)?.[1];
+  return opens ? `${waiting}, which opens at ${opens}.` : `${waiting}.`;
+}
+
 /** What each part of a backend's settings is called in the storage form. */
 export const FIELD_LABELS: Record<Field, string> = {
   path: "folder",
@@ -98,6 +108,7 @@ export const SETTING_LABELS: Record<Setting, string> = {
   workers: "Uploads at once",
   quiet_period: "Quiet period",
   bandwidth_limit: "Bandwidth limit",
+  bandwidth_schedule: "Bandwidth by time of day",
   stream_port: "Stream port",
   stream_bind: "Stream address",
   url_lifetime: "Stream URL lifetime",

@@ -2,7 +2,7 @@
 // rows in place (they arrive several times a second per job); state events patch the state at once
 // and schedule a throttled refetch, because only the engine knows the full row after a change.
 
-import { api, events, type Job, type JobEvent, type JobState, type Progress } from "./api";
+import { api, events, type Held, type Job, type JobEvent, type JobState, type Progress } from "./api";
 import { errorText, formatSpeed, percent, plural } from "./format";
 
 export const ACTIVE: readonly JobState[] = ["running", "verifying"];
@@ -85,6 +85,8 @@ export class JobsStore {
   error = $state<string | null>(null);
   /** Bumped whenever a job reaches `done`, so the library knows to reload. */
   finishedTick = $state(0);
+  /** Queued uploads waiting for their profiles' upload windows, and when the first opens. */
+  held = $state<Held>({ jobs: 0, opens_at: null });
 
   summary = $derived(summarize(this.jobs, this.progress));
 
@@ -128,6 +130,10 @@ export class JobsStore {
   }
 
   applyEvent(event: JobEvent): void {
+    if (event.type === "held") {
+      this.held = { jobs: event.jobs, opens_at: event.opens_at };
+      return;
+    }
     if (event.type === "state") {
       const job = this.jobs.find((j) => j.id === event.job_id);
       if (job) {
@@ -148,6 +154,13 @@ export class JobsStore {
   /** Subscribes to the engine's events; returns the unsubscribe. */
   connect(): () => void {
     const pending = [events.progress((p) => this.applyProgress(p)), events.job((e) => this.applyEvent(e))];
+    api.heldBack().then(
+      (held) => {
+        if (held) this.held = held;
+      },
+      // Only the waiting line is missing; the next `held` event brings it.
+      () => {},
+    );
     return () => {
       for (const unlisten of pending) void unlisten.then((stop) => stop());
     };

@@ -101,6 +101,7 @@ describe("settings", () => {
   const settings = {
     workers: 2,
     bandwidth_limit: 5 * 1024 * 1024,
+    bandwidth_schedule: "",
     quiet_period_secs: 30,
     stream_port: 8765,
     stream_bind: "127.0.0.1",

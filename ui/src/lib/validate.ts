@@ -83,6 +83,8 @@ export interface SettingsDraft {
   workers: number | null;
   bandwidth: number | null;
   bandwidth_unit: "KiB" | "MiB";
+  /** rclone's timetable ("08:00,2M 23:00,off"); the engine checks it on save. */
+  bandwidth_schedule: string;
   quiet_period_secs: number | null;
   stream_port: number | null;
   /** The daemon's storage scan interval in minutes; 0: never. */
@@ -101,6 +103,7 @@ export function settingsToDraft(settings: Settings): SettingsDraft {
     workers: settings.workers,
     bandwidth: limit === 0 ? null : inMiB ? limit / UNIT_BYTES.MiB : Math.round((limit / UNIT_BYTES.KiB) * 100) / 100,
     bandwidth_unit: limit === 0 || inMiB ? "MiB" : "KiB",
+    bandwidth_schedule: settings.bandwidth_schedule,
     quiet_period_secs: settings.quiet_period_secs,
     stream_port: settings.stream_port,
     library_scan_minutes: Math.round(settings.library_scan_secs / 60),
@@ -152,6 +155,7 @@ export function draftToSettings(draft: SettingsDraft): Settings {
     ...draft.base,
     workers: draft.workers ?? 1,
     bandwidth_limit: Math.round(bandwidth * UNIT_BYTES[draft.bandwidth_unit]),
+    bandwidth_schedule: draft.bandwidth_schedule.trim(),
     quiet_period_secs: draft.quiet_period_secs ?? 0,
     stream_port: draft.stream_port ?? 0,
     library_scan_secs: (draft.library_scan_minutes ?? 0) * 60,

@@ -10,6 +10,7 @@ const SHOWS: Profile = {
   id: 2,
   name: "Shows",
   remote_template: "{series}/Season {season}/{file}",
+  upload_window: null,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [{ id: 9, profile_id: 2, path: "/dl/shows", recursive: true, include: ["*.mkv"], exclude: [] }],

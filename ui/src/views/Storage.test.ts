@@ -11,6 +11,7 @@ const PROFILE: Profile = {
   id: 1,
   name: "Films",
   remote_template: "{title}",
+  upload_window: null,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [],

@@ -37,6 +37,20 @@ beforeEach(() => {
 });
 
 describe("Transfers", () => {
+  it("says when the upload window opens while uploads wait for it, and stops once it opened", () => {
+    const store = new JobsStore();
+    store.setJobs([job(1, { state: "queued" }), job(2, { state: "queued" })]);
+    render(Transfers, { jobs: store });
+    expect(screen.queryByTestId("held")).toBeNull();
+
+    store.applyEvent({ type: "held", jobs: 2, opens_at: "2026-12-08T01:00:00" });
+    flushSync();
+    expect(screen.getByTestId("held").textContent).toBe("2 uploads wait for the upload window, which opens at 01:00.");
+    store.applyEvent({ type: "held", jobs: 0, opens_at: null });
+    flushSync();
+    expect(screen.queryByTestId("held")).toBeNull();
+  });
+
   it("renders a running job with its progress, speed and target, updated live", async () => {
     const store = new JobsStore();
     store.setJobs([job(1, { state: "running", bytes_done: 50 * MiB })]);
