@@ -16,6 +16,7 @@ use crate::storage::cloud::{AccessToken, ClientConfig, CloudAccess, CloudConfig,
 use crate::storage::google_drive::GoogleDrive;
 use crate::storage::local::{LocalBackend, LocalConfig};
 use crate::storage::onedrive::OneDrive;
+use crate::storage::pacer::Pacer;
 use crate::storage::s3::{Provider as S3Provider, S3Backend, S3Config, S3Options};
 use crate::storage::{BackendKind, StorageBackend};
 use zeroize::Zeroizing;
@@ -366,18 +367,25 @@ impl BackendRecord {
         }
     }
 
-    /// Whether the backend can be used now: local and S3 backends are ready; a cloud backend
-    /// needs a signed-in account that the provider has not refused.
-    pub fn readiness(&self, db: &Db) -> Result<Readiness> {
-        let connection = match self.kind {
-            BackendKind::Local | BackendKind::S3 => return Ok(Readiness::Ready),
+    /// The account a cloud backend is signed in with, if any.
+    pub fn stored_connection(&self) -> Option<i64> {
+        match self.kind {
+            BackendKind::Local | BackendKind::S3 => None,
             BackendKind::GoogleDrive | BackendKind::Onedrive => {
                 serde_json::from_value::<CloudConfig>(self.config.clone())
                     .ok()
                     .and_then(|config| config.connection_id)
             }
-        };
-        let Some(id) = connection else {
+        }
+    }
+
+    /// Whether the backend can be used now: local and S3 backends are ready; a cloud backend
+    /// needs a signed-in account that the provider has not refused.
+    pub fn readiness(&self, db: &Db) -> Result<Readiness> {
+        if matches!(self.kind, BackendKind::Local | BackendKind::S3) {
+            return Ok(Readiness::Ready);
+        }
+        let Some(id) = self.stored_connection() else {
             return Ok(Readiness::NotSignedIn);
         };
         let status = crate::accounts::status(db, id)?;
@@ -461,7 +469,12 @@ impl BackendRecord {
 
     /// What a cloud provider of this row holds to reach its account.
     pub fn access(&self, vault: &Arc<Vault>, accounts: &dyn TokenSources) -> CloudAccess {
-        CloudAccess::new(accounts.token_source(self.id), vault.clone(), self.id)
+        CloudAccess::new(
+            accounts.token_source(self.id),
+            vault.clone(),
+            self.id,
+            accounts.pacer(self.id),
+        )
     }
 
     /// The backend's settings as a form, secrets opened: what a change of settings starts from.
@@ -529,6 +542,10 @@ impl BackendRecord {
 /// accounts, implements it, so that this layer below it can open cloud backends.
 pub trait TokenSources: Send + Sync {
     fn token_source(&self, backend_id: i64) -> Arc<dyn AccessToken>;
+
+    /// The pace of the account backend `backend_id` is signed in with, shared by every backend
+    /// of that account.
+    fn pacer(&self, backend_id: i64) -> Arc<Pacer>;
 }
 
 /// The live backends of a process (the queue's, the stream server's), each opened once and used

@@ -113,6 +113,77 @@ async fn uploads_at_once_into_a_new_folder_make_one_folder() {
     }
 }
 
+/// Drive's `userRateLimitExceeded` (no `Retry-After`) told to one upload slows the others on the
+/// account too: two backends of one account upload at once, one chunk is refused, and for the
+/// pause that follows (a second) no other chunk request reaches Drive, but the one in flight.
+/// Both files then arrive whole.
+#[tokio::test]
+async fn a_rate_limit_told_to_one_upload_slows_every_upload_to_the_account() {
+    let setup = Setup::new("google-drive").await;
+    let accounts = offload::oauth::Accounts::new(&setup.db, &setup.vault);
+    let (config, _) = setup.record.cloud(&setup.vault).unwrap();
+    let backend = || {
+        GoogleDrive::new(&config, setup.record.access(&setup.vault, &accounts))
+            .with_chunk_size(CHUNK)
+    };
+    let (films, shows) = (backend(), backend());
+    let size = 12 * CHUNK as usize;
+    let film = setup.sandbox.path("film.mkv");
+    let episode = setup.sandbox.path("episode.mkv");
+    let film_bytes = write_random(&film, size);
+    let episode_bytes = write_random(&episode, size);
+    let (first, second) = (Recorder::default(), Recorder::default());
+    let film_upload = request(&film, "film.mkv", size as u64, None);
+    let episode_upload = request(&episode, "episode.mkv", size as u64, None);
+    // The third chunk request is refused, so both uploads are under way.
+    let limit = async {
+        while setup.fake.drive_chunk_arrivals().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        setup.fake.rate_limit_next_chunks(1);
+    };
+    let (film_result, episode_result, ()) = tokio::join!(
+        films.upload(&film_upload, &first),
+        shows.upload(&episode_upload, &second),
+        limit
+    );
+    let arrivals = setup.fake.drive_chunk_arrivals();
+    let told = arrivals
+        .iter()
+        .find(|(_, limited)| *limited)
+        .map(|(at, _)| *at)
+        .expect("a chunk was refused");
+    let during_pause = arrivals
+        .iter()
+        .filter(|(at, _)| {
+            *at > told && at.duration_since(told) < std::time::Duration::from_millis(900)
+        })
+        .count();
+    assert!(
+        during_pause <= 1,
+        "{during_pause} chunk requests during the pause: {arrivals:?}"
+    );
+
+    // The upload that was told fails temporarily (the queue tries it again); the other finishes.
+    for (result, upload, bytes, recorder) in [
+        (film_result, &film_upload, &film_bytes, &first),
+        (episode_result, &episode_upload, &episode_bytes, &second),
+    ] {
+        if let Err(error) = result {
+            assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
+            let mut again = upload.clone();
+            again.resume = recorder.resume_record();
+            films.upload(&again, &Recorder::default()).await.unwrap();
+        }
+        let remote = upload.remote_path.as_str();
+        assert_eq!(
+            setup.fake.drive_file(remote).as_ref(),
+            Some(bytes),
+            "{remote}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn throttling_and_expiry_lose_nothing() {
     let setup = Setup::new("google-drive").await;

@@ -2,7 +2,8 @@
 //! the rotated refresh token stored before the new access token is handed out; and the token
 //! source cloud backends get their tokens from ([`Accounts`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use crate::backends::{self, BackendRecord, TokenSources};
 use crate::db::{now_ms, Db};
 use crate::secrets::Vault;
 use crate::storage::cloud::{AccessToken, TokenError};
+use crate::storage::pacer::Pacer;
 use crate::storage::ErrorKind;
 
 type Result<T, E = OAuthError> = std::result::Result<T, E>;
@@ -148,6 +150,9 @@ pub struct Accounts {
     db: Db,
     vault: Arc<Vault>,
     http: reqwest::Client,
+    /// The pace of each account by its connection's id (a backend never signed in: its own,
+    /// under its negated id).
+    pacers: Mutex<HashMap<i64, Arc<Pacer>>>,
 }
 
 impl Accounts {
@@ -156,6 +161,7 @@ impl Accounts {
             db: db.clone(),
             vault: vault.clone(),
             http: http_client(),
+            pacers: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -168,5 +174,17 @@ impl TokenSources for Accounts {
             http: self.http.clone(),
             backend_id,
         })
+    }
+
+    fn pacer(&self, backend_id: i64) -> Arc<Pacer> {
+        let connection = backends::get(&self.db, backend_id)
+            .ok()
+            .and_then(|backend| backend.stored_connection());
+        let key = connection.unwrap_or(-backend_id);
+        let mut pacers = self
+            .pacers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pacers.entry(key).or_default().clone()
     }
 }

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::pacer::Pacer;
 use super::{BackendKind, ErrorKind, Field, FieldError, Operation, StorageError};
 use crate::secrets::{SealContext, Vault};
 
@@ -219,6 +220,8 @@ pub struct CloudAccess {
     http: reqwest::Client,
     vault: Arc<Vault>,
     backend_id: i64,
+    /// Shared with every backend of the same account (see [`Pacer`]).
+    pacer: Arc<Pacer>,
 }
 
 impl fmt::Debug for CloudAccess {
@@ -230,12 +233,49 @@ impl fmt::Debug for CloudAccess {
 }
 
 impl CloudAccess {
-    pub fn new(token: Arc<dyn AccessToken>, vault: Arc<Vault>, backend_id: i64) -> CloudAccess {
+    pub fn new(
+        token: Arc<dyn AccessToken>,
+        vault: Arc<Vault>,
+        backend_id: i64,
+        pacer: Arc<Pacer>,
+    ) -> CloudAccess {
         CloudAccess {
             token,
             http: http_client(),
             vault,
             backend_id,
+            pacer,
+        }
+    }
+
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+
+    /// Sends a request that carries no token (an upload URL is its own credential), at the
+    /// account's pace.
+    pub async fn send_plain(
+        &self,
+        service: BackendKind,
+        operation: Operation,
+        target: &(dyn fmt::Display + Sync),
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, StorageError> {
+        self.pace(service, target).await;
+        let answer = request.send().await.map_err(|error| {
+            super::network::transport_failure(service, operation, target, error)
+        })?;
+        if answer.status().is_success() {
+            self.pacer.went_through();
+        }
+        Ok(answer)
+    }
+
+    /// Waits out a pause the provider asked this account for.
+    async fn pace(&self, service: BackendKind, target: &(dyn fmt::Display + Sync)) {
+        let waited = self.pacer.wait().await;
+        if !waited.is_zero() {
+            tracing::info!(backend = self.backend_id, %service, %target, ?waited, "waited as the provider asked");
         }
     }
 
@@ -267,6 +307,7 @@ impl CloudAccess {
     ) -> Result<reqwest::Response, StorageError> {
         let mut refreshed = false;
         loop {
+            self.pace(service, target).await;
             let token = self.bearer(service, operation, target, refreshed).await?;
             let answer = build(&self.http, &token).send().await.map_err(|error| {
                 super::network::transport_failure(service, operation, target, error)
@@ -274,6 +315,9 @@ impl CloudAccess {
             if answer.status() == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
                 continue;
+            }
+            if answer.status().is_success() {
+                self.pacer.went_through();
             }
             return Ok(answer);
         }

@@ -60,6 +60,11 @@ pub trait JsonApi: Sync {
         let (kind, message) = Self::classify(status, &body);
         let mut error = StorageError::new(Self::SERVICE, operation, kind, target, message);
         error.retry_after = retry_after;
+        if kind == ErrorKind::RateLimited {
+            // Every worker on this account slows down, not only the one told.
+            let pause = self.access().pacer().slow_down(retry_after);
+            error.retry_after = Some(pause);
+        }
         error
     }
 

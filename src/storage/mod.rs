@@ -13,6 +13,7 @@ mod json_api;
 pub mod local;
 pub(crate) mod network;
 pub mod onedrive;
+pub mod pacer;
 mod path;
 pub mod records;
 pub mod s3;

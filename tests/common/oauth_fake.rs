@@ -393,6 +393,8 @@ struct Drive {
     fail_chunks: u32,
     short_chunks: u32,
     rate_limit_chunks: u32,
+    /// When each chunk request arrived, and whether it was told to slow down.
+    chunk_arrivals: Vec<(std::time::Instant, bool)>,
 }
 
 impl Drive {
@@ -463,6 +465,11 @@ impl FakeIdentity {
     /// The next `count` chunk requests get `403 userRateLimitExceeded`.
     pub fn rate_limit_next_chunks(&self, count: u32) {
         self.rules.lock().unwrap().drive.rate_limit_chunks = count;
+    }
+
+    /// When each chunk request arrived, and whether it was told to slow down.
+    pub fn drive_chunk_arrivals(&self) -> Vec<(std::time::Instant, bool)> {
+        self.rules.lock().unwrap().drive.chunk_arrivals.clone()
     }
 
     /// Every upload session expires.
@@ -1024,7 +1031,12 @@ async fn drive_put(
             )
                 .into_response();
         }
-        if rules.drive.rate_limit_chunks > 0 {
+        let limited = rules.drive.rate_limit_chunks > 0;
+        rules
+            .drive
+            .chunk_arrivals
+            .push((std::time::Instant::now(), limited));
+        if limited {
             rules.drive.rate_limit_chunks -= 1;
             return drive_error(
                 StatusCode::FORBIDDEN,

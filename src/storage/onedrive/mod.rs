@@ -371,15 +371,11 @@ impl SessionProtocol for OneDrive {
         request: &UploadRequest,
     ) -> Result<SessionState<DriveItem>, StorageError> {
         let remote = &request.remote_path;
+        let request = self.access.http().get(session);
         let answer = self
             .access
-            .http()
-            .get(session)
-            .send()
-            .await
-            .map_err(|error| {
-                transport_failure(BackendKind::Onedrive, Operation::Upload, remote, error)
-            })?;
+            .send_plain(BackendKind::Onedrive, Operation::Upload, remote, request)
+            .await?;
         self.session_answer(remote, answer, false).await
     }
 
@@ -393,7 +389,7 @@ impl SessionProtocol for OneDrive {
     ) -> Result<SessionState<DriveItem>, StorageError> {
         let remote = &request.remote_path;
         let length = body.len() as u64;
-        let answer = self
+        let put = self
             .access
             .http()
             .put(session)
@@ -402,12 +398,11 @@ impl SessionProtocol for OneDrive {
                 reqwest::header::CONTENT_RANGE,
                 format!("bytes {offset}-{}/{}", offset + length - 1, request.size),
             )
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| {
-                transport_failure(BackendKind::Onedrive, Operation::Upload, remote, error)
-            })?;
+            .body(body);
+        let answer = self
+            .access
+            .send_plain(BackendKind::Onedrive, Operation::Upload, remote, put)
+            .await?;
         self.session_answer(remote, answer, true).await
     }
 }
