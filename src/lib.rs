@@ -12,6 +12,7 @@ pub mod library;
 pub mod logging;
 pub mod oauth;
 pub mod platform;
+pub mod playback;
 pub mod profiles;
 pub mod queue;
 pub mod schedule;

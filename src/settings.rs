@@ -22,6 +22,8 @@ const STREAM_PORT: &str = "stream.port";
 const STREAM_BIND: &str = "stream.bind";
 const URL_LIFETIME: &str = "stream.url_lifetime_secs";
 const LIBRARY_SCAN: &str = "library.scan_interval_secs";
+const YIELD_TO_PLAYERS: &str = "queue.yield_to_players";
+const PLAYER_YIELD_LIMIT: &str = "queue.player_yield_limit";
 const NOTIFICATIONS: &str = "app.notifications";
 const AUTOSTART: &str = "app.autostart";
 
@@ -65,6 +67,11 @@ pub struct Settings {
     /// How often the daemon looks through every backend for what changed there (files another
     /// computer or tool added, deleted or replaced), in seconds; 0: never.
     pub library_scan_secs: u64,
+    /// While a player streams from remote storage through the stream server (and for a minute
+    /// after), uploads slow down to leave it the link.
+    pub yield_to_players: bool,
+    /// Bytes per second uploads keep to while they yield; 0: half of what they took before.
+    pub player_yield_limit: u64,
     /// Desktop notifications for finished and failed uploads.
     pub notifications: bool,
     /// Start the desktop app when the person logs in.
@@ -82,6 +89,8 @@ impl Default for Settings {
             stream_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             url_lifetime_secs: 4 * 3600,
             library_scan_secs: 300,
+            yield_to_players: true,
+            player_yield_limit: 0,
             notifications: true,
             autostart: false,
         }
@@ -178,6 +187,13 @@ impl Settings {
                 Setting::LibraryScan,
                 defaults.library_scan_secs,
             )?,
+            yield_to_players: flag(YIELD_TO_PLAYERS, defaults.yield_to_players)?,
+            player_yield_limit: read(
+                db,
+                PLAYER_YIELD_LIMIT,
+                Setting::BandwidthLimit,
+                defaults.player_yield_limit,
+            )?,
             notifications: flag(NOTIFICATIONS, defaults.notifications)?,
             autostart: flag(AUTOSTART, defaults.autostart)?,
         })
@@ -225,6 +241,11 @@ impl Settings {
             (STREAM_BIND, self.stream_bind.to_string()),
             (URL_LIFETIME, self.url_lifetime_secs.to_string()),
             (LIBRARY_SCAN, self.library_scan_secs.to_string()),
+            (
+                YIELD_TO_PLAYERS,
+                u8::from(self.yield_to_players).to_string(),
+            ),
+            (PLAYER_YIELD_LIMIT, self.player_yield_limit.to_string()),
             (NOTIFICATIONS, u8::from(self.notifications).to_string()),
             (AUTOSTART, u8::from(self.autostart).to_string()),
         ];
@@ -246,6 +267,11 @@ impl Settings {
 
     pub fn url_lifetime(&self) -> Duration {
         Duration::from_secs(self.url_lifetime_secs)
+    }
+
+    /// What uploads keep to while a player streams (see [`crate::queue::QueueOptions`]).
+    pub fn player_yield(&self) -> Option<u64> {
+        self.yield_to_players.then_some(self.player_yield_limit)
     }
 
     /// How often the daemon looks through storage, if at all.

@@ -268,3 +268,78 @@ async fn scans_after_the_first_follow_the_changes_feed() {
 async fn a_folder_of_thousands_is_found_page_by_page() {
     common::cloud::check_a_folder_of_thousands_pages_through("google-drive").await;
 }
+
+/// Bytes Drive accepted in `window`. A measurement window, not a wait for something: the rate
+/// is what is being measured.
+fn received_in(setup: &Setup, window: std::time::Duration) -> u64 {
+    let before = setup.fake.drive_received();
+    std::thread::sleep(window);
+    setup.fake.drive_received() - before
+}
+
+/// A player streaming a film from Drive through the stream server slows a running upload to the
+/// yield limit (512 KiB/s here, from the 8 MiB/s it had), as the bytes Drive receives show; with
+/// yielding turned off the upload goes at its pace again and arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_streaming_from_drive_slows_the_uploads_down() {
+    let (setup, watch) = Setup::watched("google-drive").await;
+    let sandbox = &setup.sandbox;
+    tokio::task::block_in_place(|| {
+        sandbox.ok(&[
+            "backend",
+            "edit",
+            "Cloud",
+            "--profile",
+            "Home",
+            "--chunk-size",
+            "256K",
+        ]);
+        sandbox.ok(&["settings", "--player-yield-limit", "512K"]);
+        sandbox.ok(&["limit", "8M"]);
+        common::write_random(&sandbox.path("Trailer.mkv"), 300_000);
+        sandbox.upload("Home", &sandbox.path("Trailer.mkv"));
+        let id = sandbox.media()[0]["item"]["id"].as_i64().unwrap();
+        let url = sandbox
+            .ok(&["media", "url", &id.to_string()])
+            .trim()
+            .to_owned();
+
+        let daemon = sandbox.daemon(&[]);
+        let film = common::write_random(&watch.join("Film.mkv"), 48 * 1024 * 1024);
+        let film_job = || {
+            sandbox
+                .jobs()
+                .into_iter()
+                .find(|job| {
+                    job["local_path"]
+                        .as_str()
+                        .is_some_and(|path| path.ends_with("Film.mkv"))
+                })
+                .unwrap_or_default()
+        };
+        common::wait_for("the upload to be under way", || {
+            film_job()["bytes_done"].as_u64() > Some(2 * 1024 * 1024)
+        });
+        let window = std::time::Duration::from_secs(2);
+        let alone = received_in(&setup, window);
+
+        // The player reads the trailer through the stream server, which proxies it from Drive.
+        let played = common::s3::fetch(&url, "GET", &[]);
+        assert_eq!(played.status, 200);
+        common::wait_for("uploads to yield", || {
+            daemon.log().contains("uploads yield")
+        });
+        let while_playing = received_in(&setup, window);
+        assert!(
+            while_playing * 3 < alone,
+            "{while_playing} bytes in {window:?} while a player streamed, {alone} before"
+        );
+
+        sandbox.ok(&["settings", "--yield-to-players", "off"]);
+        common::wait_for("the film once yielding is off", || {
+            film_job()["state"] == "done"
+        });
+        assert_eq!(setup.fake.drive_file("Film.mkv").unwrap(), film);
+        daemon.stop();
+    });
+}

@@ -57,6 +57,7 @@ impl RunOverrides {
     fn options(&self, settings: &Settings) -> DaemonOptions {
         let mut options = DaemonOptions::default();
         options.queue.workers = self.workers.unwrap_or(settings.workers);
+        options.queue.player_yield = settings.player_yield();
         // A file must hold still this long before it is uploaded, and again after it changed.
         let quiet_period = self.quiet_period.unwrap_or_else(|| settings.quiet_period());
         options.watch.quiet_period = quiet_period;
@@ -224,6 +225,7 @@ impl Engine {
             self.vault.clone(),
             self.accounts.clone(),
             sealer.key(),
+            self.playback.clone(),
         )
         .await?;
         Ok(Some(tokio::spawn(server.serve(stop))))

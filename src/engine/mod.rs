@@ -29,6 +29,7 @@ use tokio::sync::broadcast;
 use crate::backends::{BackendRecord, BackendSettings, OpenBackends, TokenSources};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::playback::Playback;
 use crate::profiles::{AfterUpload, NewWatchFolder, Profile, WatchFolder};
 use crate::queue::{ClaimMode, Event, NewJob, Queue, QueueOptions};
 use crate::secrets::Vault;
@@ -54,6 +55,8 @@ pub struct Engine {
     /// The live backends this process's queue and commands use.
     backends: Arc<OpenBackends>,
     events: broadcast::Sender<Event>,
+    /// Told by this process's stream server, asked by its queue: uploads yield to a player.
+    playback: Arc<Playback>,
 }
 
 impl Engine {
@@ -86,6 +89,7 @@ impl Engine {
             backends,
             db,
             events,
+            playback: Arc::default(),
         })
     }
 
@@ -123,6 +127,7 @@ impl Engine {
             mode,
             options,
             self.events.clone(),
+            self.playback.clone(),
         )
     }
 

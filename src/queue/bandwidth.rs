@@ -13,7 +13,21 @@ use tokio::time::Instant;
 pub struct Bandwidth {
     limit: AtomicU64,
     next_free: Mutex<Option<Instant>>,
+    /// What the transfers took lately, for a limit relative to it (yielding to a player).
+    meter: Mutex<Meter>,
 }
+
+/// Bytes per second over windows of a second or more, the last window weighed as much as all
+/// before it.
+#[derive(Default)]
+struct Meter {
+    window_start: Option<Instant>,
+    bytes: u64,
+    rate: f64,
+}
+
+/// The shortest window the meter counts a rate over.
+const METER_WINDOW: Duration = Duration::from_secs(1);
 
 /// How far ahead of the ideal schedule a transfer may run: smooths bursts of reads.
 const BANDWIDTH_BURST: Duration = Duration::from_millis(200);
@@ -27,7 +41,37 @@ impl Bandwidth {
         self.limit.load(Ordering::Relaxed)
     }
 
+    /// Bytes per second the transfers took lately.
+    pub fn observed_rate(&self) -> u64 {
+        self.lock_meter().rate as u64
+    }
+
+    fn lock_meter(&self) -> std::sync::MutexGuard<'_, Meter> {
+        self.meter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn count(&self, bytes: u64) {
+        let now = Instant::now();
+        let mut meter = self.lock_meter();
+        let start = *meter.window_start.get_or_insert(now);
+        meter.bytes += bytes;
+        let elapsed = now - start;
+        if elapsed >= METER_WINDOW {
+            let rate = meter.bytes as f64 / elapsed.as_secs_f64();
+            meter.rate = if meter.rate == 0.0 {
+                rate
+            } else {
+                (meter.rate + rate) / 2.0
+            };
+            meter.bytes = 0;
+            meter.window_start = Some(now);
+        }
+    }
+
     pub async fn take(&self, bytes: u64) {
+        self.count(bytes);
         let limit = self.limit();
         if limit == 0 {
             return;
@@ -74,6 +118,19 @@ mod tests {
             "{took:?}"
         );
         assert!(took <= Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_taken_is_observed() {
+        // 4 MiB/s under the limit: what the meter sees.
+        assert_eq!(Bandwidth::default().observed_rate(), 0);
+        let bandwidth = Bandwidth::default();
+        bandwidth.set_limit(4 << 20);
+        for _ in 0..40 {
+            bandwidth.take(1 << 20).await;
+        }
+        let rate = bandwidth.observed_rate();
+        assert!((3 << 20..=5 << 20).contains(&rate), "{rate}");
     }
 
     #[tokio::test(start_paused = true)]

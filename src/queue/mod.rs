@@ -31,6 +31,7 @@ use crate::backends::OpenBackends;
 use crate::db::{now_ms, to_ns, Db};
 use crate::error::{Action, Result};
 use crate::library;
+use crate::playback::Playback;
 use crate::storage::{ErrorKind, RemotePath, StorageError, UploadRequest};
 
 pub use bandwidth::Bandwidth;
@@ -62,6 +63,9 @@ pub struct QueueOptions {
     pub checkpoint_interval: Duration,
     /// How often progress events are sent per job.
     pub progress_interval: Duration,
+    /// While a player streams from storage, uploads keep to this many bytes per second (0: half
+    /// of what they took before); `None`: they do not yield.
+    pub player_yield: Option<u64>,
 }
 
 impl Default for QueueOptions {
@@ -74,6 +78,7 @@ impl Default for QueueOptions {
             settle: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(1),
             progress_interval: Duration::from_millis(250),
+            player_yield: Some(0),
         }
     }
 }
@@ -100,6 +105,11 @@ fn count_held(db: &Db, closed: &str, opens: Option<chrono::NaiveDateTime>) -> Re
         opens_at: opens.filter(|_| jobs > 0),
     })
 }
+
+/// How long after a player's last request uploads yield.
+const PLAYBACK_IDLE: Duration = Duration::from_secs(60);
+/// The least a yield leaves the uploads (half of almost nothing would stop them).
+const MIN_PLAYER_YIELD: u64 = 256 * 1024;
 
 /// How often a queue holding jobs back for a closed upload window looks at the clock again.
 const WINDOW_CHECK: Duration = Duration::from_secs(2);
@@ -130,6 +140,10 @@ pub(crate) struct Inner {
     pub(super) running: Mutex<HashMap<i64, Arc<JobControl>>>,
     /// What the last [`Event::Held`] said, so it is said again only when it changes.
     held: Mutex<Held>,
+    /// Whether a player streams from storage now (see [`QueueOptions::player_yield`]).
+    playback: Arc<Playback>,
+    /// The limit uploads keep to while they yield to a player.
+    yielding: Mutex<Option<u64>>,
     /// Seen as their rows stand when each job starts: a sign-in or new settings apply to the
     /// next job, whoever made them.
     pub(super) backends: Arc<OpenBackends>,
@@ -143,6 +157,7 @@ impl Queue {
         mode: ClaimMode,
         options: QueueOptions,
         events: broadcast::Sender<Event>,
+        playback: Arc<Playback>,
     ) -> Result<Queue> {
         let owner = OwnerLock::acquire(owners_dir)?;
         let bandwidth = Bandwidth::default();
@@ -159,6 +174,8 @@ impl Queue {
                 wake: Notify::new(),
                 running: Mutex::new(HashMap::new()),
                 held: Mutex::new(Held::default()),
+                playback,
+                yielding: Mutex::new(None),
             }),
         })
     }
@@ -227,9 +244,7 @@ impl Queue {
     fn dispatch(&self, workers: &mut JoinSet<()>) -> Option<Instant> {
         let inner = &self.inner;
         // A wake-up may come from `offload limit`: new transfers start under the new limit.
-        if let Ok(limit) = crate::settings::bandwidth_limit(&inner.db) {
-            inner.bandwidth.set_limit(limit);
-        }
+        inner.apply_limit();
         match is_paused_globally(&inner.db) {
             Ok(true) => return None,
             Ok(false) => {}
@@ -286,6 +301,46 @@ impl Queue {
 }
 
 impl Inner {
+    /// Sets the limit transfers keep to now: the setting's (the timetable's at this hour), and
+    /// while a player streams from storage, the yield's if lower. The yield is fixed when it
+    /// begins (half of what the uploads took then, by default), so it does not halve itself.
+    pub(super) fn apply_limit(&self) {
+        let Ok(base) = crate::settings::bandwidth_limit(&self.db) else {
+            return;
+        };
+        let mut yielding = self
+            .yielding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let playing = self.playback.active_within(PLAYBACK_IDLE);
+        let limit = match self.options.player_yield {
+            Some(set) if playing => {
+                let limit = *yielding.get_or_insert_with(|| {
+                    let limit = match set {
+                        0 => (self.bandwidth.observed_rate() / 2).max(MIN_PLAYER_YIELD),
+                        set => set,
+                    };
+                    tracing::info!(limit, "a player is streaming from storage: uploads yield");
+                    limit
+                });
+                if base == 0 {
+                    limit
+                } else {
+                    base.min(limit)
+                }
+            }
+            _ => {
+                if yielding.take().is_some() {
+                    tracing::info!(
+                        "playback has been idle for a minute: uploads go at their pace again"
+                    );
+                }
+                base
+            }
+        };
+        self.bandwidth.set_limit(limit);
+    }
+
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<JobControl>>> {
         self.running
             .lock()

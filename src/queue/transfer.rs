@@ -132,9 +132,7 @@ impl JobTransfer {
         if window_closed || is_paused_globally(db).unwrap_or(false) {
             self.control.request(Stop::Yield);
         }
-        if let Ok(limit) = crate::settings::bandwidth_limit(db) {
-            self.inner.bandwidth.set_limit(limit);
-        }
+        self.inner.apply_limit();
         if !self.job.file_unchanged() {
             self.control.request(Stop::Changed);
         }

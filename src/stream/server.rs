@@ -21,6 +21,7 @@ use crate::backends::{OpenBackends, TokenSources};
 use crate::db::{ChangeCheck, Db, Revision};
 use crate::error::{Error, Result, Setting};
 use crate::library::{self, LibraryEntry, LibraryItem};
+use crate::playback::Playback;
 use crate::secrets::{MasterKey, Vault};
 use crate::storage::{ErrorKind, RemotePath, StorageError, StreamTarget};
 
@@ -48,6 +49,8 @@ struct ServerState {
     check: ChangeCheck,
     backends: OpenBackends,
     http: reqwest::Client,
+    /// Told of every redirect and proxied stream, so that uploads yield to the player.
+    playback: Arc<Playback>,
 }
 
 /// Library entries as of one revision of the database.
@@ -67,6 +70,7 @@ impl StreamServer {
         vault: Arc<Vault>,
         accounts: Arc<dyn TokenSources>,
         master: &MasterKey,
+        playback: Arc<Playback>,
     ) -> Result<StreamServer> {
         let address = settings.address();
         let listener = tokio::net::TcpListener::bind(address)
@@ -97,6 +101,7 @@ impl StreamServer {
                 }),
                 check: ChangeCheck::new(CATALOG_FRESHNESS),
                 http: proxy::client(),
+                playback,
             }),
         })
     }
@@ -316,14 +321,31 @@ async fn stream(
         Ok(Ok(StreamTarget::Redirect { .. })) if method == Method::HEAD => {
             head_of(entry.size, content_type)
         }
-        Ok(Ok(StreamTarget::Redirect { url, .. })) => redirect(&url),
+        Ok(Ok(StreamTarget::Redirect { url, .. })) => {
+            state.playback.touch();
+            redirect(&url)
+        }
         Ok(Ok(StreamTarget::LocalFile(path))) => {
             file::serve(method, headers, path, content_type).await
         }
         Ok(Ok(StreamTarget::Proxy {
             url,
             headers: extra,
-        })) => proxy::forward(&state.http, method, headers, &url, &extra, content_type).await,
+        })) => {
+            let streaming = state.playback.streaming();
+            let response =
+                proxy::forward(&state.http, method, headers, &url, &extra, content_type).await;
+            // Playback lasts as long as the body streams to the player.
+            response.map(|body| {
+                Body::from_stream(futures_util::StreamExt::map(
+                    body.into_data_stream(),
+                    move |chunk| {
+                        let _streaming = &streaming;
+                        chunk
+                    },
+                ))
+            })
+        }
     }
 }
 

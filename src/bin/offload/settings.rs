@@ -48,6 +48,12 @@ pub struct SettingsArgs {
     /// never (`offload library scan` still does it on demand).
     #[arg(long, value_parser = parse_duration)]
     library_scan: Option<Duration>,
+    /// Slow uploads down while a player streams from storage through the stream server: on or off.
+    #[arg(long, value_parser = parse_switch)]
+    yield_to_players: Option<bool>,
+    /// What uploads keep to while they yield, e.g. 2M; 0: half of what they took before.
+    #[arg(long, value_parser = crate::parse_rate)]
+    player_yield_limit: Option<u64>,
     /// Desktop notifications for finished and failed uploads: on or off.
     #[arg(long, value_parser = parse_switch)]
     notifications: Option<bool>,
@@ -101,6 +107,8 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
         || args.bandwidth_schedule.is_some()
         || args.stream_port.is_some()
         || args.library_scan.is_some()
+        || args.yield_to_players.is_some()
+        || args.player_yield_limit.is_some()
         || args.notifications.is_some()
         || args.autostart.is_some();
     let settings = if changed {
@@ -112,6 +120,8 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
                 bandwidth_schedule,
                 stream_port,
                 library_scan_secs,
+                yield_to_players,
+                player_yield_limit,
                 notifications,
                 autostart,
                 ..
@@ -128,6 +138,8 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
             *library_scan_secs = args
                 .library_scan
                 .map_or(*library_scan_secs, |d| d.as_secs());
+            *yield_to_players = args.yield_to_players.unwrap_or(*yield_to_players);
+            *player_yield_limit = args.player_yield_limit.unwrap_or(*player_yield_limit);
             *notifications = args.notifications.unwrap_or(*notifications);
             *autostart = args.autostart.unwrap_or(*autostart);
         })?
@@ -171,6 +183,14 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
                 "every {}",
                 format_duration(every)
             ))
+    );
+    println!(
+        "yield to players     {}",
+        match (settings.yield_to_players, settings.player_yield_limit) {
+            (false, _) => "off".to_owned(),
+            (true, 0) => "on, to half the upload rate".to_owned(),
+            (true, rate) => format!("on, to {}/s", human_bytes(rate)),
+        }
     );
     println!("notifications        {}", on(settings.notifications));
     println!(

@@ -44,6 +44,15 @@ url_lifetime_secs: number,
  */
 library_scan_secs: number, 
 /**
+ * While a player streams from remote storage through the stream server (and for a minute
+ * after), uploads slow down to leave it the link.
+ */
+yield_to_players: boolean, 
+/**
+ * Bytes per second uploads keep to while they yield; 0: half of what they took before.
+ */
+player_yield_limit: number, 
+/**
  * Desktop notifications for finished and failed uploads.
  */
 notifications: boolean, 

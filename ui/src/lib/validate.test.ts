@@ -102,6 +102,8 @@ describe("settings", () => {
     workers: 2,
     bandwidth_limit: 5 * 1024 * 1024,
     bandwidth_schedule: "",
+    yield_to_players: true,
+    player_yield_limit: 0,
     quiet_period_secs: 30,
     stream_port: 8765,
     stream_bind: "127.0.0.1",
