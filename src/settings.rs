@@ -269,7 +269,8 @@ impl Settings {
         Duration::from_secs(self.url_lifetime_secs)
     }
 
-    /// What uploads keep to while a player streams (see [`crate::queue::QueueOptions`]).
+    /// What uploads keep to while a player streams: `None` when they do not yield, `Some(0)` for
+    /// half of what they took before.
     pub fn player_yield(&self) -> Option<u64> {
         self.yield_to_players.then_some(self.player_yield_limit)
     }
