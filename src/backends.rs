@@ -174,17 +174,24 @@ impl BackendForm {
     }
 }
 
-/// The OAuth client id registered for `provider`: `OFFLOAD_GOOGLE_CLIENT_ID` (or `…MICROSOFT…`),
-/// else the setting `oauth.google.client_id`; empty when neither is set ([`ClientConfig::new`]
-/// then says what to do).
-fn configured_client_id(db: &Db, provider: Provider) -> Result<String> {
+/// The OAuth client id registered for `provider` when a backend names none: a person's own
+/// (`OFFLOAD_GOOGLE_CLIENT_ID` or `…MICROSOFT…` in the environment, else the setting
+/// `oauth.google.client_id`), else the one built into this build; empty when there is none
+/// ([`ClientConfig::new`] then says what to do).
+pub fn configured_client_id(db: &Db, provider: Provider) -> Result<String> {
     let name = provider.as_str();
     if let Ok(id) = std::env::var(format!("OFFLOAD_{}_CLIENT_ID", name.to_ascii_uppercase())) {
+        if !id.trim().is_empty() {
+            return Ok(id);
+        }
+    }
+    if let Some(id) = db
+        .setting(&format!("oauth.{name}.client_id"))?
+        .filter(|id| !id.trim().is_empty())
+    {
         return Ok(id);
     }
-    Ok(db
-        .setting(&format!("oauth.{name}.client_id"))?
-        .unwrap_or_default())
+    Ok(provider.built_in_client_id().unwrap_or_default().to_owned())
 }
 
 impl BackendSettings {

@@ -409,6 +409,15 @@ pub fn held_back(state: State<'_, AppState>) -> Answer<offload::queue::Held> {
     Ok(state.engine.held_back()?)
 }
 
+/// Whether storage of `kind` can be signed in without a client id of the person's own.
+#[tauri::command]
+pub fn client_id_configured(
+    state: State<'_, AppState>,
+    kind: offload::storage::BackendKind,
+) -> Answer<bool> {
+    Ok(state.engine.client_id_configured(kind)?)
+}
+
 #[tauri::command]
 pub fn get_settings(state: State<'_, AppState>) -> Answer<Settings> {
     Ok(state.engine.settings()?)

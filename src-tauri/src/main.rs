@@ -162,6 +162,7 @@ fn main() {
             commands::connect_backend,
             commands::get_settings,
             commands::held_back,
+            commands::client_id_configured,
             commands::save_settings,
         ])
         .setup(move |app| {

@@ -6,6 +6,7 @@ use super::Engine;
 use crate::backends::{self, BackendForm, BackendRecord, Readiness};
 use crate::error::{Error, Result};
 use crate::queue;
+use crate::storage::cloud::Provider;
 use crate::storage::{BackendKind, ConnectionReport};
 
 /// A backend as the shells list it: no secrets, where it is, and whether it can be used now.
@@ -58,6 +59,16 @@ impl Engine {
 
     pub fn backend_view(&self, id: i64) -> Result<BackendView> {
         self.view(backends::get(&self.db, id)?)
+    }
+
+    /// Whether backends of `kind` can be signed in without a client id of their own: a person's
+    /// registration is configured, or this build carries one. Storage that needs no sign-in:
+    /// always.
+    pub fn client_id_configured(&self, kind: BackendKind) -> Result<bool> {
+        match Provider::of(kind) {
+            Some(provider) => Ok(!backends::configured_client_id(&self.db, provider)?.is_empty()),
+            None => Ok(true),
+        }
     }
 
     pub fn backend_named(&self, profile_id: i64, name: &str) -> Result<BackendRecord> {

@@ -73,6 +73,16 @@ impl Provider {
         }
     }
 
+    /// The client id a packager built in (`OFFLOAD_GOOGLE_CLIENT_ID` / `OFFLOAD_MICROSOFT_CLIENT_ID`
+    /// in the build's environment), if any: a person's own registration overrides it.
+    pub fn built_in_client_id(self) -> Option<&'static str> {
+        match self {
+            Provider::Google => option_env!("OFFLOAD_GOOGLE_CLIENT_ID"),
+            Provider::Microsoft => option_env!("OFFLOAD_MICROSOFT_CLIENT_ID"),
+        }
+        .filter(|id| !id.trim().is_empty())
+    }
+
     /// The narrowest scopes that let Offload manage the files it uploads: Drive's `drive.file`
     /// covers only files this app created; Microsoft needs `offline_access` for a refresh
     /// token and `User.Read` to name the account.

@@ -100,6 +100,8 @@ export const api = {
 
   /** The uploads closed upload windows hold back now; `held` events say when it changes. */
   heldBack: () => invoke<Held>("held_back"),
+  /** Whether storage of `kind` signs in without a client id of the person's own. */
+  clientIdConfigured: (kind: BackendKind) => invoke<boolean>("client_id_configured", { kind }),
   getSettings: () => invoke<Settings>("get_settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
 };

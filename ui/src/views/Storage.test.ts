@@ -61,6 +61,21 @@ async function openS3Form() {
 }
 
 describe("Add storage", () => {
+  it("walks a person through registering an app when this build has no client id", async () => {
+    vi.mocked(api.clientIdConfigured).mockImplementation(async (kind) => kind === "onedrive");
+    const user = userEvent.setup();
+    render(Storage);
+    await user.click(await screen.findByTestId("add-storage"));
+    await user.selectOptions(screen.getByTestId("backend-kind"), "google-drive");
+    const steps = await screen.findByTestId("register-app");
+    expect(steps).toHaveTextContent("Desktop app");
+    expect(steps).toHaveTextContent("enable the Google Drive API");
+
+    await user.selectOptions(screen.getByTestId("backend-kind"), "onedrive");
+    await vi.waitFor(() => expect(screen.queryByTestId("register-app")).toBeNull());
+    expect(api.clientIdConfigured).toHaveBeenCalledWith("onedrive");
+  });
+
   it("shows each check of a connection test, failures with their detail", async () => {
     vi.mocked(api.testBackendForm).mockResolvedValue({
       checks: [
