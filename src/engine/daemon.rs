@@ -228,7 +228,12 @@ impl Engine {
             self.playback.clone(),
         )
         .await?;
-        Ok(Some(tokio::spawn(server.serve(stop))))
+        // The local API answers on the same listener, with an engine of its own.
+        let api = super::api::router(
+            Engine::open(&self.data_dir)?.telling(self.events.clone()),
+            settings.base_url(),
+        );
+        Ok(Some(tokio::spawn(server.with_routes(api).serve(stop))))
     }
 
     /// Aborts unfinished multipart uploads that Offload started and no job can continue any more

@@ -12,7 +12,7 @@ use crate::backends::BackendRecord;
 use crate::error::{Error, Result};
 use crate::filter::FileFilter;
 use crate::profiles::{self, AfterUpload, Profile, WatchFolder};
-use crate::queue::{self, Enqueued, JobState};
+use crate::queue::{self, Enqueued, Event, JobState};
 
 /// Where handed-over files go, where the caller says.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +85,15 @@ impl Engine {
             for file in files {
                 outcomes
                     .push(self.hand_over_file(&profile, &backend, folder, &base, file, options)?);
+            }
+        }
+        // Listeners hear of them before the daemon, woken, can start them.
+        for outcome in &outcomes {
+            if let HandedOver::Queued { path, job } = outcome {
+                let _ = self.events.send(Event::Queued {
+                    job_id: *job,
+                    local_path: path.clone(),
+                });
             }
         }
         self.wake_daemon();

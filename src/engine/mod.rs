@@ -4,6 +4,7 @@
 //! its one place here or below, and the shells only turn arguments and answers into their own
 //! words. The daemon itself is in [`daemon`].
 
+pub mod api;
 mod backends;
 mod daemon;
 mod hand_over;
@@ -108,6 +109,12 @@ impl Engine {
     /// The live backend of row `id`, as its row stands now.
     pub fn backend(&self, id: i64) -> Result<Arc<dyn crate::storage::StorageBackend>> {
         self.backends.get(id)
+    }
+
+    /// This engine, its events going to `events` (another engine's listeners) instead.
+    pub(crate) fn telling(mut self, events: broadcast::Sender<Event>) -> Engine {
+        self.events = events;
+        self
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

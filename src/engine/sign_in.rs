@@ -52,6 +52,25 @@ impl Engine {
         })
     }
 
+    /// Starts a sign-in whose browser comes back to `callback` (the local API's callback route),
+    /// for a backend of `provider`'s; returns the address to open.
+    pub fn start_sign_in_returning_to(
+        &self,
+        backend_id: i64,
+        provider: Provider,
+        callback: &str,
+    ) -> Result<String> {
+        let record = backends::get(&self.db, backend_id)?;
+        let (config, _) = record.cloud(&self.vault)?;
+        if config.client.provider != provider {
+            return Err(Error::Invalid(format!(
+                "backend {:?} signs in with {}, not {provider}",
+                record.name, config.client.provider
+            )));
+        }
+        Ok(oauth::begin(&self.db, &self.vault, &record, callback)?.url)
+    }
+
     /// Finishes a sign-in from the URL the browser came back to (a deep link): see
     /// [`oauth::complete`]. The backend's uploads that waited for it go at once.
     pub async fn complete_sign_in(&self, callback_url: &str) -> Result<Connected> {

@@ -33,6 +33,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct StreamServer {
     listener: tokio::net::TcpListener,
     state: Arc<ServerState>,
+    /// More routes to serve on the same listener, behind the same guard (the local API).
+    extra: Option<Router>,
 }
 
 struct ServerState {
@@ -89,6 +91,7 @@ impl StreamServer {
         };
         Ok(StreamServer {
             listener,
+            extra: None,
             state: Arc::new(ServerState {
                 backends: OpenBackends::new(db.clone(), vault, accounts, CATALOG_FRESHNESS),
                 db,
@@ -106,6 +109,12 @@ impl StreamServer {
         })
     }
 
+    /// Serves `routes` too, behind the same `Host` check and request log.
+    pub fn with_routes(mut self, routes: Router) -> StreamServer {
+        self.extra = Some(routes);
+        self
+    }
+
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }
@@ -113,13 +122,17 @@ impl StreamServer {
     /// Serves until `shutdown` fires, then lets open streams finish for a moment.
     pub async fn serve(self, shutdown: CancellationToken) {
         let address = self.local_addr();
-        let router = Router::new()
+        let mut router = Router::new()
             .route("/health", get(health))
             .route("/api/{kind}/{id}/stream", get(stream_route))
             .route("/api/profiles/{id}/playlist.m3u8", get(profile_playlist))
+            .with_state(self.state.clone());
+        if let Some(extra) = self.extra {
+            router = router.merge(extra);
+        }
+        let router = router
             .fallback(not_found)
-            .layer(middleware::from_fn_with_state(self.state.clone(), guard))
-            .with_state(self.state);
+            .layer(middleware::from_fn_with_state(self.state, guard));
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
             let _ = stream.set_nodelay(true);
         });

@@ -355,14 +355,21 @@ pub fn redirected(url: &str) -> Answer {
 
 /// One request, redirects not followed. A `Host` in `headers` replaces the one from the URL.
 pub fn fetch(url: &str, method: &str, headers: &[(&str, &str)]) -> Answer {
+    fetch_with_body(url, method, headers, b"")
+}
+
+/// [`fetch`], sending `body`.
+pub fn fetch_with_body(url: &str, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
     let rest = url.strip_prefix("http://").expect("an http:// URL");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
     let mut stream = TcpStream::connect(host).expect("connect");
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !headers
         .iter()
         .any(|(name, _)| name.eq_ignore_ascii_case("host"))
@@ -374,6 +381,7 @@ pub fn fetch(url: &str, method: &str, headers: &[(&str, &str)]) -> Answer {
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).expect("send");
+    stream.write_all(body).expect("send the body");
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
     reader.read_line(&mut status_line).expect("status");

@@ -90,6 +90,9 @@ enum Command {
     Settings(settings::SettingsArgs),
     /// Show where the master key that seals secrets lives (creating it on first use).
     Key,
+    /// The local HTTP API of a running Offload (for scripts and apps).
+    #[command(subcommand)]
+    Api(settings::ApiCommand),
 }
 
 fn parse_state(text: &str) -> Result<JobState, String> {
@@ -221,6 +224,7 @@ async fn command(engine: &Engine, command: Command, json: bool) -> CliResult {
         Command::Stream(args) => settings::stream(engine, args, json),
         Command::Settings(args) => settings::settings(engine, args, json),
         Command::Key => settings::key(engine, json),
+        Command::Api(command) => settings::api(engine, command, json),
     }
 }
 

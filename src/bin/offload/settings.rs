@@ -200,6 +200,39 @@ pub fn settings(engine: &Engine, args: SettingsArgs, json: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(clap::Subcommand)]
+pub enum ApiCommand {
+    /// Print the API's key (made on first use) and where the API answers.
+    Key {
+        /// Make a new key; the old one stops working at once.
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
+pub fn api(engine: &Engine, command: ApiCommand, json: bool) -> CliResult {
+    let ApiCommand::Key { rotate } = command;
+    let key = engine.api_key(rotate)?;
+    let url = format!(
+        "{}/api/",
+        StreamSettings::from_settings(&engine.settings()?).base_url()
+    );
+    if json {
+        print_json(&serde_json::json!({ "key": key.as_str(), "url": url }))?;
+    } else {
+        println!("{}", key.as_str());
+        eprintln!(
+            "Send it as `Authorization: Bearer KEY` to {url} (the document: {url}openapi.json){}",
+            if rotate {
+                "; the old key no longer works"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn key(engine: &Engine, json: bool) -> CliResult {
     let sealer = engine.vault().sealer()?;
     let key = sealer.key();
