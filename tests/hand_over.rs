@@ -170,28 +170,46 @@ fn a_file_still_being_written_is_refused_with_the_reason() {
     refused(&film, "Film.mkv.aria2 beside it");
     std::fs::remove_file(watch.join("Film.mkv.aria2")).unwrap();
 
-    // A shell holding the file open for appending until its input closes.
-    let mut writer = Command::new("sh")
-        .arg("-c")
-        .arg("exec 3>>\"$0\"; echo open; read _")
-        .arg(&film)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(writer.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let writer = HeldOpen::new(&film, ">>");
     refused(&film, "open for writing");
-    drop(writer.stdin.take());
-    writer.wait().unwrap();
+    drop(writer);
     assert!(sandbox.jobs().is_empty(), "nothing was queued");
 
+    // A program only reading it (a player, a torrent client seeding) does not hold it back.
+    let _reader = HeldOpen::new(&film, "<");
     let said = sandbox.ok(&["add", film.to_str().unwrap()]);
     assert!(said.contains("queued"), "{said}");
+}
+
+/// A shell holding a file open on descriptor 3 (`>>` appending, `<` reading) until dropped.
+struct HeldOpen(Child);
+
+impl HeldOpen {
+    fn new(path: &Path, redirect: &str) -> HeldOpen {
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec 3{redirect}\"$0\"; echo open; read _"))
+            .arg(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(shell.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "open\n");
+        HeldOpen(shell)
+    }
+}
+
+impl Drop for HeldOpen {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
 }
 
 /// Without a running Offload the files wait in the queue, and `add` says so and how to start

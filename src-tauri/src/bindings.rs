@@ -63,7 +63,7 @@ mod tests {
             crate::commands::Problem,
             crate::commands::ScanView,
             crate::commands::Overview,
-            crate::commands::NewBackend,
+            offload::engine::NewBackend,
             crate::links::AccountConnected,
             crate::links::AccountFailed,
         );

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use offload::backends::BackendForm;
-use offload::engine::{BackendView, LibraryRow, ProfileView, Saved};
+use offload::engine::{BackendView, LibraryRow, NewBackend, ProfileView, Saved};
 use offload::library::LibraryItem;
 use offload::profiles::{AfterUpload, NewWatchFolder};
 use offload::queue::Job;
@@ -13,7 +13,7 @@ use offload::settings::Settings;
 use offload::storage::s3::{Preset, Provider as S3Provider};
 use offload::storage::ConnectionReport;
 use offload::{template, Action};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tauri::{AppHandle, Emitter, State};
 use tauri_plugin_dialog::DialogExt as _;
 
@@ -259,20 +259,6 @@ pub fn s3_presets() -> Vec<Preset> {
         .into_iter()
         .map(S3Provider::preset)
         .collect()
-}
-
-/// The storage form: where it goes, and the backend it describes; with `id`, a change of that
-/// backend's settings (empty secrets keep the stored ones).
-#[derive(Deserialize, ts_rs::TS)]
-pub struct NewBackend {
-    #[serde(default)]
-    id: Option<i64>,
-    profile_id: i64,
-    name: String,
-    #[serde(default)]
-    make_default: bool,
-    #[serde(flatten)]
-    form: BackendForm,
 }
 
 /// A stored backend's settings for the storage form, without its secrets.

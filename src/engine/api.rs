@@ -26,8 +26,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
-use super::{Engine, HandOver, Saved};
-use crate::backends::BackendForm;
+use super::{Engine, HandOver, NewBackend, Saved};
 use crate::error::{Error, Result};
 use crate::profiles::AfterUpload;
 use crate::queue::JobState;
@@ -498,16 +497,6 @@ async fn list_backends(State(state): State<Arc<ApiState>>, RawQuery(query): RawQ
     ok(state
         .engine
         .list_backends(query_id(&query, "profile_id")?)?)
-}
-
-#[derive(Deserialize)]
-struct NewBackend {
-    profile_id: i64,
-    name: String,
-    #[serde(default)]
-    make_default: bool,
-    #[serde(flatten)]
-    form: BackendForm,
 }
 
 async fn add_backend(State(state): State<Arc<ApiState>>, bytes: Bytes) -> Answer {

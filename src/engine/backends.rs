@@ -1,6 +1,6 @@
 //! Storage backends, as both shells add, change, test and remove them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::backends::{self, BackendForm, BackendRecord, Readiness};
@@ -21,6 +21,20 @@ pub struct BackendView {
     pub location: String,
     #[serde(flatten)]
     pub readiness: Readiness,
+}
+
+/// The storage form as the window and the local API send it: where it goes, and the backend it
+/// describes; with `id`, a change of that backend's settings (empty secrets keep the stored ones).
+#[derive(Debug, Deserialize, ts_rs::TS)]
+pub struct NewBackend {
+    #[serde(default)]
+    pub id: Option<i64>,
+    pub profile_id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub make_default: bool,
+    #[serde(flatten)]
+    pub form: BackendForm,
 }
 
 /// How saving a backend's settings went.

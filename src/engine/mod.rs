@@ -14,7 +14,7 @@ mod profiles;
 mod settings;
 mod sign_in;
 
-pub use backends::{BackendView, Saved};
+pub use backends::{BackendView, NewBackend, Saved};
 pub use daemon::RunOverrides;
 pub use hand_over::{HandOver, HandedOver};
 pub use library::{BackendScan, LibraryRow};

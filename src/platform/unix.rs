@@ -149,42 +149,6 @@ mod tests {
         assert_eq!(link_count(&file).unwrap(), 2);
     }
 
-    /// Another process (a shell holding the file on descriptor 3 until its input closes) writing
-    /// the file is seen; the same process only reading it, or gone, is not.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_file_another_process_writes_is_seen_as_open_for_writing() {
-        use std::process::{Command, Stdio};
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("Film.mkv");
-        std::fs::write(&file, b"x").unwrap();
-        let holding = |redirect: &str| {
-            let mut child = Command::new("sh")
-                .arg("-c")
-                .arg(format!("exec 3{redirect}\"$0\"; echo open; read _"))
-                .arg(&file)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-                &mut line,
-            )
-            .unwrap();
-            assert_eq!(line, "open\n");
-            let seen = open_for_writing_elsewhere(&file);
-            drop(child.stdin.take());
-            child.wait().unwrap();
-            seen
-        };
-        assert!(holding(">>"), "appending");
-        assert!(holding("<>"), "reading and writing");
-        assert!(!holding("<"), "only reading");
-        assert!(!open_for_writing_elsewhere(&file), "nobody");
-    }
-
     #[test]
     fn a_positioned_read_leaves_the_cursor_alone() {
         use std::io::{Read, Write};
