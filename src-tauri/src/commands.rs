@@ -208,6 +208,13 @@ pub fn update_profile(
         .update_profile(id, &remote_template, &after_upload)?)
 }
 
+/// Lets a profile upload only between two times of day (`01:00-07:00`), or at any time (`None`).
+#[tauri::command]
+pub fn set_upload_window(state: State<'_, AppState>, id: i64, window: Option<String>) -> Answer {
+    state.engine.set_upload_window(id, window.as_deref())?;
+    Ok(())
+}
+
 #[tauri::command(rename_all = "snake_case")]
 pub fn preview_template(remote_template: String, sample: String) -> Answer<String> {
     Ok(template::preview(&remote_template, "Profile", &sample)

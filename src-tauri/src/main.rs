@@ -162,6 +162,7 @@ fn main() {
             commands::connect_backend,
             commands::get_settings,
             commands::held_back,
+            commands::set_upload_window,
             commands::client_id_configured,
             commands::save_settings,
         ])

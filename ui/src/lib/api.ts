@@ -72,6 +72,8 @@ export const api = {
   createProfile: (name: string) => invoke<ProfileView>("create_profile", { name }),
   renameProfile: (id: number, name: string) => invoke<void>("rename_profile", { id, name }),
   deleteProfile: (id: number) => invoke<void>("delete_profile", { id }),
+  /** `window` like "01:00-07:00" (local time); null: at any time. */
+  setUploadWindow: (id: number, window: string | null) => invoke<void>("set_upload_window", { id, window }),
   updateProfile: (id: number, remote_template: string, after_upload: AfterUpload) =>
     invoke<void>("update_profile", { id, remote_template, after_upload }),
   /** Where `sample` (a file name like "Show.S01E02.mkv") would go; rejects a bad template with its reason. */

@@ -54,6 +54,18 @@ describe("Profiles", () => {
     expect(api.addWatchFolder).toHaveBeenCalledWith(2, "/dl/more", ["*.mkv", "*.mp4"], []);
   });
 
+  it("saves an upload window, and clears it again", async () => {
+    const user = userEvent.setup();
+    render(Profiles);
+    const section = await screen.findByTestId("profile-Shows");
+    await user.type(within(section).getByTestId("upload-window"), "01:00-07:00");
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setUploadWindow).toHaveBeenCalledWith(2, "01:00-07:00");
+    await user.clear(within(section).getByTestId("upload-window"));
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setUploadWindow).toHaveBeenLastCalledWith(2, null);
+  });
+
   it("saves the move policy with its folder", async () => {
     const user = userEvent.setup();
     render(Profiles);
