@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -333,11 +335,7 @@ fn upload_throughput() {
 
 fn main() {
     // `cargo bench` passes --bench; any other argument picks one benchmark by name.
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    let wanted = |name: &str| common::wanted(&[name]);
     if wanted("latency") {
         arrival_latency();
     }

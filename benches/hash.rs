@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,15 @@ use offload::storage::onedrive::quickxor::QuickXorHash;
 const SIZE: usize = 1 << 30;
 const RUNS: usize = 5;
 
-fn median(mut runs: Vec<Duration>) -> Duration {
+/// The median time `run` takes over [`RUNS`] runs.
+fn timed(mut run: impl FnMut()) -> Duration {
+    let mut runs: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .collect();
     runs.sort();
     runs[runs.len() / 2]
 }
@@ -23,11 +33,7 @@ fn gb_per_s(time: Duration) -> f64 {
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    if !only.is_empty() && !only.iter().any(|o| "hash".contains(o.as_str())) {
+    if !common::wanted(&["hash"]) {
         return;
     }
     let data: Vec<u8> = (0..SIZE as u64)
@@ -37,53 +43,35 @@ fn main() {
     let file = dir.path().join("film.mkv");
     std::fs::write(&file, &data).unwrap();
 
-    let memory = median(
-        (0..RUNS)
-            .map(|_| {
-                let started = Instant::now();
-                let mut hash = QuickXorHash::default();
-                for chunk in data.chunks(1 << 20) {
-                    hash.update(chunk);
-                }
-                std::hint::black_box(hash.finish());
-                started.elapsed()
-            })
-            .collect(),
-    );
-    let ours = median(
-        (0..RUNS)
-            .map(|_| {
-                let started = Instant::now();
-                let mut hash = QuickXorHash::default();
-                let mut reader = std::fs::File::open(&file).unwrap();
-                let mut buffer = vec![0u8; 1 << 20];
-                loop {
-                    let read = reader.read(&mut buffer).unwrap();
-                    if read == 0 {
-                        break;
-                    }
-                    hash.update(&buffer[..read]);
-                }
-                std::hint::black_box(hash.finish_base64());
-                started.elapsed()
-            })
-            .collect(),
-    );
-    let rclone = median(
-        (0..RUNS)
-            .map(|_| {
-                let started = Instant::now();
-                let status = std::process::Command::new("rclone")
-                    .args(["hashsum", "QuickXorHash"])
-                    .arg(&file)
-                    .stdout(std::process::Stdio::null())
-                    .status()
-                    .expect("rclone (scripts/bench installs it)");
-                assert!(status.success());
-                started.elapsed()
-            })
-            .collect(),
-    );
+    let memory = timed(|| {
+        let mut hash = QuickXorHash::default();
+        for chunk in data.chunks(1 << 20) {
+            hash.update(chunk);
+        }
+        std::hint::black_box(hash.finish());
+    });
+    let ours = timed(|| {
+        let mut hash = QuickXorHash::default();
+        let mut reader = std::fs::File::open(&file).unwrap();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let read = reader.read(&mut buffer).unwrap();
+            if read == 0 {
+                break;
+            }
+            hash.update(&buffer[..read]);
+        }
+        std::hint::black_box(hash.finish_base64());
+    });
+    let rclone = timed(|| {
+        let status = std::process::Command::new("rclone")
+            .args(["hashsum", "QuickXorHash"])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("rclone (scripts/bench installs it)");
+        assert!(status.success());
+    });
     println!("QuickXorHash of 1 GiB, median of {RUNS}:");
     println!("  Offload, in memory        {:6.2} GB/s", gb_per_s(memory));
     println!("  Offload, from the file    {:6.2} GB/s", gb_per_s(ours));

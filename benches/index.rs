@@ -50,11 +50,7 @@ fn fill(server: &s3::S3Server) {
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    if !only.is_empty() && !only.iter().any(|o| "index".contains(o.as_str())) {
+    if !common::wanted(&["index"]) {
         return;
     }
     let server = s3::garage();

@@ -34,15 +34,7 @@ fn write_file(path: &Path, len: usize, seed: u8) {
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    if !only.is_empty()
-        && !only
-            .iter()
-            .any(|o| "s3".contains(o.as_str()) || o == "upload")
-    {
+    if !common::wanted(&["s3", "upload"]) {
         return;
     }
     let server = s3::garage();

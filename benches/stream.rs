@@ -12,6 +12,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "common/select.rs"]
+mod select;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -209,11 +211,7 @@ fn ratio(offload: f64, other: f64) -> String {
 }
 
 fn main() {
-    let only: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with("--"))
-        .collect();
-    if !only.is_empty() && !only.iter().any(|o| "stream".contains(o.as_str())) {
+    if !select::wanted(&["stream"]) {
         return;
     }
     let server = garage();

@@ -135,6 +135,8 @@ pub enum Setting {
     BandwidthLimit,
     /// The bandwidth limit by time of day.
     BandwidthSchedule,
+    /// What uploads keep to while a player streams.
+    PlayerYieldLimit,
     StreamPort,
     /// The address the stream server listens on.
     StreamBind,

@@ -108,6 +108,9 @@ impl Setting {
             Setting::BandwidthSchedule => {
                 "a bandwidth timetable is times and rates like 08:00,2M 23:00,off (days optional, as in Mon-08:00,2M), or empty".into()
             }
+            Setting::PlayerYieldLimit => {
+                "the limit while a player streams must be 0 (half the upload rate) or more bytes per second".into()
+            }
             Setting::StreamPort => format!(
                 "the stream port must be from {MIN_STREAM_PORT} to 65535 (lower ports need administrator rights)"
             ),
@@ -120,11 +123,12 @@ impl Setting {
     }
 
     /// Every setting, in the order the window shows them.
-    pub const ALL: [Setting; 8] = [
+    pub const ALL: [Setting; 9] = [
         Setting::Workers,
         Setting::QuietPeriod,
         Setting::BandwidthLimit,
         Setting::BandwidthSchedule,
+        Setting::PlayerYieldLimit,
         Setting::StreamPort,
         Setting::StreamBind,
         Setting::UrlLifetime,
@@ -191,7 +195,7 @@ impl Settings {
             player_yield_limit: read(
                 db,
                 PLAYER_YIELD_LIMIT,
-                Setting::BandwidthLimit,
+                Setting::PlayerYieldLimit,
                 defaults.player_yield_limit,
             )?,
             notifications: flag(NOTIFICATIONS, defaults.notifications)?,

@@ -8,6 +8,9 @@ use std::process::{Command, Stdio};
 
 #[path = "../../tests/common/s3.rs"]
 pub mod s3;
+mod select;
+
+pub use select::wanted;
 
 pub const OFFLOAD: &str = env!("CARGO_BIN_EXE_offload");
 

@@ -382,35 +382,11 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> std::result::Result<T,
     })
 }
 
+/// Every value of `name` in the query string, decoded.
 fn query_values<'a>(query: &'a Option<String>, name: &'a str) -> impl Iterator<Item = String> + 'a {
-    query
-        .iter()
-        .flat_map(|query| query.split('&'))
-        .filter_map(move |pair| {
-            let (key, value) = pair.split_once('=')?;
-            (key == name).then(|| percent_decode(value))
-        })
-}
-
-fn percent_decode(text: &str) -> String {
-    let text = text.replace('+', " ");
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
-        match (bytes[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+        .filter(move |(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 fn query_id(query: &Option<String>, name: &str) -> std::result::Result<Option<i64>, Failure> {
@@ -756,6 +732,11 @@ mod tests {
             "/api/storage/callback"
         ));
         assert!(!matches_path("/api/openapi.json", "/api/openapi.json/x"));
-        assert_eq!(percent_decode("%2Fhome%2Fme+x"), "/home/me x");
+        let query = Some("state=done&profile_id=%33&state=failed+x".to_owned());
+        assert_eq!(
+            query_values(&query, "state").collect::<Vec<_>>(),
+            ["done", "failed x"]
+        );
+        assert_eq!(query_id(&query, "profile_id").ok().flatten(), Some(3));
     }
 }

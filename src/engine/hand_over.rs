@@ -66,17 +66,17 @@ impl Engine {
                 .map_err(|error| Error::io(format!("cannot resolve {}", dir.display()), error))?;
         }
         let options = &options;
+        let watched = profiles::watch_folders(&self.db, None)?;
         let mut outcomes = Vec::new();
         for given in paths {
             let path = std::path::absolute(given)
                 .map_err(|error| Error::io(format!("cannot resolve {}", given.display()), error))?;
-            let profile = self.profile_for(&path, options.profile.as_deref())?;
+            let profile = self.profile_for(&path, options.profile.as_deref(), &watched)?;
             let backend = match &options.backend {
                 Some(name) => self.backend_named(profile.id, name)?,
                 None => self.default_backend(profile.id)?,
             };
-            let folders = profiles::watch_folders(&self.db, Some(profile.id))?;
-            let folder = folders.iter().find(|folder| path.starts_with(&folder.path));
+            let folder = deepest_watching(&watched, &path, Some(profile.id));
             let base = path.parent().unwrap_or(&path).to_owned();
             let files = match path.is_dir() {
                 true => media_under(&path, folder)?,
@@ -111,15 +111,16 @@ impl Engine {
 
     /// The profile `path` is for: the one named, else the one watching its folder, else the only
     /// one there is.
-    fn profile_for(&self, path: &Path, named: Option<&str>) -> Result<Profile> {
+    fn profile_for(
+        &self,
+        path: &Path,
+        named: Option<&str>,
+        watched: &[WatchFolder],
+    ) -> Result<Profile> {
         if let Some(name) = named {
             return self.profile_named(name);
         }
-        let watching = profiles::watch_folders(&self.db, None)?
-            .into_iter()
-            .filter(|folder| path.starts_with(&folder.path))
-            .max_by_key(|folder| folder.path.components().count());
-        if let Some(folder) = watching {
+        if let Some(folder) = deepest_watching(watched, path, None) {
             return profiles::get(&self.db, folder.profile_id);
         }
         match <[Profile; 1]>::try_from(profiles::list(&self.db)?) {
@@ -190,6 +191,20 @@ impl Engine {
             },
         )
     }
+}
+
+/// The innermost of `watched` (of `profile`'s, if given) holding `path`: nested watched folders
+/// belong to the one nearest the file, as the watcher sees them.
+fn deepest_watching<'a>(
+    watched: &'a [WatchFolder],
+    path: &Path,
+    profile: Option<i64>,
+) -> Option<&'a WatchFolder> {
+    watched
+        .iter()
+        .filter(|folder| profile.is_none_or(|id| folder.profile_id == id))
+        .filter(|folder| path.starts_with(&folder.path))
+        .max_by_key(|folder| folder.path.components().count())
 }
 
 /// The media files under `dir` that the watched folder's rules (else the default media rule)

@@ -86,24 +86,29 @@ impl Default for QueueOptions {
 /// The queued uploads that closed upload windows hold back now, whoever will run them.
 pub fn held_back(db: &Db) -> Result<Held> {
     let (closed, opens) = crate::profiles::closed_windows(db, crate::schedule::local_now())?;
-    count_held(
-        db,
-        &serde_json::to_string(&closed).unwrap_or_else(|_| "[]".into()),
-        opens,
-    )
+    count_held(db, &closed, opens)
 }
 
-/// `closed`: the profiles' ids as a JSON array; `opens`: when the first of their windows opens.
-fn count_held(db: &Db, closed: &str, opens: Option<chrono::NaiveDateTime>) -> Result<Held> {
+/// `closed`: the profiles whose windows are closed; `opens`: when the first of them opens.
+/// Nothing is read while every window is open (or none is set), as is usual.
+fn count_held(db: &Db, closed: &[i64], opens: Option<chrono::NaiveDateTime>) -> Result<Held> {
+    if closed.is_empty() {
+        return Ok(Held::default());
+    }
     let jobs: usize = db.lock().query_row(
         "SELECT count(*) FROM upload_jobs WHERE state = 'queued' AND profile_id IN (SELECT value FROM json_each(?1))",
-        [closed],
+        [ids_json(closed)],
         |row| row.get(0),
     )?;
     Ok(Held {
         jobs,
         opens_at: opens.filter(|_| jobs > 0),
     })
+}
+
+/// Ids as a JSON array, for `json_each`.
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
 /// How long after a player's last request uploads yield.
@@ -261,8 +266,8 @@ impl Queue {
                     return Some(Instant::now() + Duration::from_secs(5));
                 }
             };
-        let closed_json = serde_json::to_string(&closed).unwrap_or_else(|_| "[]".into());
-        inner.tell_held(&closed_json, opens);
+        inner.tell_held(&closed, opens);
+        let closed_json = ids_json(&closed);
         while inner.lock_running().len() < inner.options.workers.max(1) {
             match inner.claim_next(&closed_json) {
                 Ok(Some(job)) => {
@@ -372,7 +377,7 @@ impl Inner {
     /// worker still runs it: it keeps its owner, and is not claimed a second time.
     fn running_json(&self) -> String {
         let ids: Vec<i64> = self.lock_running().keys().copied().collect();
-        serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
+        ids_json(&ids)
     }
 
     fn claim_next(&self, closed: &str) -> Result<Option<Job>> {
@@ -407,7 +412,7 @@ impl Inner {
     }
 
     /// Says how many queued jobs the closed windows hold back, when that changed.
-    fn tell_held(&self, closed: &str, opens: Option<chrono::NaiveDateTime>) {
+    fn tell_held(&self, closed: &[i64], opens: Option<chrono::NaiveDateTime>) {
         let held = match count_held(&self.db, closed, opens) {
             Ok(held) => held,
             Err(error) => {

@@ -31,6 +31,7 @@ fn setting_command(setting: Setting) -> &'static str {
         Setting::QuietPeriod => "`offload settings --quiet-period 5s`",
         Setting::BandwidthLimit => "`offload limit RATE`",
         Setting::BandwidthSchedule => "`offload limit \"08:00,2M 23:00,off\"`",
+        Setting::PlayerYieldLimit => "`offload settings --player-yield-limit 2M`",
         Setting::LibraryScan => "`offload settings --library-scan 5m` (or 0 for never)",
     }
 }

@@ -4,7 +4,7 @@
 
 export type Action = { "do": "sign-in", backend_id: number, } | { "do": "change-backend", backend_id: number | null, field: Field, } | { "do": "change-setting", setting: Setting, } | { "do": "set-clock" } | { "do": "free-space" };
 
-export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "bandwidth_schedule" | "stream_port" | "stream_bind" | "url_lifetime" | "library_scan";
+export type Setting = "workers" | "quiet_period" | "bandwidth_limit" | "bandwidth_schedule" | "player_yield_limit" | "stream_port" | "stream_bind" | "url_lifetime" | "library_scan";
 
 export type Settings = { 
 /**
@@ -206,6 +206,7 @@ export const SETTING_RULES: Record<Setting, string> = {
   "bandwidth_limit": "the bandwidth limit must be 0 (none) or more bytes per second",
   "bandwidth_schedule": "a bandwidth timetable is times and rates like 08:00,2M 23:00,off (days optional, as in Mon-08:00,2M), or empty",
   "library_scan": "storage is looked through for changes every 1 minute to 1 day, or never (0)",
+  "player_yield_limit": "the limit while a player streams must be 0 (half the upload rate) or more bytes per second",
   "quiet_period": "the quiet period must be from 0 to 86400 seconds",
   "stream_bind": "the stream server's address must be an IP address of this computer",
   "stream_port": "the stream port must be from 1024 to 65535 (lower ports need administrator rights)",

@@ -109,6 +109,7 @@ export const SETTING_LABELS: Record<Setting, string> = {
   quiet_period: "Quiet period",
   bandwidth_limit: "Bandwidth limit",
   bandwidth_schedule: "Bandwidth by time of day",
+  player_yield_limit: "Limit while a player streams",
   stream_port: "Stream port",
   stream_bind: "Stream address",
   url_lifetime: "Stream URL lifetime",
