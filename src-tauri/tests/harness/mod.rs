@@ -141,14 +141,18 @@ impl Desktop {
         Process(command.spawn().expect("start offload-desktop"))
     }
 
-    /// `tauri-driver` serving WebDriver sessions that start the app in this desktop.
+    /// `tauri-driver` serving WebDriver sessions that start the app in this desktop, returned
+    /// once both it and the WebKitWebDriver behind it listen: tauri-driver listens at once and
+    /// drops any request it cannot forward yet, which a loaded machine made the first session
+    /// request of a test.
     pub fn driver(&self) -> (Process, u16) {
         let port = free_port();
+        let native_port = free_port();
         let mut command = Command::new(tauri_driver());
         self.env(&mut command);
         command
             .args(["--port", &port.to_string()])
-            .args(["--native-port", &free_port().to_string()])
+            .args(["--native-port", &native_port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.path("app.log")).expect("log"));
@@ -157,8 +161,10 @@ impl Desktop {
                 .spawn()
                 .expect("tauri-driver (cargo install tauri-driver)"),
         );
-        wait_until("tauri-driver to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        wait_until("tauri-driver and WebKitWebDriver to listen", || {
+            [port, native_port]
+                .iter()
+                .all(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
         });
         (driver, port)
     }
