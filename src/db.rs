@@ -43,6 +43,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_upload_windows.sql",
         include_str!("../migrations/0008_upload_windows.sql"),
     ),
+    (
+        "0009_media_info.sql",
+        include_str!("../migrations/0009_media_info.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

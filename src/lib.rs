@@ -13,6 +13,7 @@ pub mod logging;
 pub mod oauth;
 pub mod platform;
 pub mod playback;
+pub mod probe;
 pub mod profiles;
 pub mod queue;
 pub mod schedule;

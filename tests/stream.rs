@@ -143,12 +143,24 @@ fn a_local_video_plays_and_seeks_through_its_url_and_the_playlist() {
     assert_eq!(changed.status, 200);
     assert!(changed.body == video);
 
-    // The playlist the README tells people to open: from the command line and from the server.
-    let printed = sandbox.ok(&["playlist", "--profile", "Home"]);
-    assert!(
-        printed.contains("#EXTINF:-1,Big Film (2024)\n"),
-        "{printed}"
+    // What the file holds, read from its headers before the upload, in the library.
+    let media = &sandbox.media()[0]["media"];
+    assert_eq!(media["duration_ms"], 5000, "{media}");
+    assert_eq!(media["video"]["codec"], "mpeg4", "{media}");
+    assert_eq!(
+        (
+            media["video"]["width"].as_u64(),
+            media["video"]["height"].as_u64()
+        ),
+        (Some(160), Some(120))
     );
+    let listed = sandbox.ok(&["media", "list"]);
+    assert!(listed.contains("0:05 · 120p · MPEG-4"), "{listed}");
+
+    // The playlist the README tells people to open: from the command line and from the server,
+    // with the length players show before they open the file.
+    let printed = sandbox.ok(&["playlist", "--profile", "Home"]);
+    assert!(printed.contains("#EXTINF:5,Big Film (2024)\n"), "{printed}");
     assert_eq!(playlist_urls(&printed), vec![url.clone()]);
     let playlist_url = sandbox
         .ok(&["playlist", "--profile", "Home", "--url"])

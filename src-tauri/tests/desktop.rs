@@ -336,10 +336,18 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
         )
         .await;
 
-    // A download finishes in the watched folder: the transfer reaches 100%.
-    let bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    // A download finishes in the watched folder (a real film, made by ffmpeg as the browser
+    // writes it, under a partial name): the transfer reaches 100%.
     let partial = watched.join("Night.Walk.2024.mkv.part");
-    std::fs::write(&partial, &bytes).unwrap();
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc=duration=4:size=320x240:rate=25")
+        .args(["-c:v", "mpeg4", "-f", "matroska"])
+        .arg(&partial)
+        .status()
+        .expect("ffmpeg (Debian package ffmpeg) is installed");
+    assert!(made.success());
+    let bytes = std::fs::read(&partial).unwrap();
     std::fs::rename(&partial, watched.join("Night.Walk.2024.mkv")).unwrap();
     window.click("[data-testid=nav-transfers]").await;
     let done = window
@@ -357,9 +365,16 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
         "the finished transfer names the file"
     );
 
-    // It is in the Library, and its stream URL serves the file's bytes.
+    // It is in the Library with what its headers say, and its stream URL serves its bytes.
     window.click("[data-testid=nav-library]").await;
     let item = window.find("[data-testid=library-item]").await;
+    window
+        .text_until(
+            "[data-testid=library-item] [data-testid=library-media]",
+            "the film's length, picture and codec",
+            |text| text == "0:04 · 240p · MPEG-4",
+        )
+        .await;
     let url = item
         .attr("data-stream-url")
         .await

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::backends::OpenBackends;
 use crate::db::{now_ms, path_text, Db};
 use crate::error::Result;
+use crate::probe::MediaInfo;
 use crate::storage::{Checksum, RemotePath};
 use crate::template::{parse_episode, tidy_title};
 
@@ -48,6 +49,8 @@ pub struct UploadedFile<'a> {
     pub remote_id: Option<&'a str>,
     /// The stored object's tag, where the upload's answer said it.
     pub remote_tag: Option<&'a str>,
+    /// What the file holds, where it could be probed.
+    pub media_info: Option<&'a MediaInfo>,
 }
 
 /// Records a verified upload inside the queue's finishing transaction. Uploading to a remote
@@ -72,6 +75,9 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
             remote_tag: file.remote_tag,
             remote_id: file.remote_id,
             uploaded_at: Some(now_ms()),
+            media_info: file
+                .media_info
+                .and_then(|info| serde_json::to_string(info).ok()),
         },
     )
 }
@@ -92,6 +98,8 @@ struct Stored<'a> {
     remote_tag: Option<&'a str>,
     remote_id: Option<&'a str>,
     uploaded_at: Option<i64>,
+    /// What the file holds, as JSON; none for an object only listed.
+    media_info: Option<String>,
 }
 
 /// Inserts the item, or replaces what the row for its remote path said: one row per object.
@@ -116,14 +124,14 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
         );
         let id: i64 = tx.prepare_cached(
             "INSERT INTO episodes (series_id, season, episode, title, file_path, storage_backend_id, storage_path, size,
-                                   content_type, checksum, status, uploaded_at, remote_tag, remote_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13, ?14)
+                                   content_type, checksum, status, uploaded_at, remote_tag, remote_id, created_at, media_info)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
                  series_id = excluded.series_id, season = excluded.season, episode = excluded.episode,
                  title = excluded.title, file_path = excluded.file_path, size = excluded.size,
                  content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
                  uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag,
-                 remote_id = excluded.remote_id
+                 remote_id = excluded.remote_id, media_info = excluded.media_info
              RETURNING id",
         )?.query_row(
             params![
@@ -140,7 +148,8 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
                 item.uploaded_at,
                 item.remote_tag,
                 item.remote_id,
-                now
+                now,
+                item.media_info
             ],
             |row| row.get(0),
         )?;
@@ -155,13 +164,13 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
     );
     let id: i64 = tx.prepare_cached(
         "INSERT INTO media (profile_id, kind, title, file_path, storage_backend_id, storage_path, size, content_type,
-                            checksum, status, uploaded_at, remote_tag, remote_id, created_at)
-         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11, ?12)
+                            checksum, status, uploaded_at, remote_tag, remote_id, created_at, media_info)
+         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
              title = excluded.title, file_path = excluded.file_path, size = excluded.size,
              content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
              uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag,
-             remote_id = excluded.remote_id
+             remote_id = excluded.remote_id, media_info = excluded.media_info
          RETURNING id",
     )?.query_row(
         params![
@@ -176,7 +185,8 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
             item.uploaded_at,
             item.remote_tag,
             item.remote_id,
-            now
+            now,
+            item.media_info
         ],
         |row| row.get(0),
     )?;
@@ -235,6 +245,8 @@ pub struct LibraryEntry {
     pub checksum: Option<String>,
     pub status: String,
     pub uploaded_at: Option<i64>,
+    /// What the file holds (duration, picture, tracks), where it has been probed.
+    pub media: Option<MediaInfo>,
 }
 
 /// The library of one profile (or all), files first, then series with their episodes in order.
@@ -292,7 +304,7 @@ pub async fn remove(db: &Db, backends: &OpenBackends, item: LibraryItem) -> Resu
 
 const ENTRY_COLUMNS: &str =
     "is_episode, id, profile_id, title, series, season, episode, file_path, \
-     storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at";
+     storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at, media_info";
 
 fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LibraryEntry> {
     let id = row.get(1)?;
@@ -315,5 +327,9 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LibraryEntry> {
         checksum: row.get(12)?,
         status: row.get(13)?,
         uploaded_at: row.get(14)?,
+        // A record this version cannot read (written by a newer one) is shown without it.
+        media: row
+            .get::<_, Option<String>>(15)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }

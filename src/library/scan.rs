@@ -370,6 +370,7 @@ pub(super) fn apply_in(
                         remote_tag: Some(&object.tag),
                         remote_id: object.id.as_deref(),
                         uploaded_at: None,
+                        media_info: None,
                     },
                 )?;
                 if matches!(change, Change::Add(_)) {
@@ -550,6 +551,7 @@ mod tests {
                 remote_tag: None,
                 remote_id: None,
                 uploaded_at: Some(1),
+                media_info: None,
             },
         )
         .unwrap();

@@ -307,6 +307,7 @@ impl Inner {
     async fn record_verified(&self, job: &Job, stored: &StoredObject) -> Result<()> {
         let now = now_ms();
         let remote = RemotePath::parse(&job.remote_path)?;
+        let media_info = probe_uploaded(job).await;
         let item = self.db.transaction(|tx| {
             let item = library::record_upload(
                 tx,
@@ -319,6 +320,7 @@ impl Inner {
                     checksum: &stored.checksum,
                     remote_id: stored.id.as_deref(),
                     remote_tag: stored.tag.as_deref(),
+                    media_info: media_info.as_ref(),
                 },
             )?;
             let (media, episode) = match item {
@@ -390,6 +392,24 @@ impl Inner {
         self.emit(super::Event::Notice {
             message: format!("{}: {message}", job.local_path.display()),
         });
+    }
+}
+
+/// What the uploaded file holds, read from its headers while it is still here (the
+/// after-upload policy may remove it next). A file that cannot be probed is listed all the same;
+/// why is logged once, here.
+async fn probe_uploaded(job: &Job) -> Option<crate::probe::MediaInfo> {
+    if !crate::filter::is_media_file(&job.local_path) {
+        return None;
+    }
+    let path = job.local_path.clone();
+    match tokio::task::spawn_blocking(move || crate::probe::probe_file(&path)).await {
+        Ok(Ok(info)) => Some(info),
+        Ok(Err(error)) => {
+            tracing::info!(job = job.id, path = %job.local_path.display(), %error, "cannot tell what this file holds");
+            None
+        }
+        Err(_) => None,
     }
 }
 

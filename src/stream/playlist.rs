@@ -19,24 +19,33 @@ pub fn playlist(db: &Db, links: &Links, profile_id: i64) -> Result<String> {
 fn render(entries: &[LibraryEntry], links: &Links) -> String {
     let mut out = String::from("#EXTM3U\n");
     for entry in entries.iter().filter(|entry| entry.status == "uploaded") {
-        // The duration is not known without probing the file; -1 is M3U for "unknown".
         let title = one_line(&entry.title);
+        let seconds = seconds_of(entry);
         match &entry.series {
             Some(series) => {
                 let series = one_line(series);
                 let _ = writeln!(
                     out,
-                    "#EXTINF:-1 group-title=\"{}\",{title}\n#EXTGRP:{series}",
+                    "#EXTINF:{seconds} group-title=\"{}\",{title}\n#EXTGRP:{series}",
                     series.replace('"', "'")
                 );
             }
             None => {
-                let _ = writeln!(out, "#EXTINF:-1,{title}");
+                let _ = writeln!(out, "#EXTINF:{seconds},{title}");
             }
         }
         let _ = writeln!(out, "{}", links.item_url(entry.item));
     }
     out
+}
+
+/// The item's length in whole seconds as its headers say, or -1 (M3U's "unknown").
+fn seconds_of(entry: &LibraryEntry) -> i64 {
+    entry
+        .media
+        .as_ref()
+        .and_then(|media| media.duration_ms)
+        .map_or(-1, |ms| ((ms + 500) / 1000) as i64)
 }
 
 /// A title that cannot break the line-based format.
@@ -69,6 +78,7 @@ mod tests {
             checksum: None,
             status: status.into(),
             uploaded_at: None,
+            media: None,
         }
     }
 
@@ -78,13 +88,21 @@ mod tests {
             &MasterKey::from_bytes([1; 32], KeySource::Environment),
             &StreamSettings::from_settings(&crate::settings::Settings::default()),
         );
+        let mut film = entry(
+            LibraryItem::Media(4),
+            "Night\nof the Film",
+            None,
+            "uploaded",
+        );
+        film.media = Some(crate::probe::MediaInfo {
+            container: crate::probe::Container::Mp4,
+            duration_ms: Some(6_723_600),
+            video: None,
+            audio: Vec::new(),
+            subtitles: Vec::new(),
+        });
         let entries = [
-            entry(
-                LibraryItem::Media(4),
-                "Night\nof the Film",
-                None,
-                "uploaded",
-            ),
+            film,
             entry(LibraryItem::Media(5), "Gone", None, "removed"),
             entry(
                 LibraryItem::Episode(9),
@@ -96,7 +114,10 @@ mod tests {
         let text = render(&entries, &links);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "#EXTM3U");
-        assert_eq!(lines[1], "#EXTINF:-1,Night of the Film");
+        assert_eq!(
+            lines[1], "#EXTINF:6724,Night of the Film",
+            "its probed length"
+        );
         assert_eq!(lines[2], links.item_url(LibraryItem::Media(4)));
         assert_eq!(lines[3], "#EXTINF:-1 group-title=\"Show 'X'\",Show S01E01");
         assert_eq!(lines[4], "#EXTGRP:Show \"X\"");

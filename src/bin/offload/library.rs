@@ -7,6 +7,7 @@ use clap::Subcommand;
 use indicatif::ProgressBar;
 use offload::engine::BackendView;
 use offload::library::LibraryItem;
+use offload::probe::MediaInfo;
 use offload::stream::StreamSettings;
 use offload::Engine;
 
@@ -65,10 +66,11 @@ pub async fn media(engine: &Engine, command: MediaCommand, json: bool) -> CliRes
             for row in &rows {
                 let entry = &row.entry;
                 println!(
-                    "{:>12}  {:<40}  {:>10}  {}",
+                    "{:>12}  {:<40}  {:>10}  {:<36}  {}",
                     entry.item.to_string(),
                     entry.title,
                     human_bytes(entry.size.unwrap_or(0)),
+                    entry.media.as_ref().map(media_line).unwrap_or_default(),
                     entry.storage_path.as_deref().unwrap_or("")
                 );
             }
@@ -91,6 +93,55 @@ pub async fn media(engine: &Engine, command: MediaCommand, json: bool) -> CliRes
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a file holds, as a person reads it: `1:52:04 · 1080p · HEVC · 2 audio · 3 subs`.
+fn media_line(media: &MediaInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(ms) = media.duration_ms {
+        let seconds = (ms + 500) / 1000;
+        let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+        parts.push(if hours > 0 {
+            format!("{hours}:{minutes:02}:{seconds:02}")
+        } else {
+            format!("{minutes}:{seconds:02}")
+        });
+    }
+    if let Some(video) = &media.video {
+        if let Some(label) = resolution(video.width, video.height) {
+            parts.push(label);
+        }
+        parts.push(match video.codec.as_str() {
+            "h264" => "H.264".to_owned(),
+            "mpeg2video" => "MPEG-2".to_owned(),
+            "mpeg4" => "MPEG-4".to_owned(),
+            other => other.to_ascii_uppercase(),
+        });
+    }
+    match media.audio.len() {
+        0 => {}
+        1 => parts.push(media.audio[0].codec.to_ascii_uppercase()),
+        n => parts.push(format!("{n} audio")),
+    }
+    match media.subtitles.len() {
+        0 => {}
+        1 => parts.push("1 sub".to_owned()),
+        n => parts.push(format!("{n} subs")),
+    }
+    parts.join(" · ")
+}
+
+/// The name people give a picture size: by its width, so that a 1920×800 film is 1080p.
+fn resolution(width: Option<u32>, height: Option<u32>) -> Option<String> {
+    let label = match (width.unwrap_or(0), height.unwrap_or(0)) {
+        (w, h) if w >= 3800 || h >= 2100 => "2160p",
+        (w, h) if w >= 2500 || h >= 1400 => "1440p",
+        (w, h) if w >= 1900 || h >= 1000 => "1080p",
+        (w, h) if w >= 1200 || h >= 700 => "720p",
+        (_, 0) => return None,
+        (_, h) => return Some(format!("{h}p")),
+    };
+    Some(label.to_owned())
 }
 
 pub fn playlist(engine: &Engine, profile: &str, url: bool) -> CliResult {

@@ -117,11 +117,47 @@ export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | 
  */
 upload_window: string | null, created_at: number, };
 
+export type Container = "mp4" | "matroska" | "webm" | "mpegts";
+
+export type Video = { 
+/**
+ * ffmpeg's name for the codec (`h264`, `hevc`, `av1`…), as ffprobe says it.
+ */
+codec: string, width: number | null, height: number | null, };
+
+export type Track = { 
+/**
+ * ffmpeg's name for the codec (`aac`, `eac3`, `subrip`…).
+ */
+codec: string, 
+/**
+ * The ISO 639-2 code the file gives, where it gives one (never `und`).
+ */
+language: string | null, };
+
+export type MediaInfo = { container: Container, 
+/**
+ * Whole milliseconds; absent where the file does not say.
+ */
+duration_ms: number | null, 
+/**
+ * The first video track (a second one is rare and never the film).
+ */
+video: Video | null, audio: Array<Track>, subtitles: Array<Track>, };
+
 export type LibraryItem = { "kind": "media", "id": number } | { "kind": "episode", "id": number };
 
-export type LibraryEntry = { item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, };
+export type LibraryEntry = { item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, 
+/**
+ * What the file holds (duration, picture, tracks), where it has been probed.
+ */
+media: MediaInfo | null, };
 
-export type LibraryRow = { stream_url: string | null, item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, };
+export type LibraryRow = { stream_url: string | null, item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, 
+/**
+ * What the file holds (duration, picture, tracks), where it has been probed.
+ */
+media: MediaInfo | null, };
 
 export type ScanReport = { 
 /**

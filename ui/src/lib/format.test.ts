@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backendStatusText, basename, formatEta, formatSize, formatSpeed, formatTime, percent, scanText } from "./format";
+import { backendStatusText, basename, formatEta, formatMedia, formatSize, formatSpeed, formatTime, percent, scanText } from "./format";
 
 describe("formatSize", () => {
   it("uses binary units with three significant digits", () => {
@@ -38,6 +38,25 @@ describe("formatEta", () => {
     expect(formatEta(3600)).toBe("1 h left");
     expect(formatEta(4800)).toBe("1 h 20 min left");
     expect(formatEta(3 * 86400)).toBe("3 days left");
+  });
+});
+
+describe("formatMedia", () => {
+  it("says length, picture, codec and tracks the way a person reads them", () => {
+    const track = (codec: string) => ({ codec, language: null });
+    expect(
+      formatMedia({
+        container: "matroska",
+        duration_ms: 6_724_400,
+        video: { codec: "hevc", width: 1920, height: 800 },
+        audio: [track("eac3"), track("aac")],
+        subtitles: [track("subrip"), track("subrip"), track("ass")],
+      }),
+    ).toBe("1:52:04 · 1080p · HEVC · 2 audio · 3 subs");
+    expect(
+      formatMedia({ container: "mp4", duration_ms: 5_000, video: { codec: "h264", width: 160, height: 120 }, audio: [track("aac")], subtitles: [] }),
+    ).toBe("0:05 · 120p · H.264 · AAC");
+    expect(formatMedia({ container: "mpegts", duration_ms: null, video: null, audio: [], subtitles: [] })).toBe("");
   });
 });
 

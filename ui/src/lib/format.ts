@@ -1,7 +1,7 @@
 // Human-readable numbers for the window. Binary units throughout, because file managers on
 // every desktop Offload targets report sizes that way and the numbers should match.
 
-import type { Action, Backend, BackendKind, Field, Held, Problem, ScanView, Setting } from "./api";
+import type { Action, Backend, BackendKind, Field, Held, MediaInfo, Problem, ScanView, Setting } from "./api";
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
@@ -42,6 +42,41 @@ export function formatEta(seconds: number | null | undefined): string {
   if (hours < 24) return rest === 0 ? `${hours} h left` : `${hours} h ${rest} min left`;
   const days = Math.round(hours / 24);
   return days === 1 ? "1 day left" : `${days} days left`;
+}
+
+/** How long an item plays: "1:52:04", or "4:05" under an hour. */
+export function formatDuration(ms: number): string {
+  const total = Math.round(ms / 1000);
+  const [hours, minutes, seconds] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  const two = (n: number) => String(n).padStart(2, "0");
+  return hours > 0 ? `${hours}:${two(minutes)}:${two(seconds)}` : `${minutes}:${two(seconds)}`;
+}
+
+/** The name people give a picture size: by its width, so that a 1920×800 film is 1080p. */
+function resolution(width: number | null, height: number | null): string | null {
+  const [w, h] = [width ?? 0, height ?? 0];
+  if (w >= 3800 || h >= 2100) return "2160p";
+  if (w >= 2500 || h >= 1400) return "1440p";
+  if (w >= 1900 || h >= 1000) return "1080p";
+  if (w >= 1200 || h >= 700) return "720p";
+  return h > 0 ? `${h}p` : null;
+}
+
+const VIDEO_CODECS: Record<string, string> = { h264: "H.264", mpeg2video: "MPEG-2", mpeg4: "MPEG-4" };
+
+/** What a file holds, as a person reads it: "1:52:04 · 1080p · HEVC · 2 audio · 3 subs". */
+export function formatMedia(media: MediaInfo): string {
+  const parts: string[] = [];
+  if (media.duration_ms != null) parts.push(formatDuration(media.duration_ms));
+  if (media.video) {
+    const size = resolution(media.video.width, media.video.height);
+    if (size) parts.push(size);
+    parts.push(VIDEO_CODECS[media.video.codec] ?? media.video.codec.toUpperCase());
+  }
+  if (media.audio.length === 1) parts.push(media.audio[0].codec.toUpperCase());
+  else if (media.audio.length > 1) parts.push(`${media.audio.length} audio`);
+  if (media.subtitles.length) parts.push(media.subtitles.length === 1 ? "1 sub" : `${media.subtitles.length} subs`);
+  return parts.join(" · ");
 }
 
 /** A timestamp (ms since the epoch) relative to `now`: "just now", "5 min ago", a date otherwise. */

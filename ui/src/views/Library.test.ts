@@ -24,6 +24,7 @@ function entry(id: number, title: string, extra: Partial<LibraryEntry> = {}): Li
     checksum: null,
     status: "uploaded",
     uploaded_at: Date.now(),
+    media: null,
     stream_url: `http://127.0.0.1:8765/s/${id}`,
     ...extra,
   };
@@ -50,6 +51,25 @@ describe("Library", () => {
     await user.type(screen.getByTestId("library-search"), "the SHOW");
     expect(screen.getAllByTestId("library-item")).toHaveLength(2);
     expect(screen.queryAllByText("Arrival")).toHaveLength(0);
+  });
+
+  it("says what each file holds where its headers were read", async () => {
+    vi.mocked(api.listLibrary).mockResolvedValue([
+      entry(1, "Arrival", {
+        media: {
+          container: "matroska",
+          duration_ms: 6_967_000,
+          video: { codec: "hevc", width: 3840, height: 1600 },
+          audio: [{ codec: "eac3", language: "eng" }],
+          subtitles: [],
+        },
+      }),
+      entry(2, "Found Film", { uploaded_at: null }),
+    ]);
+    render(Library, { jobs: new JobsStore() });
+    const rows = await screen.findAllByTestId("library-item");
+    expect(within(rows[0]).getByTestId("library-media").textContent).toBe("1:56:07 · 2160p · HEVC · EAC3");
+    expect(within(rows[1]).queryByTestId("library-media")).toBeNull();
   });
 
   it("asks before removing and names what goes", async () => {
