@@ -135,21 +135,18 @@ fn agrees_with_ffprobe(path: &Path) -> MediaInfo {
     info
 }
 
-fn clip_args<'a>(seconds: &'a str, size: &'a str) -> Vec<String> {
-    vec![
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("testsrc=duration={seconds}:size={size}:rate=25"),
-        "-f".into(),
-        "lavfi".into(),
-        "-i".into(),
-        format!("sine=frequency=440:duration={seconds}"),
-    ]
-}
-
-fn run(args: Vec<String>) {
-    ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+/// Makes `path` from ffmpeg's test picture and a tone (and `inputs`), `seconds` long at `size`,
+/// encoded as `encoding` says (H.264 and AAC where it says nothing else: ffmpeg takes the last).
+fn clip(path: &Path, seconds: u32, size: &str, inputs: &[&str], encoding: &[&str]) {
+    let picture = format!("testsrc=duration={seconds}:size={size}:rate=25");
+    let tone = format!("sine=frequency=440:duration={seconds}");
+    let mut args = vec!["-f", "lavfi", "-i", &picture, "-f", "lavfi", "-i", &tone];
+    args.extend(inputs);
+    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]);
+    args.extend(encoding);
+    let path = path.to_string_lossy();
+    args.push(&path);
+    ffmpeg(&args);
 }
 
 #[test]
@@ -157,25 +154,11 @@ fn mp4_with_its_index_at_either_end() {
     let dir = tempfile::tempdir().unwrap();
     for (name, faststart) in [("late index.mp4", false), ("faststart.mp4", true)] {
         let path = dir.path().join(name);
-        let mut args = clip_args("6", "320x240");
-        args.extend(
-            [
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-c:a",
-                "aac",
-                "-metadata:s:a:0",
-                "language=eng",
-            ]
-            .map(String::from),
-        );
+        let mut encoding = vec!["-metadata:s:a:0", "language=eng"];
         if faststart {
-            args.extend(["-movflags", "+faststart"].map(String::from));
+            encoding.extend(["-movflags", "+faststart"]);
         }
-        args.push(path.to_string_lossy().into_owned());
-        run(args);
+        clip(&path, 6, "320x240", &[], &encoding);
         let info = agrees_with_ffprobe(&path);
         assert_eq!(info.container, probe::Container::Mp4);
         assert_eq!(info.audio[0].language.as_deref(), Some("eng"));
@@ -192,11 +175,12 @@ fn matroska_with_hevc_two_audio_tracks_and_subtitles() {
     )
     .unwrap();
     let path = dir.path().join("Film (2024).mkv");
-    let mut args = clip_args("4", "640x360");
-    args.extend(
-        [
-            "-i",
-            &subtitles.to_string_lossy(),
+    clip(
+        &path,
+        4,
+        "640x360",
+        &["-i", &subtitles.to_string_lossy()],
+        &[
             "-map",
             "0:v",
             "-map",
@@ -207,12 +191,8 @@ fn matroska_with_hevc_two_audio_tracks_and_subtitles() {
             "2:s",
             "-c:v",
             "libx265",
-            "-preset",
-            "ultrafast",
             "-x265-params",
             "log-level=error",
-            "-c:a:0",
-            "aac",
             "-c:a:1",
             "ac3",
             "-c:s",
@@ -223,11 +203,8 @@ fn matroska_with_hevc_two_audio_tracks_and_subtitles() {
             "language=fra",
             "-metadata:s:s:0",
             "language=spa",
-        ]
-        .map(String::from),
+        ],
     );
-    args.push(path.to_string_lossy().into_owned());
-    run(args);
     let info = agrees_with_ffprobe(&path);
     assert_eq!(info.container, probe::Container::Matroska);
     assert_eq!(info.video.unwrap().codec, "hevc");
@@ -239,22 +216,13 @@ fn matroska_with_hevc_two_audio_tracks_and_subtitles() {
 fn mpeg_ts_with_a_cropped_1080p_picture() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Show S01E01.ts");
-    let mut args = clip_args("3", "1920x1080");
-    args.extend(
-        [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-metadata:s:a:0",
-            "language=deu",
-        ]
-        .map(String::from),
+    clip(
+        &path,
+        3,
+        "1920x1080",
+        &[],
+        &["-metadata:s:a:0", "language=deu"],
     );
-    args.push(path.to_string_lossy().into_owned());
-    run(args);
     let info = agrees_with_ffprobe(&path);
     assert_eq!(info.container, probe::Container::Mpegts);
     let video = info.video.unwrap();
@@ -283,10 +251,7 @@ fn boxes(bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
 fn mp4_over_4_gib_with_64_bit_sizes_and_times() {
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.mp4");
-    let mut args = clip_args("5", "320x240");
-    args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"].map(String::from));
-    args.push(small.to_string_lossy().into_owned());
-    run(args);
+    clip(&small, 5, "320x240", &[], &[]);
     let original = std::fs::read(&small).unwrap();
     let top = boxes(&original);
     let kinds: Vec<&[u8; 4]> = top.iter().map(|(kind, _)| kind).collect();
@@ -355,10 +320,7 @@ fn what_is_not_media_or_is_cut_short_says_why() {
 
     // A download stopped halfway: the index ffmpeg writes last never arrived.
     let whole = dir.path().join("whole.mp4");
-    let mut args = clip_args("3", "320x240");
-    args.extend(["-c:v", "libx264", "-preset", "ultrafast"].map(String::from));
-    args.push(whole.to_string_lossy().into_owned());
-    run(args);
+    clip(&whole, 3, "320x240", &[], &[]);
     let bytes = std::fs::read(&whole).unwrap();
     let cut = dir.path().join("cut.mp4");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
