@@ -44,8 +44,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0008_upload_windows.sql"),
     ),
     (
-        "0009_media_info.sql",
-        include_str!("../migrations/0009_media_info.sql"),
+        "0009_media_aware_library.sql",
+        include_str!("../migrations/0009_media_aware_library.sql"),
     ),
 ];
 

@@ -64,6 +64,8 @@ pub struct Profile {
     pub after_upload: AfterUpload,
     /// The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
     pub upload_window: Option<String>,
+    /// The folder of `.strm` files kept in step with its library, for media centres.
+    pub strm_dir: Option<PathBuf>,
     pub created_at: i64,
 }
 
@@ -98,7 +100,7 @@ impl NewWatchFolder {
 }
 
 const PROFILE_COLUMNS: &str =
-    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window";
+    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window, strm_dir";
 
 fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
     let policy: String = row.get(3)?;
@@ -114,6 +116,7 @@ fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
         remote_template: row.get(2)?,
         after_upload,
         upload_window: row.get(6)?,
+        strm_dir: row.get::<_, Option<String>>(7)?.map(PathBuf::from),
         created_at: row.get(5)?,
     })
 }
@@ -275,6 +278,18 @@ pub fn set_upload_window(db: &Db, id: i64, window: Option<Window>) -> Result<Pro
     let changed = db.lock().execute(
         "UPDATE profiles SET upload_window = ?2 WHERE id = ?1",
         params![id, window.map(|window| window.to_string())],
+    )?;
+    if changed == 0 {
+        return Err(Error::NotFound(format!("no profile with id {id}")));
+    }
+    get(db, id)
+}
+
+/// Keeps a folder of `.strm` files for profile `id` in step with its library, or (`None`) none.
+pub fn set_strm_dir(db: &Db, id: i64, dir: Option<&Path>) -> Result<Profile> {
+    let changed = db.lock().execute(
+        "UPDATE profiles SET strm_dir = ?2 WHERE id = ?1",
+        params![id, dir.map(crate::db::path_text)],
     )?;
     if changed == 0 {
         return Err(Error::NotFound(format!("no profile with id {id}")));

@@ -474,3 +474,177 @@ fn a_removed_item_leaves_storage_the_library_and_the_playlist_but_not_the_disk()
     assert!(stderr.contains("already removed"), "{stderr}");
     daemon.stop();
 }
+
+/// Every `.strm` file under `dir` (relative, `/`-separated) with its one line.
+fn strm_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let mut tree = std::collections::BTreeMap::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "strm") {
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                tree.insert(relative, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    tree
+}
+
+#[test]
+fn a_media_centre_folder_of_strm_files_follows_the_library() {
+    let sandbox = Sandbox::new();
+    let (watch, _library) = sandbox.home_profile(&[]);
+    let _daemon = sandbox.daemon(&[]);
+    let names = [
+        "Big.Film.2024.1080p.WEB-DL.mp4",
+        "Night Walk (2023).mp4",
+        "The.Show.S01E01.mp4",
+        "The.Show.S01E02.mp4",
+        "The.Show.S02E01.mp4",
+    ];
+    for name in names {
+        make_video(&sandbox.path(name));
+        std::fs::rename(sandbox.path(name), watch.join(name)).unwrap();
+    }
+    wait_for("the uploads", || sandbox.media().len() == names.len());
+
+    // What the person keeps there, and what a media centre adds, is never touched.
+    let centre = sandbox.path("media centre");
+    std::fs::create_dir_all(centre.join("Films/Night Walk (2023)")).unwrap();
+    std::fs::write(centre.join("notes.txt"), "mine").unwrap();
+    std::fs::write(centre.join("Films/Night Walk (2023)/poster.jpg"), "art").unwrap();
+
+    let said = sandbox.ok(&[
+        "library",
+        "export",
+        "--profile",
+        "Home",
+        "--strm",
+        centre.to_str().unwrap(),
+    ]);
+    assert!(said.contains("5 written, 0 unchanged, 0 removed"), "{said}");
+    let tree = strm_tree(&centre);
+    let paths: Vec<&str> = tree.keys().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        [
+            "Films/Big Film (2024)/Big Film (2024).strm",
+            "Films/Night Walk (2023)/Night Walk (2023).strm",
+            "Shows/The Show/Season 01/The Show S01E01.strm",
+            "Shows/The Show/Season 01/The Show S01E02.strm",
+            "Shows/The Show/Season 02/The Show S02E01.strm",
+        ],
+        "the layout Kodi, Jellyfin and Emby document"
+    );
+    // Each file holds the item's stable stream URL, which a player plays.
+    let listed: std::collections::BTreeSet<String> = sandbox
+        .media()
+        .iter()
+        .map(|row| format!("{}\n", row["stream_url"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        tree.values()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        listed
+    );
+    for url in tree.values() {
+        assert_plays(url.trim());
+    }
+
+    // Again with nothing changed: nothing is written.
+    let again = sandbox.ok(&[
+        "library",
+        "export",
+        "--profile",
+        "Home",
+        "--strm",
+        centre.to_str().unwrap(),
+    ]);
+    assert!(
+        again.contains("0 written, 5 unchanged, 0 removed"),
+        "{again}"
+    );
+
+    // An episode and a film removed from the library: their files and emptied folders go.
+    let id_of = |title: &str| {
+        sandbox
+            .media()
+            .iter()
+            .find(|row| row["title"] == title)
+            .map(|row| row["item"]["id"].as_i64().unwrap())
+            .unwrap_or_else(|| panic!("{title} in the library"))
+    };
+    let episode = id_of("The Show S02E01").to_string();
+    sandbox.ok(&["media", "remove", &episode, "--episode"]);
+    let film = id_of("Night Walk (2023)").to_string();
+    sandbox.ok(&["media", "remove", &film]);
+    let synced = sandbox.ok(&[
+        "library",
+        "export",
+        "--profile",
+        "Home",
+        "--strm",
+        centre.to_str().unwrap(),
+    ]);
+    assert!(
+        synced.contains("0 written, 3 unchanged, 2 removed"),
+        "{synced}"
+    );
+    assert_eq!(strm_tree(&centre).len(), 3);
+    assert!(
+        !centre.join("Shows/The Show/Season 02").exists(),
+        "the emptied season folder goes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(centre.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_to_string(centre.join("Films/Night Walk (2023)/poster.jpg")).unwrap(),
+        "art",
+        "a film's folder that holds the media centre's picture stays, with it"
+    );
+}
+
+#[test]
+fn a_running_offload_keeps_the_media_centre_folder_in_step() {
+    let sandbox = Sandbox::new();
+    let (watch, _library) = sandbox.home_profile(&[]);
+    let _daemon = sandbox.daemon(&[]);
+    let centre = sandbox.path("jellyfin/offload");
+    // Set while Offload runs, before anything was uploaded: an empty library, an empty folder.
+    let said = sandbox.ok(&["profile", "strm", "Home", centre.to_str().unwrap()]);
+    assert!(said.contains("0 files written"), "{said}");
+    assert!(strm_tree(&centre).is_empty());
+
+    let name = "The.Show.S01E04.mp4";
+    make_video(&sandbox.path(name));
+    std::fs::rename(sandbox.path(name), watch.join(name)).unwrap();
+    let episode = "Shows/The Show/Season 01/The Show S01E04.strm";
+    wait_for("the new episode's .strm file", || {
+        strm_tree(&centre).contains_key(episode)
+    });
+    let url = strm_tree(&centre)[episode].trim().to_owned();
+    assert_plays(&url);
+
+    let id = sandbox.media()[0]["item"]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    sandbox.ok(&["media", "remove", &id, "--episode"]);
+    wait_for("the removed episode's file to go", || {
+        strm_tree(&centre).is_empty()
+    });
+    assert!(centre.exists(), "the folder itself stays");
+
+    let off = sandbox.ok(&["profile", "strm", "Home", "off"]);
+    assert!(off.contains("keeps no media centre folder"), "{off}");
+}

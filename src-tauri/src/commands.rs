@@ -215,6 +215,13 @@ pub fn set_upload_window(state: State<'_, AppState>, id: i64, window: Option<Str
     Ok(())
 }
 
+/// Keeps a profile's library as `.strm` files in `dir` for media centres, or (`None`) stops.
+#[tauri::command]
+pub fn set_strm_dir(state: State<'_, AppState>, id: i64, dir: Option<PathBuf>) -> Answer {
+    state.engine.set_strm_dir(id, dir.as_deref())?;
+    Ok(())
+}
+
 #[tauri::command(rename_all = "snake_case")]
 pub fn preview_template(remote_template: String, sample: String) -> Answer<String> {
     Ok(template::preview(&remote_template, "Profile", &sample)

@@ -163,6 +163,7 @@ fn main() {
             commands::get_settings,
             commands::held_back,
             commands::set_upload_window,
+            commands::set_strm_dir,
             commands::client_id_configured,
             commands::save_settings,
         ])

@@ -24,6 +24,17 @@ use crate::watch::{self, Arrival, WatchEvent, WatchOptions, WatchSpec};
 
 /// Arrivals enqueued per database pass when a flood of files lands at once.
 const ARRIVAL_BATCH: usize = 512;
+/// How long after a verified upload or a finished scan media centre folders are brought up to
+/// date: uploads finishing together make one pass.
+const STRM_SETTLE: Duration = Duration::from_secs(1);
+
+/// Waits until `due` (never, if it is `None`: the branch is disabled then).
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// What one run of the daemon (`offload run`, the desktop app) changes over the settings.
 #[derive(Debug, Clone, Default)]
@@ -163,11 +174,34 @@ impl Engine {
             tracing::info!(folders = folders.len(), data_dir = %self.data_dir.display(), "offload is running");
         }
 
+        // Media centre folders follow the library: brought up to date at start, when woken,
+        // and a moment after uploads are verified or a scan ends (one pass for a burst).
+        let mut library_events = self.events.subscribe();
+        let mut strm_due = Some(tokio::time::Instant::now());
+
         let mut batch = Vec::with_capacity(ARRIVAL_BATCH);
         let ended = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break Ended::Shutdown,
+                () = sleep_until(strm_due), if strm_due.is_some() => {
+                    strm_due = None;
+                    self.sync_strm_folders().await;
+                }
+                event = library_events.recv() => {
+                    let changed = match event {
+                        Ok(Event::State { state, .. }) => state == queue::JobState::Done,
+                        Ok(Event::Scan(progress)) => progress.done,
+                        Ok(_) => false,
+                        // Missed events may have been uploads.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => false,
+                    };
+                    if changed && strm_due.is_none() {
+                        strm_due = Some(tokio::time::Instant::now() + STRM_SETTLE);
+                    }
+                }
                 Some(()) = wake_rx.recv() => {
+                    strm_due = Some(tokio::time::Instant::now());
                     if self.settings().is_ok_and(|now| overrides.options(&now) != options) {
                         break Ended::SettingsChanged;
                     }

@@ -2,10 +2,14 @@
 
 use serde::Serialize;
 
+use std::path::Path;
+
 use super::{BackendView, Engine};
 use crate::error::{Error, Result};
 use crate::library::{self, LibraryEntry, LibraryItem, ScanProgress, ScanReport};
+use crate::profiles::{self, Profile};
 use crate::queue::Event;
+use crate::stream::StrmReport;
 
 /// What a scan of one backend came to.
 #[derive(Debug)]
@@ -52,6 +56,77 @@ impl Engine {
     /// A profile's library as an extended M3U playlist of stream URLs.
     pub fn playlist(&self, profile_id: i64) -> Result<String> {
         crate::stream::playlist(&self.db, &self.stream_links()?, profile_id)
+    }
+
+    /// Writes a profile's library into `dir` as `.strm` files for Kodi, Jellyfin and Emby, and
+    /// removes those of items gone since the last export (see [`crate::stream::export_strm`]).
+    pub fn export_strm(&self, profile_id: i64, dir: &Path) -> Result<StrmReport> {
+        crate::stream::export_strm(&self.db, &self.stream_links()?, profile_id, dir)
+    }
+
+    /// Keeps profile `id`'s library in `dir` as `.strm` files from now on (the daemon brings the
+    /// folder up to date as items arrive, change or go), or (`None`) stops. The folder is
+    /// written at once, so a folder that cannot be written is refused here.
+    pub fn set_strm_dir(
+        &self,
+        id: i64,
+        dir: Option<&Path>,
+    ) -> Result<(Profile, Option<StrmReport>)> {
+        profiles::get(&self.db, id)?;
+        let report = match dir {
+            Some(dir) if !dir.is_absolute() => {
+                return Err(Error::Invalid(format!(
+                    "the media centre folder must be a full path, not {}",
+                    dir.display()
+                )))
+            }
+            Some(dir) => Some(self.export_strm(id, dir)?),
+            None => None,
+        };
+        let profile = profiles::set_strm_dir(&self.db, id, dir)?;
+        self.wake_daemon();
+        Ok((profile, report))
+    }
+
+    /// Brings every profile's media centre folder up to date. One that cannot be written is
+    /// said as a notice, and the others are still kept.
+    pub async fn sync_strm_folders(&self) {
+        // Without the master key there are no stream URLs to write.
+        let Ok(links) = self.stream_links() else {
+            return;
+        };
+        let db = self.db.clone();
+        let synced = tokio::task::spawn_blocking(move || {
+            let profiles = profiles::list(&db)?;
+            Ok::<_, Error>(
+                profiles
+                    .into_iter()
+                    .filter_map(|profile| {
+                        let dir = profile.strm_dir?;
+                        let result = crate::stream::export_strm(&db, &links, profile.id, &dir);
+                        Some((profile.name, result))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await;
+        let Ok(Ok(synced)) = synced else { return };
+        for (profile, result) in synced {
+            match result {
+                Ok(report) if report.written + report.removed > 0 => {
+                    tracing::info!(%profile, written = report.written, removed = report.removed, "media centre folder brought up to date");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%profile, %error, "cannot update the media centre folder");
+                    let _ = self.events.send(Event::Notice {
+                        message: format!(
+                            "The media centre folder of profile {profile} is out of date: {error}."
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     /// The URL of a profile's playlist, for a player that is not on this disk.
@@ -105,6 +180,9 @@ impl Engine {
                 "{item} was already removed from the library"
             )));
         }
-        library::remove(&self.db, &self.backends, item).await
+        library::remove(&self.db, &self.backends, item).await?;
+        // A running daemon brings media centre folders up to date.
+        self.wake_daemon();
+        Ok(())
     }
 }

@@ -15,6 +15,7 @@ mod file;
 mod playlist;
 mod proxy;
 mod server;
+mod strm;
 pub mod token;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,6 +28,7 @@ use token::{Subject, TokenKey};
 
 pub use playlist::playlist;
 pub use server::StreamServer;
+pub use strm::{export_strm, StrmReport, MANIFEST};
 
 /// Overrides the port setting for one process (tests, a second data folder).
 pub const PORT_ENV: &str = "OFFLOAD_STREAM_PORT";

@@ -37,6 +37,16 @@ pub enum MediaCommand {
         #[arg(long, requires = "profile")]
         backend: Option<String>,
     },
+    /// Write a profile's library as .strm files (one stream URL each) into DIR, laid out for
+    /// Kodi, Jellyfin and Emby (Films/Title (Year)/, Shows/Series/Season 01/); run it again to
+    /// bring the folder up to date. Only files Offload wrote there are ever removed.
+    Export {
+        #[arg(long, default_value = offload::engine::DEFAULT_PROFILE)]
+        profile: String,
+        /// The folder to keep the .strm files in.
+        #[arg(long, value_name = "DIR")]
+        strm: std::path::PathBuf,
+    },
     /// Delete an item's remote copy and drop it from the library; the local file stays.
     Remove {
         /// The id `offload media list` shows.
@@ -84,6 +94,22 @@ pub async fn media(engine: &Engine, command: MediaCommand, json: bool) -> CliRes
         }
         MediaCommand::Scan { profile, backend } => {
             return scan(engine, profile.as_deref(), backend.as_deref(), json).await;
+        }
+        MediaCommand::Export { profile, strm } => {
+            let profile = engine.profile_named(&profile)?;
+            let report = engine.export_strm(profile.id, &strm)?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "{}: {} written, {} unchanged, {} removed; point Kodi, Jellyfin or Emby at it (films under Films, series under Shows)",
+                    strm.display(),
+                    report.written,
+                    report.unchanged,
+                    report.removed
+                );
+            }
+            warn_if_stream_server_is_down(engine);
         }
         MediaCommand::Remove { id, episode } => {
             let item = item(id, episode);

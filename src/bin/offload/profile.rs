@@ -46,6 +46,10 @@ pub enum ProfileCommand {
     /// 23:00-07:00; "always" lifts it. A running upload stops at the window's end and goes on
     /// when it opens.
     Window { name: String, window: String },
+    /// Keep this profile's library in DIR as .strm files for Kodi, Jellyfin or Emby (as
+    /// `offload library export` writes them); a running Offload brings it up to date as items
+    /// arrive, change or go. "off" stops (the folder stays as it is).
+    Strm { name: String, dir: String },
 }
 
 pub(crate) fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
@@ -105,8 +109,14 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
                         .as_ref()
                         .map(|window| format!("  uploads between {window}"))
                         .unwrap_or_default();
+                    let strm = view
+                        .profile
+                        .strm_dir
+                        .as_ref()
+                        .map(|dir| format!("  .strm files in {}", dir.display()))
+                        .unwrap_or_default();
                     println!(
-                        "{}  template {}  after upload: {}{window}",
+                        "{}  template {}  after upload: {}{window}{strm}",
                         view.profile.name, view.profile.remote_template, view.profile.after_upload
                     );
                     for folder in &view.folders {
@@ -143,6 +153,23 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
             match &profile.upload_window {
                 Some(window) => println!("{name:?} uploads only between {window}"),
                 None => println!("{name:?} uploads at any time"),
+            }
+        }
+        ProfileCommand::Strm { name, dir } => {
+            let profile = engine.profile_named(&name)?;
+            let dir = match dir.as_str() {
+                "off" => None,
+                // Only an empty path has no absolute form; the engine refuses it in words.
+                dir => Some(std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir))),
+            };
+            let (profile, report) = engine.set_strm_dir(profile.id, dir.as_deref())?;
+            match (&profile.strm_dir, report) {
+                (Some(dir), Some(report)) => println!(
+                    "{name:?} keeps its library in {} ({} files written); point Kodi, Jellyfin or Emby at it",
+                    dir.display(),
+                    report.written + report.unchanged
+                ),
+                _ => println!("{name:?} keeps no media centre folder"),
             }
         }
         ProfileCommand::Remove { name } => {

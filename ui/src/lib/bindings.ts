@@ -107,7 +107,11 @@ export type Profile = { id: number, name: string, remote_template: string, after
 /**
  * The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
  */
-upload_window: string | null, created_at: number, };
+upload_window: string | null, 
+/**
+ * The folder of `.strm` files kept in step with its library, for media centres.
+ */
+strm_dir: string | null, created_at: number, };
 
 export type WatchFolder = { id: number, profile_id: number, path: string, recursive: boolean, include: Array<string>, exclude: Array<string>, };
 
@@ -115,7 +119,11 @@ export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | 
 /**
  * The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
  */
-upload_window: string | null, created_at: number, };
+upload_window: string | null, 
+/**
+ * The folder of `.strm` files kept in step with its library, for media centres.
+ */
+strm_dir: string | null, created_at: number, };
 
 export type Container = "mp4" | "matroska" | "webm" | "mpegts";
 

@@ -11,6 +11,7 @@ const SHOWS: Profile = {
   name: "Shows",
   remote_template: "{series}/Season {season}/{file}",
   upload_window: null,
+  strm_dir: null,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [{ id: 9, profile_id: 2, path: "/dl/shows", recursive: true, include: ["*.mkv"], exclude: [] }],
@@ -64,6 +65,17 @@ describe("Profiles", () => {
     await user.clear(within(section).getByTestId("upload-window"));
     await user.click(within(section).getByTestId("save-profile"));
     expect(api.setUploadWindow).toHaveBeenLastCalledWith(2, null);
+  });
+
+  it("sets a media centre folder only when it changes", async () => {
+    const user = userEvent.setup();
+    render(Profiles);
+    const section = await screen.findByTestId("profile-Shows");
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setStrmDir).not.toHaveBeenCalled();
+    await user.type(within(section).getByTestId("strm-dir"), "/media/kodi");
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setStrmDir).toHaveBeenCalledWith(2, "/media/kodi");
   });
 
   it("saves the move policy with its folder", async () => {

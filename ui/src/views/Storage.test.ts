@@ -12,6 +12,7 @@ const PROFILE: Profile = {
   name: "Films",
   remote_template: "{title}",
   upload_window: null,
+  strm_dir: null,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [],

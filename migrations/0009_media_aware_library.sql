@@ -13,3 +13,7 @@ UNION ALL
 SELECT 1, e.id, m.profile_id, e.title, m.title, e.season, e.episode, e.file_path,
        e.storage_backend_id, e.storage_path, e.size, e.content_type, e.checksum, e.status, e.uploaded_at, e.media_info
 FROM episodes e JOIN media m ON m.id = e.series_id;
+
+-- A folder of `.strm` files the daemon keeps in step with the profile's library, for Kodi,
+-- Jellyfin and Emby (src/stream/strm.rs); NULL: none.
+ALTER TABLE profiles ADD COLUMN strm_dir TEXT;
