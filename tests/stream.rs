@@ -521,14 +521,17 @@ fn a_media_centre_folder_of_strm_files_follows_the_library() {
     std::fs::write(centre.join("notes.txt"), "mine").unwrap();
     std::fs::write(centre.join("Films/Night Walk (2023)/poster.jpg"), "art").unwrap();
 
-    let said = sandbox.ok(&[
-        "library",
-        "export",
-        "--profile",
-        "Home",
-        "--strm",
-        centre.to_str().unwrap(),
-    ]);
+    let export = || {
+        sandbox.ok(&[
+            "library",
+            "export",
+            "--profile",
+            "Home",
+            "--strm",
+            centre.to_str().unwrap(),
+        ])
+    };
+    let said = export();
     assert!(said.contains("5 written, 0 unchanged, 0 removed"), "{said}");
     let tree = strm_tree(&centre);
     let paths: Vec<&str> = tree.keys().map(String::as_str).collect();
@@ -560,14 +563,7 @@ fn a_media_centre_folder_of_strm_files_follows_the_library() {
     }
 
     // Again with nothing changed: nothing is written.
-    let again = sandbox.ok(&[
-        "library",
-        "export",
-        "--profile",
-        "Home",
-        "--strm",
-        centre.to_str().unwrap(),
-    ]);
+    let again = export();
     assert!(
         again.contains("0 written, 5 unchanged, 0 removed"),
         "{again}"
@@ -586,14 +582,7 @@ fn a_media_centre_folder_of_strm_files_follows_the_library() {
     sandbox.ok(&["media", "remove", &episode, "--episode"]);
     let film = id_of("Night Walk (2023)").to_string();
     sandbox.ok(&["media", "remove", &film]);
-    let synced = sandbox.ok(&[
-        "library",
-        "export",
-        "--profile",
-        "Home",
-        "--strm",
-        centre.to_str().unwrap(),
-    ]);
+    let synced = export();
     assert!(
         synced.contains("0 written, 3 unchanged, 2 removed"),
         "{synced}"

@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+#[path = "../../tests/common/media.rs"]
+pub mod media;
 #[path = "../../tests/common/s3.rs"]
 pub mod s3;
 mod select;
