@@ -611,7 +611,7 @@ fn a_running_offload_keeps_the_media_centre_folder_in_step() {
     let centre = sandbox.path("jellyfin/offload");
     // Set while Offload runs, before anything was uploaded: an empty library, an empty folder.
     let said = sandbox.ok(&["profile", "strm", "Home", centre.to_str().unwrap()]);
-    assert!(said.contains("0 files written"), "{said}");
+    assert!(said.contains("0 films and episodes there now"), "{said}");
     assert!(strm_tree(&centre).is_empty());
 
     let name = "The.Show.S01E04.mp4";

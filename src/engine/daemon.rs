@@ -178,6 +178,7 @@ impl Engine {
         // and a moment after uploads are verified or a scan ends (one pass for a burst).
         let mut library_events = self.events.subscribe();
         let mut strm_due = Some(tokio::time::Instant::now());
+        let mut strm_failing = std::collections::HashSet::new();
 
         let mut batch = Vec::with_capacity(ARRIVAL_BATCH);
         let ended = loop {
@@ -185,7 +186,7 @@ impl Engine {
                 _ = shutdown.cancelled() => break Ended::Shutdown,
                 () = sleep_until(strm_due), if strm_due.is_some() => {
                     strm_due = None;
-                    self.sync_strm_folders().await;
+                    self.sync_strm_folders(&mut strm_failing).await;
                 }
                 event = library_events.recv() => {
                     let changed = match event {

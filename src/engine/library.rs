@@ -88,9 +88,10 @@ impl Engine {
         Ok((profile, report))
     }
 
-    /// Brings every profile's media centre folder up to date. One that cannot be written is
-    /// said as a notice, and the others are still kept.
-    pub async fn sync_strm_folders(&self) {
+    /// Brings every profile's media centre folder up to date. One that cannot be written (an
+    /// unplugged drive) is said as a notice once, not after every upload, until it works again:
+    /// `failing` holds the profiles already said; the others are still kept.
+    pub async fn sync_strm_folders(&self, failing: &mut std::collections::HashSet<String>) {
         // Without the master key there are no stream URLs to write.
         let Ok(links) = self.stream_links() else {
             return;
@@ -113,10 +114,15 @@ impl Engine {
         let Ok(Ok(synced)) = synced else { return };
         for (profile, result) in synced {
             match result {
-                Ok(report) if report.written + report.removed > 0 => {
-                    tracing::info!(%profile, written = report.written, removed = report.removed, "media centre folder brought up to date");
+                Ok(report) => {
+                    failing.remove(&profile);
+                    if report.written + report.removed > 0 {
+                        tracing::info!(%profile, written = report.written, removed = report.removed, "media centre folder brought up to date");
+                    }
                 }
-                Ok(_) => {}
+                Err(error) if failing.contains(&profile) => {
+                    tracing::debug!(%profile, %error, "the media centre folder still cannot be updated");
+                }
                 Err(error) => {
                     tracing::warn!(%profile, %error, "cannot update the media centre folder");
                     let _ = self.events.send(Event::Notice {
@@ -124,6 +130,7 @@ impl Engine {
                             "The media centre folder of profile {profile} is out of date: {error}."
                         ),
                     });
+                    failing.insert(profile);
                 }
             }
         }

@@ -165,7 +165,7 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
             let (profile, report) = engine.set_strm_dir(profile.id, dir.as_deref())?;
             match (&profile.strm_dir, report) {
                 (Some(dir), Some(report)) => println!(
-                    "{name:?} keeps its library in {} ({} files written); point Kodi, Jellyfin or Emby at it",
+                    "{name:?} keeps its library in {} ({} films and episodes there now); point Kodi, Jellyfin or Emby at it",
                     dir.display(),
                     report.written + report.unchanged
                 ),
