@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_media_aware_library.sql",
         include_str!("../migrations/0009_media_aware_library.sql"),
     ),
+    (
+        "0010_faststart.sql",
+        include_str!("../migrations/0010_faststart.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod oauth;
 pub mod platform;
 pub mod playback;
+pub mod posters;
 pub mod probe;
 pub mod profiles;
 pub mod queue;
@@ -23,6 +24,7 @@ pub mod storage;
 pub mod stream;
 pub mod summary;
 pub mod template;
+pub mod transmux;
 pub mod watch;
 
 pub use engine::Engine;

@@ -66,6 +66,9 @@ pub struct Profile {
     pub upload_window: Option<String>,
     /// The folder of `.strm` files kept in step with its library, for media centres.
     pub strm_dir: Option<PathBuf>,
+    /// Whether its MP4s with the index after the media data are rewritten index-first before
+    /// upload, so players start them from the first bytes.
+    pub faststart: bool,
     pub created_at: i64,
 }
 
@@ -100,7 +103,7 @@ impl NewWatchFolder {
 }
 
 const PROFILE_COLUMNS: &str =
-    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window, strm_dir";
+    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window, strm_dir, faststart";
 
 fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
     let policy: String = row.get(3)?;
@@ -117,6 +120,7 @@ fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
         after_upload,
         upload_window: row.get(6)?,
         strm_dir: row.get::<_, Option<String>>(7)?.map(PathBuf::from),
+        faststart: row.get(8)?,
         created_at: row.get(5)?,
     })
 }
@@ -275,21 +279,29 @@ pub fn update(
 
 /// Lets profile `id` upload only inside `window`, or (`None`) at any time.
 pub fn set_upload_window(db: &Db, id: i64, window: Option<Window>) -> Result<Profile> {
-    let changed = db.lock().execute(
-        "UPDATE profiles SET upload_window = ?2 WHERE id = ?1",
-        params![id, window.map(|window| window.to_string())],
-    )?;
-    if changed == 0 {
-        return Err(Error::NotFound(format!("no profile with id {id}")));
-    }
-    get(db, id)
+    set(
+        db,
+        id,
+        "upload_window",
+        &window.map(|window| window.to_string()),
+    )
 }
 
 /// Keeps a folder of `.strm` files for profile `id` in step with its library, or (`None`) none.
 pub fn set_strm_dir(db: &Db, id: i64, dir: Option<&Path>) -> Result<Profile> {
+    set(db, id, "strm_dir", &dir.map(crate::db::path_text))
+}
+
+/// Whether profile `id` rewrites late-index MP4s index-first before uploading them.
+pub fn set_faststart(db: &Db, id: i64, on: bool) -> Result<Profile> {
+    set(db, id, "faststart", &on)
+}
+
+/// Sets one of profile `id`'s settings (`column` is one of the names above, never input).
+fn set(db: &Db, id: i64, column: &str, value: &dyn rusqlite::ToSql) -> Result<Profile> {
     let changed = db.lock().execute(
-        "UPDATE profiles SET strm_dir = ?2 WHERE id = ?1",
-        params![id, dir.map(crate::db::path_text)],
+        &format!("UPDATE profiles SET {column} = ?2 WHERE id = ?1"),
+        params![id, value],
     )?;
     if changed == 0 {
         return Err(Error::NotFound(format!("no profile with id {id}")));

@@ -187,9 +187,35 @@ fn check_a_bucket_filled_elsewhere(server: &S3Server) {
         }
     }
 
-    // Found items play through this computer's stream server.
+    // Found items play through this computer's stream server, which a running Offload also reads
+    // them through, by Range, to say what they hold and take their pictures.
     let daemon = sandbox.daemon(&[]);
     assert_plays(&item_url(&sandbox, "Clips/Clip.mp4"));
+    let mut clip = serde_json::Value::Null;
+    wait_for("what the found clip holds, and its picture", || {
+        clip = sandbox
+            .media()
+            .into_iter()
+            .find(|row| row["title"] == "Clip")
+            .unwrap();
+        clip["poster_url"].is_string()
+    });
+    assert_eq!(clip["media"]["duration_ms"], 5000, "{clip}");
+    assert_eq!(clip["media"]["video"]["width"], 160, "{clip}");
+    let picture = fetch(clip["poster_url"].as_str().unwrap(), "GET", &[]);
+    assert_eq!(
+        (picture.status, &picture.body[..2]),
+        (200, &[0xff, 0xd8][..])
+    );
+    let film = sandbox
+        .media()
+        .into_iter()
+        .find(|row| row["title"] == "Film");
+    assert_eq!(
+        film.unwrap()["media"],
+        serde_json::Value::Null,
+        "not a video"
+    );
 
     // Deleted elsewhere: gone from the library on the next scan, its URL answers 410. Replaced
     // elsewhere: the new file.

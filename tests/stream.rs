@@ -475,6 +475,60 @@ fn a_removed_item_leaves_storage_the_library_and_the_playlist_but_not_the_disk()
     daemon.stop();
 }
 
+#[test]
+fn an_uploaded_film_has_a_picture_served_with_its_token_until_it_is_removed() {
+    let sandbox = Sandbox::new();
+    let (watch, _) = sandbox.home_profile(&[]);
+    make_video(&watch.join("Pictured (2022).mp4"));
+    std::fs::write(watch.join("notes.mkv"), b"not a video at all").unwrap();
+    let daemon = sandbox.daemon(&[]);
+    let mut media = Vec::new();
+    let row = |media: &[serde_json::Value], title: &str| {
+        media.iter().find(|row| row["title"] == title).cloned()
+    };
+    // The picture is taken right after the library row is written.
+    wait_for("both uploads and the film's picture", || {
+        media = sandbox.media();
+        media.len() == 2
+            && row(&media, "Pictured (2022)").is_some_and(|film| film["poster_url"].is_string())
+    });
+    let row = |title: &str| row(&media, title).unwrap();
+    assert_eq!(
+        row("notes")["poster_url"],
+        serde_json::Value::Null,
+        "no video, no picture"
+    );
+    let poster = row("Pictured (2022)")["poster_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let answer = fetch(&poster, "GET", &[]);
+    assert_eq!(answer.status, 200, "{poster}");
+    assert_eq!(answer.header("content-type"), Some("image/jpeg"));
+    assert_eq!(&answer.body[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    // ffprobe reads it as a picture the size of the video.
+    let picture = common::media::stream_sizes(&poster);
+    assert_eq!(picture, (160, 120));
+    let forged = format!("{}A", poster.trim_end_matches(|c: char| c != '='));
+    assert_eq!(fetch(&forged, "GET", &[]).status, 404, "{forged}");
+    let other = poster.replace("/media/", "/episodes/");
+    assert_eq!(
+        fetch(&other, "GET", &[]).status,
+        404,
+        "another item's token"
+    );
+
+    let id = row("Pictured (2022)")["item"]["id"].as_i64().unwrap();
+    sandbox.ok(&["media", "remove", &id.to_string()]);
+    assert_eq!(
+        fetch(&poster, "GET", &[]).status,
+        404,
+        "the picture goes with the item"
+    );
+    daemon.stop();
+}
+
 /// Every `.strm` file under `dir` (relative, `/`-separated) with its one line.
 fn strm_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
     let mut tree = std::collections::BTreeMap::new();

@@ -222,6 +222,13 @@ pub fn set_strm_dir(state: State<'_, AppState>, id: i64, dir: Option<PathBuf>) -
     Ok(())
 }
 
+/// Whether a profile uploads its late-index MP4s as a copy with the index first.
+#[tauri::command]
+pub fn set_faststart(state: State<'_, AppState>, id: i64, on: bool) -> Answer {
+    state.engine.set_faststart(id, on)?;
+    Ok(())
+}
+
 #[tauri::command(rename_all = "snake_case")]
 pub fn preview_template(remote_template: String, sample: String) -> Answer<String> {
     Ok(template::preview(&remote_template, "Profile", &sample)

@@ -164,6 +164,7 @@ fn main() {
             commands::held_back,
             commands::set_upload_window,
             commands::set_strm_dir,
+            commands::set_faststart,
             commands::client_id_configured,
             commands::save_settings,
         ])

@@ -132,15 +132,15 @@ impl Window {
 
     /// Waits until the value of the field `css` satisfies `wanted`.
     async fn value_until(&self, css: &str, what: &str, wanted: impl Fn(&str) -> bool) {
+        self.prop_until(css, "value", what, wanted).await;
+    }
+
+    /// Waits until the DOM property `prop` of `css` satisfies `wanted`.
+    async fn prop_until(&self, css: &str, prop: &str, what: &str, wanted: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let value = match self.client.find(Locator::Css(css)).await {
-                Ok(element) => element
-                    .prop("value")
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default(),
+                Ok(element) => element.prop(prop).await.ok().flatten().unwrap_or_default(),
                 Err(_) => String::new(),
             };
             if wanted(&value) {
@@ -148,7 +148,7 @@ impl Window {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; {css} holds {value:?}"
+                "timed out waiting for {what}; {css}'s {prop} is {value:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -375,6 +375,17 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
             |text| text == "0:04 · 240p · MPEG-4",
         )
         .await;
+    // Its card has the picture ffmpeg took, loaded from the stream server (320 pixels wide, as
+    // the film is).
+    window
+        .prop_until(
+            "[data-testid=library-item] [data-testid=library-poster]",
+            "naturalWidth",
+            "the film's picture on its card",
+            |width| width == "320",
+        )
+        .await;
+    window.screenshot("library").await;
     let url = item
         .attr("data-stream-url")
         .await

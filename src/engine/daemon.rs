@@ -174,11 +174,13 @@ impl Engine {
             tracing::info!(folders = folders.len(), data_dir = %self.data_dir.display(), "offload is running");
         }
 
-        // Media centre folders follow the library: brought up to date at start, when woken,
-        // and a moment after uploads are verified or a scan ends (one pass for a burst).
+        // The library's follow-ups — describing items found in storage, media centre folders —
+        // run at start, when woken, and a moment after uploads are verified or a scan ends (one
+        // pass for a burst).
         let mut library_events = self.events.subscribe();
         let mut strm_due = Some(tokio::time::Instant::now());
         let mut strm_failing = std::collections::HashSet::new();
+        let mut describing: Option<tokio::task::JoinHandle<()>> = None;
 
         let mut batch = Vec::with_capacity(ARRIVAL_BATCH);
         let ended = loop {
@@ -186,6 +188,9 @@ impl Engine {
                 _ = shutdown.cancelled() => break Ended::Shutdown,
                 () = sleep_until(strm_due), if strm_due.is_some() => {
                     strm_due = None;
+                    if stream_task.is_some() && describing.as_ref().is_none_or(|task| task.is_finished()) {
+                        describing = self.describe_found_items();
+                    }
                     self.sync_strm_folders(&mut strm_failing).await;
                 }
                 event = library_events.recv() => {
@@ -228,6 +233,9 @@ impl Engine {
         queue_stop.cancel();
         stream_stop.cancel();
         scan_stop.cancel();
+        if let Some(task) = describing {
+            task.abort();
+        }
         let _ = queue_task.await;
         if let Some(task) = scan_task {
             let _ = task.await;
@@ -261,6 +269,7 @@ impl Engine {
             self.accounts.clone(),
             sealer.key(),
             self.playback.clone(),
+            &self.data_dir,
         )
         .await?;
         // The local API answers on the same listener, with an engine of its own.

@@ -24,6 +24,8 @@ pub struct LibraryRow {
     #[serde(flatten)]
     pub entry: LibraryEntry,
     pub stream_url: Option<String>,
+    /// Its picture, where one was taken (ffmpeg installed) and a stream URL can be signed.
+    pub poster_url: Option<String>,
 }
 
 impl Engine {
@@ -36,6 +38,10 @@ impl Engine {
             .filter(|entry| entry.status == "uploaded")
             .map(|entry| LibraryRow {
                 stream_url: links.as_ref().map(|links| links.item_url(entry.item)),
+                poster_url: links
+                    .as_ref()
+                    .filter(|_| crate::posters::path(&self.data_dir, entry.item).is_file())
+                    .map(|links| links.poster_url(entry.item)),
                 entry,
             })
             .collect())
@@ -86,6 +92,18 @@ impl Engine {
         let profile = profiles::set_strm_dir(&self.db, id, dir)?;
         self.wake_daemon();
         Ok((profile, report))
+    }
+
+    /// Reads, in the background, what the items found in storage hold and takes their pictures,
+    /// through this process's stream server (see [`crate::stream::describe_found`]).
+    pub(crate) fn describe_found_items(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let links = self.stream_links().ok()?;
+        let (db, data_dir) = (self.db.clone(), self.data_dir.clone());
+        Some(tokio::spawn(async move {
+            if let Err(error) = crate::stream::describe_found(&db, &links, &data_dir).await {
+                tracing::warn!(%error, "cannot read what the items found in storage hold");
+            }
+        }))
     }
 
     /// Brings every profile's media centre folder up to date. One that cannot be written (an
@@ -188,6 +206,7 @@ impl Engine {
             )));
         }
         library::remove(&self.db, &self.backends, item).await?;
+        crate::posters::remove(&self.data_dir, item);
         // A running daemon brings media centre folders up to date.
         self.wake_daemon();
         Ok(())

@@ -32,7 +32,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::playback::Playback;
 use crate::profiles::{AfterUpload, NewWatchFolder, Profile, WatchFolder};
-use crate::queue::{ClaimMode, Event, NewJob, Queue, QueueOptions};
+use crate::queue::{self, ClaimMode, Event, NewJob, Queue, QueueOptions};
 use crate::secrets::Vault;
 use crate::settings::Settings;
 use crate::storage::local::LocalConfig;
@@ -42,7 +42,6 @@ use crate::template::{self, TemplateInput};
 const DATABASE_FILE: &str = "offload.db";
 /// Touched by a command that changed the queue or the folders, so a running daemon looks again.
 const WAKE_FILE: &str = "wake";
-const OWNERS_DIR: &str = "owners";
 const DAEMON_LOCK: &str = "daemon.lock";
 /// Name of the profile a fresh install starts with.
 pub const DEFAULT_PROFILE: &str = "Default";
@@ -122,7 +121,7 @@ impl Engine {
     }
 
     pub fn owners_dir(&self) -> PathBuf {
-        self.data_dir.join(OWNERS_DIR)
+        queue::owners_dir(&self.data_dir)
     }
 
     /// A queue for this process: `Any` for the daemon, `Reserved` for one-off uploads.
@@ -130,7 +129,7 @@ impl Engine {
         Queue::new(
             self.db.clone(),
             self.backends.clone(),
-            &self.owners_dir(),
+            &self.data_dir,
             mode,
             options,
             self.events.clone(),

@@ -48,6 +48,12 @@ impl Engine {
         Ok(profile)
     }
 
+    /// Whether profile `id` makes its late-index MP4s ready to stream (index first) before
+    /// uploading them; the next upload to start follows it.
+    pub fn set_faststart(&self, id: i64, on: bool) -> Result<Profile> {
+        profiles::set_faststart(&self.db, id, on)
+    }
+
     pub fn profile(&self, id: i64) -> Result<ProfileView> {
         let profile = profiles::get(&self.db, id)?;
         Ok(ProfileView {

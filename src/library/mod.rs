@@ -45,6 +45,8 @@ pub struct UploadedFile<'a> {
     pub remote_path: &'a RemotePath,
     pub size: u64,
     pub checksum: &'a Checksum,
+    /// The local file's own checksum, where what was uploaded is a rewrite of it (faststart).
+    pub source_checksum: Option<&'a Checksum>,
     /// The provider's id of the uploaded file, where it has one.
     pub remote_id: Option<&'a str>,
     /// The stored object's tag, where the upload's answer said it.
@@ -71,6 +73,7 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
             size: file.size,
             content_type: content_type_of(file.local_path),
             checksum: Some(file.checksum.as_str()),
+            source_checksum: file.source_checksum.map(Checksum::as_str),
             file_path: Some(path_text(file.local_path)),
             remote_tag: file.remote_tag,
             remote_id: file.remote_id,
@@ -93,6 +96,8 @@ struct Stored<'a> {
     content_type: String,
     /// Offload's verified SHA-256, when Offload uploaded these bytes.
     checksum: Option<&'a str>,
+    /// The local file's checksum, where the uploaded bytes are a rewrite of it.
+    source_checksum: Option<&'a str>,
     /// The local file it was uploaded from.
     file_path: Option<String>,
     remote_tag: Option<&'a str>,
@@ -124,14 +129,16 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
         );
         let id: i64 = tx.prepare_cached(
             "INSERT INTO episodes (series_id, season, episode, title, file_path, storage_backend_id, storage_path, size,
-                                   content_type, checksum, status, uploaded_at, remote_tag, remote_id, created_at, media_info)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13, ?14, ?15)
+                                   content_type, checksum, status, uploaded_at, remote_tag, remote_id, created_at, media_info,
+                                   source_checksum, described_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'uploaded', ?11, ?12, ?13, ?14, ?15, ?16, ?11)
              ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
                  series_id = excluded.series_id, season = excluded.season, episode = excluded.episode,
                  title = excluded.title, file_path = excluded.file_path, size = excluded.size,
                  content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
                  uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag,
-                 remote_id = excluded.remote_id, media_info = excluded.media_info
+                 remote_id = excluded.remote_id, media_info = excluded.media_info,
+                 source_checksum = excluded.source_checksum, described_at = excluded.described_at
              RETURNING id",
         )?.query_row(
             params![
@@ -149,7 +156,8 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
                 item.remote_tag,
                 item.remote_id,
                 now,
-                item.media_info
+                item.media_info,
+                item.source_checksum
             ],
             |row| row.get(0),
         )?;
@@ -164,13 +172,15 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
     );
     let id: i64 = tx.prepare_cached(
         "INSERT INTO media (profile_id, kind, title, file_path, storage_backend_id, storage_path, size, content_type,
-                            checksum, status, uploaded_at, remote_tag, remote_id, created_at, media_info)
-         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11, ?12, ?13)
+                            checksum, status, uploaded_at, remote_tag, remote_id, created_at, media_info, source_checksum,
+                            described_at)
+         VALUES (?1, 'file', ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'uploaded', ?9, ?10, ?11, ?12, ?13, ?14, ?9)
          ON CONFLICT (storage_backend_id, storage_path) WHERE storage_path IS NOT NULL DO UPDATE SET
              title = excluded.title, file_path = excluded.file_path, size = excluded.size,
              content_type = excluded.content_type, checksum = excluded.checksum, status = 'uploaded',
              uploaded_at = excluded.uploaded_at, remote_tag = excluded.remote_tag,
-             remote_id = excluded.remote_id, media_info = excluded.media_info
+             remote_id = excluded.remote_id, media_info = excluded.media_info,
+             source_checksum = excluded.source_checksum, described_at = excluded.described_at
          RETURNING id",
     )?.query_row(
         params![
@@ -186,7 +196,8 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
             item.remote_tag,
             item.remote_id,
             now,
-            item.media_info
+            item.media_info,
+            item.source_checksum
         ],
         |row| row.get(0),
     )?;
@@ -194,7 +205,7 @@ fn record(tx: &Transaction<'_>, item: &Stored<'_>) -> Result<LibraryItem> {
 }
 
 /// The table and row id of an item.
-fn table_of(item: LibraryItem) -> (&'static str, i64) {
+pub(crate) fn table_of(item: LibraryItem) -> (&'static str, i64) {
     match item {
         LibraryItem::Media(id) => ("media", id),
         LibraryItem::Episode(id) => ("episodes", id),
@@ -247,6 +258,9 @@ pub struct LibraryEntry {
     pub uploaded_at: Option<i64>,
     /// What the file holds (duration, picture, tracks), where it has been probed.
     pub media: Option<MediaInfo>,
+    /// The local file's SHA-256 where the stored bytes are a rewrite of it (its index moved to
+    /// the front); `checksum` is the stored bytes' own.
+    pub source_checksum: Option<String>,
 }
 
 /// The library of one profile (or all), files first, then series with their episodes in order.
@@ -304,7 +318,8 @@ pub async fn remove(db: &Db, backends: &OpenBackends, item: LibraryItem) -> Resu
 
 const ENTRY_COLUMNS: &str =
     "is_episode, id, profile_id, title, series, season, episode, file_path, \
-     storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at, media_info";
+     storage_backend_id, storage_path, size, content_type, checksum, status, uploaded_at, media_info, \
+     source_checksum";
 
 fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LibraryEntry> {
     let id = row.get(1)?;
@@ -331,5 +346,6 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LibraryEntry> {
         media: row
             .get::<_, Option<String>>(15)?
             .and_then(|json| serde_json::from_str(&json).ok()),
+        source_checksum: row.get(16)?,
     })
 }

@@ -371,6 +371,7 @@ pub(super) fn apply_in(
                         remote_id: object.id.as_deref(),
                         uploaded_at: None,
                         media_info: None,
+                        source_checksum: None,
                     },
                 )?;
                 if matches!(change, Change::Add(_)) {
@@ -552,6 +553,7 @@ mod tests {
                 remote_id: None,
                 uploaded_at: Some(1),
                 media_info: None,
+                source_checksum: None,
             },
         )
         .unwrap();

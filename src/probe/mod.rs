@@ -14,6 +14,7 @@ mod mp4;
 mod mpegts;
 mod source;
 
+pub use mp4::{children as mp4_boxes, sniff as looks_like_mp4, BoxHeader};
 pub use source::{FileSource, ReadAt, Reader};
 
 use serde::{Deserialize, Serialize};

@@ -21,6 +21,8 @@ pub fn sniff(head: &[u8]) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct BoxHeader {
     pub kind: [u8; 4],
+    /// Where its header starts.
+    pub start: u64,
     pub body: u64,
     pub end: u64,
 }
@@ -49,7 +51,12 @@ fn header_at<S: ReadAt>(reader: &mut Reader<S>, at: u64, limit: u64) -> Result<B
             ),
         ));
     }
-    Ok(BoxHeader { kind, body, end })
+    Ok(BoxHeader {
+        kind,
+        start: at,
+        body,
+        end,
+    })
 }
 
 /// The boxes from `start` to `end`, read by their headers alone.

@@ -13,12 +13,13 @@ mod bandwidth;
 mod events;
 mod job;
 mod owner;
+mod prepare;
 mod progress;
 mod settle;
 mod transfer;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -152,19 +153,26 @@ pub(crate) struct Inner {
     /// Seen as their rows stand when each job starts: a sign-in or new settings apply to the
     /// next job, whoever made them.
     pub(super) backends: Arc<OpenBackends>,
+    /// Where the pictures of uploaded films are kept ([`crate::posters`]).
+    pub(super) data_dir: PathBuf,
+}
+
+/// Where the processes' lock files and scratch folders are, in the data folder.
+pub fn owners_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("owners")
 }
 
 impl Queue {
     pub fn new(
         db: Db,
         backends: Arc<OpenBackends>,
-        owners_dir: &Path,
+        data_dir: &Path,
         mode: ClaimMode,
         options: QueueOptions,
         events: broadcast::Sender<Event>,
         playback: Arc<Playback>,
     ) -> Result<Queue> {
-        let owner = OwnerLock::acquire(owners_dir)?;
+        let owner = OwnerLock::acquire(&owners_dir(data_dir))?;
         let bandwidth = Bandwidth::default();
         bandwidth.set_limit(crate::settings::bandwidth_limit(&db)?);
         Ok(Queue {
@@ -181,6 +189,7 @@ impl Queue {
                 held: Mutex::new(Held::default()),
                 playback,
                 yielding: Mutex::new(None),
+                data_dir: data_dir.to_owned(),
             }),
         })
     }
@@ -479,10 +488,23 @@ impl Inner {
                 |row| row.get::<_, Option<String>>(0),
             )?
             .and_then(|text| serde_json::from_str(&text).ok());
+        // Held until the attempt ends: dropping it removes the rewritten copy.
+        let source = match self.prepare(job, control).await? {
+            prepare::Source::Stopped => return Ok(Outcome::Stopped(control.requested())),
+            source => source,
+        };
+        let (local_path, size, source_checksum) = match &source {
+            prepare::Source::Rewritten(rewrite) => (
+                rewrite.path.clone(),
+                rewrite.size,
+                Some(rewrite.source_checksum.clone()),
+            ),
+            _ => (job.local_path.clone(), job.size, None),
+        };
         let request = UploadRequest {
-            local_path: job.local_path.clone(),
+            local_path,
             remote_path: remote.clone(),
-            size: job.size,
+            size,
             content_type: library::content_type_of(&job.local_path),
             resume,
         };
@@ -505,16 +527,16 @@ impl Inner {
         if !job.file_unchanged() {
             return Ok(Outcome::Stopped(Stop::Changed));
         }
-        if stored.verified && stored.size == job.size {
-            return Ok(Outcome::Verified(stored));
+        if stored.verified && stored.size == size {
+            return Ok(Outcome::Verified(stored, source_checksum));
         }
         match backend.stat(&remote).await {
             Ok(Some(meta))
-                if meta.size == job.size
-                    && stored.size == job.size
+                if meta.size == size
+                    && stored.size == size
                     && meta.checksum.as_ref().is_none_or(|c| *c == stored.checksum) =>
             {
-                Ok(Outcome::Verified(stored))
+                Ok(Outcome::Verified(stored, source_checksum))
             }
             Ok(found) => Ok(Outcome::Failed(StorageError::new(
                 backend.kind(),
@@ -523,8 +545,8 @@ impl Inner {
                 &remote,
                 match found {
                     Some(meta) => format!(
-                        "the remote copy has {} bytes, the file {}; uploading again",
-                        meta.size, job.size
+                        "the remote copy has {} bytes, the file {size}; uploading again",
+                        meta.size
                     ),
                     None => "the remote copy is missing right after the upload; uploading again"
                         .to_owned(),

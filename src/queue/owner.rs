@@ -39,6 +39,12 @@ impl OwnerLock {
         &self.id
     }
 
+    /// This process's scratch folder (the rewritten copies it is uploading). It goes with the
+    /// lock; after a crash, the next process's [`recover_orphans`] removes it.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.path.with_extension(SCRATCH)
+    }
+
     /// Whether the process that took `owner` in `dir` is still running.
     pub fn is_alive(dir: &Path, owner: &str) -> bool {
         let path = dir.join(format!("{owner}.lock"));
@@ -57,13 +63,48 @@ impl OwnerLock {
 
 impl Drop for OwnerLock {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.scratch_dir());
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Returns to the queue every job whose owner died (a crash, `kill -9`, a power cut). Its
-/// resume record stays, so a provider that can continue does.
+/// The extension of an owner's scratch folder beside its lock file.
+const SCRATCH: &str = "work";
+
+/// Removes the scratch folders of processes that are gone.
+fn sweep_scratch(owners_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(owners_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path
+            .extension()
+            .is_none_or(|extension| extension != SCRATCH)
+        {
+            continue;
+        }
+        let Some(owner) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        if !OwnerLock::is_alive(owners_dir, owner) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed what an interrupted upload left behind")
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot remove what an interrupted upload left behind")
+                }
+            }
+        }
+    }
+}
+
+/// Returns to the queue every job whose owner died (a crash, `kill -9`, a power cut), and
+/// removes the scratch files it left. Its resume record stays, so a provider that can continue
+/// does.
 pub fn recover_orphans(db: &Db, owners_dir: &Path) -> Result<usize> {
+    sweep_scratch(owners_dir);
     let claimed: Vec<(i64, String)> = {
         let conn = db.lock();
         let mut statement =

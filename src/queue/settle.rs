@@ -13,11 +13,13 @@ use super::{backoff, Inner, Job, JobState, QueueOptions};
 use crate::db::{now_ms, to_ns};
 use crate::error::{Action, Error, Result};
 use crate::library::{self, LibraryItem, UploadedFile};
-use crate::storage::{ErrorKind, RemotePath, StorageError, StoredObject};
+use crate::storage::{Checksum, ErrorKind, RemotePath, StorageError, StoredObject};
 
 /// How one attempt ended.
 pub enum Outcome {
-    Verified(StoredObject),
+    /// Stored and checked; with the local file's own checksum where what was stored is a
+    /// rewrite of it.
+    Verified(StoredObject, Option<Checksum>),
     Stopped(Stop),
     Failed(StorageError),
     /// Not a transfer failure: the job cannot run as configured (a removed backend, a bad path).
@@ -114,7 +116,7 @@ fn retryable(error: &StorageError) -> bool {
 /// backoff within its random half.
 pub fn decide(job: &Job, outcome: &Outcome, options: &QueueOptions, jitter: f64) -> Transition {
     match outcome {
-        Outcome::Verified(_) | Outcome::Stopped(Stop::Yield | Stop::None) => Transition::Yield,
+        Outcome::Verified(..) | Outcome::Stopped(Stop::Yield | Stop::None) => Transition::Yield,
         Outcome::Stopped(Stop::Pause) => Transition::LetGo {
             state: JobState::Paused,
         },
@@ -173,8 +175,10 @@ impl Inner {
     /// Applies the outcome of an attempt to the job's row.
     pub(super) async fn settle(&self, job: &Job, outcome: Result<Outcome>) -> Result<()> {
         let outcome = outcome.unwrap_or_else(Outcome::Broken);
-        if let Outcome::Verified(stored) = &outcome {
-            return self.record_verified(job, stored).await;
+        if let Outcome::Verified(stored, source_checksum) = &outcome {
+            return self
+                .record_verified(job, stored, source_checksum.as_ref())
+                .await;
         }
         let transition = decide(job, &outcome, &self.options, rand::random::<f64>());
         self.write(job, &transition)?;
@@ -304,7 +308,12 @@ impl Inner {
     }
 
     /// A verified upload and its library row land together, then the after-upload policy runs.
-    async fn record_verified(&self, job: &Job, stored: &StoredObject) -> Result<()> {
+    async fn record_verified(
+        &self,
+        job: &Job,
+        stored: &StoredObject,
+        source_checksum: Option<&Checksum>,
+    ) -> Result<()> {
         let now = now_ms();
         let remote = RemotePath::parse(&job.remote_path)?;
         let media_info = probe_uploaded(job).await;
@@ -318,6 +327,7 @@ impl Inner {
                     remote_path: &remote,
                     size: stored.size,
                     checksum: &stored.checksum,
+                    source_checksum,
                     remote_id: stored.id.as_deref(),
                     remote_tag: stored.tag.as_deref(),
                     media_info: media_info.as_ref(),
@@ -337,6 +347,8 @@ impl Inner {
         })?;
         tracing::info!(job = job.id, path = %job.local_path.display(), remote = %remote, "upload verified");
         tracing::debug!(job = job.id, ?item, "library updated");
+        // Before the shells hear of it, so the Library they list again has the picture.
+        self.take_poster(job, item, media_info.as_ref()).await;
         self.emit_state(job.id, JobState::Done, None, None);
         let policy = match super::job::after_upload_of(&self.db, job) {
             Ok(policy) => policy,
@@ -351,6 +363,35 @@ impl Inner {
             Err(problem) => self.notice(job, &problem),
         }
         Ok(())
+    }
+
+    /// A picture of a verified video, from the local file while it is still here (the
+    /// after-upload policy may remove it next).
+    async fn take_poster(
+        &self,
+        job: &Job,
+        item: LibraryItem,
+        media_info: Option<&crate::probe::MediaInfo>,
+    ) {
+        let Some(info) = media_info.filter(|info| info.video.is_some()) else {
+            return;
+        };
+        match crate::posters::take(
+            &self.data_dir,
+            item,
+            job.local_path.as_os_str(),
+            info.duration_ms,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(error @ crate::posters::PosterError::NoFfmpeg) => {
+                tracing::debug!(job = job.id, "{error}")
+            }
+            Err(error) => {
+                tracing::info!(job = job.id, path = %job.local_path.display(), %error, "no picture for it")
+            }
+        }
     }
 
     /// Lets the backend clean up what a cancelled job left behind (temporary files, multipart

@@ -12,6 +12,7 @@
 //! rebinding; items are looked up by id, so no part of a request ever becomes a file path.
 
 mod file;
+mod found;
 mod playlist;
 mod proxy;
 mod server;
@@ -26,6 +27,7 @@ use crate::secrets::MasterKey;
 use crate::settings::Settings;
 use token::{Subject, TokenKey};
 
+pub use found::describe_found;
 pub use playlist::playlist;
 pub use server::StreamServer;
 pub use strm::{export_strm, StrmReport, MANIFEST};
@@ -96,12 +98,21 @@ impl Links {
     }
 
     pub fn item_url(&self, item: LibraryItem) -> String {
+        self.item_link(item, "stream")
+    }
+
+    /// The picture of an item (where [`crate::posters`] took one), with its stream URL's token.
+    pub fn poster_url(&self, item: LibraryItem) -> String {
+        self.item_link(item, "poster.jpg")
+    }
+
+    fn item_link(&self, item: LibraryItem, leaf: &str) -> String {
         let (kind, id) = match item {
             LibraryItem::Media(id) => ("media", id),
             LibraryItem::Episode(id) => ("episodes", id),
         };
         format!(
-            "{}/api/{kind}/{id}/stream?token={}",
+            "{}/api/{kind}/{id}/{leaf}?token={}",
             self.base,
             self.key.token(Subject::Item(item))
         )

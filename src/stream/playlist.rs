@@ -79,6 +79,7 @@ mod tests {
             status: status.into(),
             uploaded_at: None,
             media: None,
+            source_checksum: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,8 @@ struct ServerState {
     http: reqwest::Client,
     /// Told of every redirect and proxied stream, so that uploads yield to the player.
     playback: Arc<Playback>,
+    /// The data folder, whose `posters/` the pictures are served from.
+    data_dir: PathBuf,
 }
 
 /// Library entries as of one revision of the database.
@@ -73,6 +76,7 @@ impl StreamServer {
         accounts: Arc<dyn TokenSources>,
         master: &MasterKey,
         playback: Arc<Playback>,
+        data_dir: &std::path::Path,
     ) -> Result<StreamServer> {
         let address = settings.address();
         let listener = tokio::net::TcpListener::bind(address)
@@ -105,6 +109,7 @@ impl StreamServer {
                 check: ChangeCheck::new(CATALOG_FRESHNESS),
                 http: proxy::client(),
                 playback,
+                data_dir: data_dir.to_owned(),
             }),
         })
     }
@@ -125,6 +130,7 @@ impl StreamServer {
         let mut router = Router::new()
             .route("/health", get(health))
             .route("/api/{kind}/{id}/stream", get(stream_route))
+            .route("/api/{kind}/{id}/poster.jpg", get(poster_route))
             .route("/api/profiles/{id}/playlist.m3u8", get(profile_playlist))
             .with_state(self.state.clone());
         if let Some(extra) = self.extra {
@@ -261,6 +267,15 @@ fn token_of(query: Option<&str>) -> &str {
         .unwrap_or_default()
 }
 
+/// The item a route's `{kind}/{id}` names.
+fn item_of(kind: &str, id: &str) -> Option<LibraryItem> {
+    match (kind, id.parse()) {
+        ("media", Ok(id)) => Some(LibraryItem::Media(id)),
+        ("episodes", Ok(id)) => Some(LibraryItem::Episode(id)),
+        _ => None,
+    }
+}
+
 /// `/api/media/{id}/stream` and `/api/episodes/{id}/stream`.
 async fn stream_route(
     State(state): State<Arc<ServerState>>,
@@ -269,12 +284,38 @@ async fn stream_route(
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let item = match (kind.as_str(), id.parse()) {
-        ("media", Ok(id)) => LibraryItem::Media(id),
-        ("episodes", Ok(id)) => LibraryItem::Episode(id),
-        _ => return not_found().await,
+    let Some(item) = item_of(&kind, &id) else {
+        return not_found().await;
     };
     stream(&state, item, query.as_deref(), &method, &headers).await
+}
+
+/// `/api/media/{id}/poster.jpg`: an item's picture, with the token of its stream URL.
+async fn poster_route(
+    State(state): State<Arc<ServerState>>,
+    Path((kind, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let item = item_of(&kind, &id).filter(|item| {
+        state
+            .links
+            .verify(Subject::Item(*item), token_of(query.as_deref()))
+    });
+    let Some(item) = item else {
+        return not_found().await;
+    };
+    match tokio::fs::read(crate::posters::path(&state.data_dir, item)).await {
+        Ok(picture) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                // A new upload of the item takes a new picture.
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            picture,
+        )
+            .into_response(),
+        Err(_) => not_found().await,
+    }
 }
 
 async fn stream(

@@ -7,8 +7,9 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Command;
 
-/// A 5-second MPEG-4 video. ffmpeg writes the index (`moov`) at the end, so a player must read
-/// the end of the file with a Range request before it can play the start.
+/// A 5-second MPEG-4 video with its index (`moov`) first, as Offload stores MP4s: the bytes
+/// stored are the bytes on disk, so what players read by Range can be checked byte for byte.
+/// (Late-index files, which Offload rewrites, are tests/faststart.rs's.)
 pub fn make_video(path: &Path) -> Vec<u8> {
     let status = Command::new("ffmpeg")
         .args([
@@ -20,6 +21,8 @@ pub fn make_video(path: &Path) -> Vec<u8> {
             "testsrc=duration=5:size=160x120:rate=10",
             "-c:v",
             "mpeg4",
+            "-movflags",
+            "+faststart",
             "-y",
         ])
         .arg(path)
@@ -58,6 +61,29 @@ pub fn probe(url: &str) -> (f64, String) {
         .unwrap()
         .to_owned();
     (duration, codec)
+}
+
+/// The width and height of the first video stream ffprobe finds at `url`.
+pub fn stream_sizes(url: &str) -> (u64, u64) {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "json",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    assert!(output.status.success(), "ffprobe {url}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stream = &report["streams"][0];
+    (
+        stream["width"].as_u64().expect("a width"),
+        stream["height"].as_u64().expect("a height"),
+    )
 }
 
 /// Decodes one frame four seconds in: the player seeks with a Range request.

@@ -50,6 +50,17 @@ pub enum ProfileCommand {
     /// `offload library export` writes them); a running Offload brings it up to date as items
     /// arrive, change or go. "off" stops (the folder stays as it is).
     Strm { name: String, dir: String },
+    /// Whether MP4 and MOV files whose index comes after their media data are uploaded as a copy
+    /// with the index first, so players start them at once (on by default). The local file is
+    /// never changed.
+    Faststart { name: String, setting: OnOff },
+}
+
+/// A setting's two values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 pub(crate) fn parse_after_upload(text: &str) -> Result<AfterUpload, String> {
@@ -115,8 +126,13 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
                         .as_ref()
                         .map(|dir| format!("  .strm files in {}", dir.display()))
                         .unwrap_or_default();
+                    let faststart = if view.profile.faststart {
+                        ""
+                    } else {
+                        "  MP4s uploaded as they are"
+                    };
                     println!(
-                        "{}  template {}  after upload: {}{window}{strm}",
+                        "{}  template {}  after upload: {}{window}{strm}{faststart}",
                         view.profile.name, view.profile.remote_template, view.profile.after_upload
                     );
                     for folder in &view.folders {
@@ -170,6 +186,15 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
                     report.written + report.unchanged
                 ),
                 _ => println!("{name:?} keeps no media centre folder"),
+            }
+        }
+        ProfileCommand::Faststart { name, setting } => {
+            let profile = engine.profile_named(&name)?;
+            let profile = engine.set_faststart(profile.id, matches!(setting, OnOff::On))?;
+            if profile.faststart {
+                println!("{name:?} uploads MP4s with their index first, ready to stream");
+            } else {
+                println!("{name:?} uploads MP4s as they are");
             }
         }
         ProfileCommand::Remove { name } => {

@@ -111,7 +111,12 @@ upload_window: string | null,
 /**
  * The folder of `.strm` files kept in step with its library, for media centres.
  */
-strm_dir: string | null, created_at: number, };
+strm_dir: string | null, 
+/**
+ * Whether its MP4s with the index after the media data are rewritten index-first before
+ * upload, so players start them from the first bytes.
+ */
+faststart: boolean, created_at: number, };
 
 export type WatchFolder = { id: number, profile_id: number, path: string, recursive: boolean, include: Array<string>, exclude: Array<string>, };
 
@@ -123,7 +128,12 @@ upload_window: string | null,
 /**
  * The folder of `.strm` files kept in step with its library, for media centres.
  */
-strm_dir: string | null, created_at: number, };
+strm_dir: string | null, 
+/**
+ * Whether its MP4s with the index after the media data are rewritten index-first before
+ * upload, so players start them from the first bytes.
+ */
+faststart: boolean, created_at: number, };
 
 export type Container = "mp4" | "matroska" | "webm" | "mpegts";
 
@@ -159,13 +169,27 @@ export type LibraryEntry = { item: LibraryItem, profile_id: number, title: strin
 /**
  * What the file holds (duration, picture, tracks), where it has been probed.
  */
-media: MediaInfo | null, };
+media: MediaInfo | null, 
+/**
+ * The local file's SHA-256 where the stored bytes are a rewrite of it (its index moved to
+ * the front); `checksum` is the stored bytes' own.
+ */
+source_checksum: string | null, };
 
-export type LibraryRow = { stream_url: string | null, item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, 
+export type LibraryRow = { stream_url: string | null, 
+/**
+ * Its picture, where one was taken (ffmpeg installed) and a stream URL can be signed.
+ */
+poster_url: string | null, item: LibraryItem, profile_id: number, title: string, series: string | null, season: number | null, episode: number | null, file_path: string | null, storage_backend_id: number | null, storage_path: string | null, size: number | null, content_type: string | null, checksum: string | null, status: string, uploaded_at: number | null, 
 /**
  * What the file holds (duration, picture, tracks), where it has been probed.
  */
-media: MediaInfo | null, };
+media: MediaInfo | null, 
+/**
+ * The local file's SHA-256 where the stored bytes are a rewrite of it (its index moved to
+ * the front); `checksum` is the stored bytes' own.
+ */
+source_checksum: string | null, };
 
 export type ScanReport = { 
 /**

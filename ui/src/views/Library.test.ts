@@ -25,7 +25,9 @@ function entry(id: number, title: string, extra: Partial<LibraryEntry> = {}): Li
     status: "uploaded",
     uploaded_at: Date.now(),
     media: null,
+    source_checksum: null,
     stream_url: `http://127.0.0.1:8765/s/${id}`,
+    poster_url: null,
     ...extra,
   };
 }
@@ -70,6 +72,24 @@ describe("Library", () => {
     const rows = await screen.findAllByTestId("library-item");
     expect(within(rows[0]).getByTestId("library-media").textContent).toBe("1:56:07 · 2160p · HEVC · EAC3");
     expect(within(rows[1]).queryByTestId("library-media")).toBeNull();
+  });
+
+  it("shows each item as a card with its picture, or its initial where there is none", async () => {
+    vi.mocked(api.listLibrary).mockResolvedValue([
+      entry(1, "Alien (1979)", {
+        poster_url: "http://127.0.0.1:8765/api/media/1/poster.jpg?token=t",
+        media: { container: "mp4", duration_ms: 7_020_000, video: { codec: "h264", width: 1920, height: 1080 }, audio: [], subtitles: [] },
+      }),
+      entry(2, "brazil"),
+    ]);
+    render(Library, { jobs: new JobsStore() });
+    const cards = await screen.findAllByTestId("library-item");
+    expect(within(cards[0]).getByTestId("library-poster").getAttribute("src")).toBe(
+      "http://127.0.0.1:8765/api/media/1/poster.jpg?token=t",
+    );
+    expect(within(cards[0]).getByText("1:57:00")).toBeInTheDocument();
+    expect(within(cards[1]).queryByTestId("library-poster")).toBeNull();
+    expect(within(cards[1]).getByText("B")).toBeInTheDocument();
   });
 
   it("asks before removing and names what goes", async () => {

@@ -12,6 +12,7 @@ const SHOWS: Profile = {
   remote_template: "{series}/Season {season}/{file}",
   upload_window: null,
   strm_dir: null,
+  faststart: true,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [{ id: 9, profile_id: 2, path: "/dl/shows", recursive: true, include: ["*.mkv"], exclude: [] }],
@@ -76,6 +77,19 @@ describe("Profiles", () => {
     await user.type(within(section).getByTestId("strm-dir"), "/media/kodi");
     await user.click(within(section).getByTestId("save-profile"));
     expect(api.setStrmDir).toHaveBeenCalledWith(2, "/media/kodi");
+  });
+
+  it("turns the faststart rewrite off only when it changes", async () => {
+    const user = userEvent.setup();
+    render(Profiles);
+    const section = await screen.findByTestId("profile-Shows");
+    const toggle = within(section).getByTestId("faststart");
+    expect(toggle).toBeChecked();
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setFaststart).not.toHaveBeenCalled();
+    await user.click(toggle);
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setFaststart).toHaveBeenCalledWith(2, false);
   });
 
   it("saves the move policy with its folder", async () => {

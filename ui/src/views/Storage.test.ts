@@ -13,6 +13,7 @@ const PROFILE: Profile = {
   remote_template: "{title}",
   upload_window: null,
   strm_dir: null,
+  faststart: true,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [],
