@@ -35,14 +35,6 @@ pub fn path(data_dir: &Path, item: LibraryItem) -> PathBuf {
     data_dir.join(POSTERS_DIR).join(format!("{kind}-{id}.jpg"))
 }
 
-/// The ffmpeg on the `PATH`, if there is one.
-pub fn ffmpeg() -> Option<PathBuf> {
-    let name = format!("ffmpeg{}", std::env::consts::EXE_SUFFIX);
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(&name))
-        .find(|candidate| candidate.is_file())
-}
-
 /// Takes the picture of `item` from `input` (a local file, or a URL ffmpeg reads by Range) one
 /// tenth of the way in — past the opening titles and black frames — and keeps it.
 pub async fn take(
@@ -51,7 +43,7 @@ pub async fn take(
     input: &std::ffi::OsStr,
     duration_ms: Option<u64>,
 ) -> Result<PathBuf, PosterError> {
-    let ffmpeg = ffmpeg().ok_or(PosterError::NoFfmpeg)?;
+    let ffmpeg = crate::platform::find_program("ffmpeg").ok_or(PosterError::NoFfmpeg)?;
     let out = path(data_dir, item);
     let dir = out.parent().unwrap_or(data_dir);
     tokio::fs::create_dir_all(dir).await?;

@@ -189,6 +189,11 @@ fn a_late_index_mp4_reaches_the_bucket_index_first_and_plays_through_its_url() {
     assert_eq!(entry["checksum"], sha256(&stored));
     assert_eq!(entry["source_checksum"], sha256(&original));
     assert_decodes(&url);
+    assert_eq!(
+        requests_to_start(&url),
+        2,
+        "one redirect through Offload, then one read from the bucket"
+    );
     daemon.stop();
 }
 

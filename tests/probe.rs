@@ -209,3 +209,44 @@ fn what_is_not_media_or_is_cut_short_says_why() {
     let error = probe::probe_file(&cut).unwrap_err().to_string();
     assert!(error.contains("MP4"), "{error}");
 }
+
+/// AVI and Flash video, which no probe here reads: ffprobe answers for them, in the same terms.
+#[test]
+fn other_containers_are_asked_of_ffprobe() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, (video_codec, audio), (said_video, said_audio), container) in [
+        (
+            "old.avi",
+            ("mpeg4", "libmp3lame"),
+            ("mpeg4", "mp3"),
+            probe::Container::Avi,
+        ),
+        (
+            "clip.flv",
+            ("flv", "aac"),
+            ("flv1", "aac"),
+            probe::Container::Flv,
+        ),
+    ] {
+        let path = dir.path().join(name);
+        clip(
+            &path,
+            3,
+            "320x240",
+            &[],
+            &["-c:v", video_codec, "-c:a", audio],
+        );
+        let info = probe::probe_file(&path).unwrap();
+        assert_eq!(info.container, container, "{name}");
+        let seconds = info.duration_ms.expect("a duration") as f64 / 1000.0;
+        assert!((seconds - 3.0).abs() <= 0.1, "{name}: {seconds} s");
+        let video = info.video.expect("a video track");
+        assert_eq!(
+            (video.codec.as_str(), video.width, video.height),
+            (said_video, Some(320), Some(240)),
+            "{name}"
+        );
+        assert_eq!(info.audio.len(), 1, "{name}");
+        assert_eq!(info.audio[0].codec, said_audio, "{name}");
+    }
+}

@@ -35,6 +35,14 @@ pub fn open(target: &str) -> std::io::Result<()> {
         .map(drop)
 }
 
+/// The program `name` (`ffmpeg`, `ffprobe`) on the `PATH`, with the OS's executable suffix.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(&file))
+        .find(|candidate| candidate.is_file())
+}
+
 /// The platform's data folder for Offload: `~/.local/share/offload` on Linux,
 /// `~/Library/Application Support/app.Offload.offload` on macOS, `%APPDATA%\Offload\offload\data`
 /// on Windows.

@@ -9,11 +9,13 @@
 //! faststart rewrite needs as well.
 
 mod bits;
+mod ffprobe;
 mod matroska;
 mod mp4;
 mod mpegts;
 mod source;
 
+pub use ffprobe::ffprobe;
 pub use mp4::{children as mp4_boxes, sniff as looks_like_mp4, BoxHeader};
 pub use source::{FileSource, ReadAt, Reader};
 
@@ -44,6 +46,10 @@ pub enum Container {
     Matroska,
     Webm,
     Mpegts,
+    /// Read by ffprobe (the fallback): AVI, Flash video, and the rest ffprobe names otherwise.
+    Avi,
+    Flv,
+    Other,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -65,7 +71,7 @@ pub struct Track {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("not a format Offload reads the headers of (MP4/MOV, Matroska/WebM, MPEG-TS)")]
+    #[error("not a format Offload reads the headers of (MP4/MOV, Matroska/WebM, MPEG-TS), and ffprobe (from ffmpeg) is not installed or could not read it either")]
     Unrecognised,
     #[error("its {format} headers are damaged: {what}")]
     Malformed { format: &'static str, what: String },
@@ -90,9 +96,13 @@ pub fn probe(source: impl ReadAt, block: usize) -> Result<MediaInfo> {
     }
 }
 
-/// Reads what the local file at `path` holds.
+/// Reads what the local file at `path` holds; a format the probes here do not read is asked of
+/// ffprobe, where it is installed.
 pub fn probe_file(path: &std::path::Path) -> Result<MediaInfo> {
-    probe(FileSource::open(path)?, LOCAL_BLOCK)
+    match probe(FileSource::open(path)?, LOCAL_BLOCK) {
+        Err(ProbeError::Unrecognised) => ffprobe(path.as_os_str()),
+        other => other,
+    }
 }
 
 /// An ISO 639-2 code as the library keeps it: lower case, `und` (undetermined) as none.

@@ -135,7 +135,13 @@ async fn describe(client: &reqwest::Client, url: &str, size: u64) -> Option<Opti
         url: url.to_owned(),
         size,
     };
-    match tokio::task::spawn_blocking(move || probe::probe(source, probe::REMOTE_BLOCK)).await {
+    let address = url.to_owned();
+    let read =
+        tokio::task::spawn_blocking(move || match probe::probe(source, probe::REMOTE_BLOCK) {
+            Err(probe::ProbeError::Unrecognised) => probe::ffprobe(std::ffi::OsStr::new(&address)),
+            other => other,
+        });
+    match read.await {
         Ok(Ok(info)) => Some(Some(info)),
         Ok(Err(probe::ProbeError::Unrecognised)) => Some(None),
         Ok(Err(probe::ProbeError::Io(error))) if error.kind() != io::ErrorKind::UnexpectedEof => {

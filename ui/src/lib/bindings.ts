@@ -135,7 +135,7 @@ strm_dir: string | null,
  */
 faststart: boolean, created_at: number, };
 
-export type Container = "mp4" | "matroska" | "webm" | "mpegts";
+export type Container = "mp4" | "matroska" | "webm" | "mpegts" | "avi" | "flv" | "other";
 
 export type Video = { 
 /**
