@@ -123,6 +123,7 @@ impl Window {
                 return text;
             }
             if Instant::now() > deadline {
+                self.screenshot("timed-out").await;
                 let page = self.client.source().await.unwrap_or_default();
                 panic!("timed out waiting for {what}; {css} says {text:?}; the page:\n{page}");
             }
@@ -132,15 +133,15 @@ impl Window {
 
     /// Waits until the value of the field `css` satisfies `wanted`.
     async fn value_until(&self, css: &str, what: &str, wanted: impl Fn(&str) -> bool) {
-        self.prop_until(css, "value", what, wanted).await;
-    }
-
-    /// Waits until the DOM property `prop` of `css` satisfies `wanted`.
-    async fn prop_until(&self, css: &str, prop: &str, what: &str, wanted: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let value = match self.client.find(Locator::Css(css)).await {
-                Ok(element) => element.prop(prop).await.ok().flatten().unwrap_or_default(),
+                Ok(element) => element
+                    .prop("value")
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
                 Err(_) => String::new(),
             };
             if wanted(&value) {
@@ -148,8 +149,36 @@ impl Window {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; {css}'s {prop} is {value:?}"
+                "timed out waiting for {what}; {css} holds {value:?}"
             );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the image `css` has loaded, as a person sees it; returns its natural width.
+    async fn image_width(&self, css: &str, what: &str) -> u64 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(image) = self.client.find(Locator::Css(css)).await {
+                let image = serde_json::to_value(&image).expect("element reference");
+                let width = self
+                    .client
+                    .execute(
+                        "const i = arguments[0]; return i.complete ? i.naturalWidth : 0;",
+                        vec![image],
+                    )
+                    .await
+                    .ok()
+                    .and_then(|width| width.as_u64())
+                    .unwrap_or(0);
+                if width > 0 {
+                    return width;
+                }
+            }
+            if Instant::now() > deadline {
+                self.screenshot("timed-out").await;
+                panic!("timed out waiting for {what} ({css})");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -377,14 +406,13 @@ async fn a_person_adds_storage_watches_a_folder_and_plays_the_upload() {
         .await;
     // Its card has the picture ffmpeg took, loaded from the stream server (320 pixels wide, as
     // the film is).
-    window
-        .prop_until(
+    let width = window
+        .image_width(
             "[data-testid=library-item] [data-testid=library-poster]",
-            "naturalWidth",
             "the film's picture on its card",
-            |width| width == "320",
         )
         .await;
+    assert_eq!(width, 320, "the picture is the film's size");
     window.screenshot("library").await;
     let url = item
         .attr("data-stream-url")

@@ -100,9 +100,25 @@ pub fn probe(source: impl ReadAt, block: usize) -> Result<MediaInfo> {
 /// ffprobe, where it is installed.
 pub fn probe_file(path: &std::path::Path) -> Result<MediaInfo> {
     match probe(FileSource::open(path)?, LOCAL_BLOCK) {
-        Err(ProbeError::Unrecognised) => ffprobe(path.as_os_str()),
+        Err(ProbeError::Unrecognised) if for_ffprobe(path) => ffprobe(path.as_os_str()),
         other => other,
     }
+}
+
+/// Whether a file of this name that the probes here do not recognise is worth asking ffprobe:
+/// not when its name says a format they read (it is damaged or misnamed, and ffprobe would cost
+/// a process per file for nothing — a thousand downloads are a thousand processes).
+pub fn for_ffprobe(name: &std::path::Path) -> bool {
+    const READ_HERE: [&str; 11] = [
+        "mp4", "m4v", "m4a", "mov", "3gp", "mkv", "mka", "webm", "ts", "m2ts", "mts",
+    ];
+    name.extension()
+        .and_then(|extension| extension.to_str())
+        .is_none_or(|extension| {
+            !READ_HERE
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(extension))
+        })
 }
 
 /// An ISO 639-2 code as the library keeps it: lower case, `und` (undetermined) as none.

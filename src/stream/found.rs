@@ -67,12 +67,13 @@ pub async fn describe_found(db: &Db, links: &Links, data_dir: &Path) -> Result<(
 
 /// One pass: how many items it looked at, and how many it could read.
 async fn describe_some(db: &Db, links: &Links, data_dir: &Path) -> Result<(usize, usize)> {
-    let waiting: Vec<(LibraryItem, u64)> = {
+    let waiting: Vec<(LibraryItem, u64, String)> = {
         let conn = db.lock();
         let mut statement = conn.prepare(
-            "SELECT 0, id, size FROM media WHERE kind = 'file' AND status = 'uploaded' AND described_at IS NULL
+            "SELECT 0, id, size, storage_path FROM media
+               WHERE kind = 'file' AND status = 'uploaded' AND described_at IS NULL
              UNION ALL
-             SELECT 1, id, size FROM episodes WHERE status = 'uploaded' AND described_at IS NULL
+             SELECT 1, id, size, storage_path FROM episodes WHERE status = 'uploaded' AND described_at IS NULL
              LIMIT ?1",
         )?;
         let rows = statement.query_map([PER_PASS as i64], |row| {
@@ -82,7 +83,11 @@ async fn describe_some(db: &Db, links: &Links, data_dir: &Path) -> Result<(usize
             } else {
                 LibraryItem::Media(id)
             };
-            Ok((item, row.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64))
+            Ok((
+                item,
+                row.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+                row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            ))
         })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -93,9 +98,10 @@ async fn describe_some(db: &Db, links: &Links, data_dir: &Path) -> Result<(usize
         .build()
         .unwrap_or_default();
     let mut described = 0;
-    for &(item, size) in &waiting {
+    for (item, size, name) in &waiting {
+        let (item, size) = (*item, *size);
         let url = links.item_url(item);
-        let Some(info) = describe(&client, &url, size).await else {
+        let Some(info) = describe(&client, &url, size, name).await else {
             continue;
         };
         described += 1;
@@ -128,7 +134,13 @@ async fn describe_some(db: &Db, links: &Links, data_dir: &Path) -> Result<(usize
 
 /// What the item at `url` holds (`Some(None)`: it cannot be told, and need not be asked again),
 /// or `None` where it could not be read now.
-async fn describe(client: &reqwest::Client, url: &str, size: u64) -> Option<Option<MediaInfo>> {
+async fn describe(
+    client: &reqwest::Client,
+    url: &str,
+    size: u64,
+    name: &str,
+) -> Option<Option<MediaInfo>> {
+    let ask_ffprobe = probe::for_ffprobe(Path::new(name));
     let source = UrlSource {
         client: client.clone(),
         runtime: tokio::runtime::Handle::current(),
@@ -138,7 +150,9 @@ async fn describe(client: &reqwest::Client, url: &str, size: u64) -> Option<Opti
     let address = url.to_owned();
     let read =
         tokio::task::spawn_blocking(move || match probe::probe(source, probe::REMOTE_BLOCK) {
-            Err(probe::ProbeError::Unrecognised) => probe::ffprobe(std::ffi::OsStr::new(&address)),
+            Err(probe::ProbeError::Unrecognised) if ask_ffprobe => {
+                probe::ffprobe(std::ffi::OsStr::new(&address))
+            }
             other => other,
         });
     match read.await {
