@@ -21,6 +21,18 @@ pub enum LibraryItem {
     Episode(i64),
 }
 
+impl LibraryItem {
+    /// The item a row names by its `is_episode` flag and id (the `library_entries` view's and
+    /// every union over the two tables').
+    pub fn of(is_episode: bool, id: i64) -> LibraryItem {
+        if is_episode {
+            LibraryItem::Episode(id)
+        } else {
+            LibraryItem::Media(id)
+        }
+    }
+}
+
 /// `media 3`, `episode 7`: how a person names an item (the ids `offload media list` shows).
 impl std::fmt::Display for LibraryItem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -322,13 +334,8 @@ const ENTRY_COLUMNS: &str =
      source_checksum";
 
 fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LibraryEntry> {
-    let id = row.get(1)?;
     Ok(LibraryEntry {
-        item: if row.get(0)? {
-            LibraryItem::Episode(id)
-        } else {
-            LibraryItem::Media(id)
-        },
+        item: LibraryItem::of(row.get(0)?, row.get(1)?),
         profile_id: row.get(2)?,
         title: row.get(3)?,
         series: row.get(4)?,

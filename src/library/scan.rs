@@ -262,12 +262,7 @@ pub(super) const KNOWN_TABLES: [&str; 2] = [
 ];
 
 pub(super) fn known_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Known)> {
-    let id = row.get(1)?;
-    let item = if row.get(0)? {
-        LibraryItem::Episode(id)
-    } else {
-        LibraryItem::Media(id)
-    };
+    let item = LibraryItem::of(row.get(0)?, row.get(1)?);
     Ok((
         row.get(2)?,
         Known {

@@ -15,6 +15,7 @@ mod mp4;
 mod mpegts;
 mod source;
 
+pub(crate) use bits::be;
 pub use ffprobe::ffprobe;
 pub use mp4::{children as mp4_boxes, sniff as looks_like_mp4, BoxHeader};
 pub use source::{FileSource, ReadAt, Reader};

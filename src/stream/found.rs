@@ -77,14 +77,8 @@ async fn describe_some(db: &Db, links: &Links, data_dir: &Path) -> Result<(usize
              LIMIT ?1",
         )?;
         let rows = statement.query_map([PER_PASS as i64], |row| {
-            let id = row.get(1)?;
-            let item = if row.get(0)? {
-                LibraryItem::Episode(id)
-            } else {
-                LibraryItem::Media(id)
-            };
             Ok((
-                item,
+                LibraryItem::of(row.get(0)?, row.get(1)?),
                 row.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
                 row.get::<_, Option<String>>(3)?.unwrap_or_default(),
             ))

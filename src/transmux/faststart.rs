@@ -419,17 +419,11 @@ impl Node {
 }
 
 fn be32(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes
-        .get(at..at + 4)
-        .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    probe::be(bytes, at, 4)
 }
 
 fn be64(bytes: &[u8], at: usize) -> Option<u64> {
-    bytes.get(at..at + 8).map(|b| {
-        let mut word = [0; 8];
-        word.copy_from_slice(b);
-        u64::from_be_bytes(word)
-    })
+    probe::be(bytes, at, 8)
 }
 
 fn name(kind: &[u8; 4]) -> String {
