@@ -58,7 +58,7 @@ impl TransferSummary {
                     .insert(scan.backend_id, (scan.backend_name.clone(), scan.found));
             }
             Event::Held(held) => self.held = *held,
-            Event::Queued { .. } | Event::Notice { .. } => {}
+            Event::Queued { .. } | Event::Notice { .. } | Event::Described { .. } => {}
         }
     }
 

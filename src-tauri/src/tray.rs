@@ -221,6 +221,7 @@ pub fn start(app: &AppHandle, engine: Arc<Engine>) -> tauri::Result<()> {
                     Event::Progress(progress) => app.emit("upload-progress", progress),
                     Event::Notice { message } => app.emit("notice", message),
                     Event::Scan(progress) => app.emit("library-scan", progress),
+                    Event::Described { items } => app.emit("library-described", items),
                     Event::State { .. } | Event::Queued { .. } | Event::Held(_) => {
                         app.emit("upload-state", &event)
                     }

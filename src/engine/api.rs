@@ -168,7 +168,7 @@ pub const ROUTES: [ApiRoute; 19] = [
     route(
         Verb::Get,
         "/api/events",
-        "Server-Sent Events: every job's progress and state, notices, scans and held uploads, as the queue says them (`event:` is the type).",
+        "Server-Sent Events: every job's progress and state, notices, scans, items described and held uploads, as the queue says them (`event:` is the type).",
         None,
     ),
 ];

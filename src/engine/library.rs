@@ -98,10 +98,16 @@ impl Engine {
     /// through this process's stream server (see [`crate::stream::describe_found`]).
     pub(crate) fn describe_found_items(&self) -> Option<tokio::task::JoinHandle<()>> {
         let links = self.stream_links().ok()?;
-        let (db, data_dir) = (self.db.clone(), self.data_dir.clone());
+        let (db, data_dir, events) = (self.db.clone(), self.data_dir.clone(), self.events.clone());
         Some(tokio::spawn(async move {
-            if let Err(error) = crate::stream::describe_found(&db, &links, &data_dir).await {
-                tracing::warn!(%error, "cannot read what the items found in storage hold");
+            match crate::stream::describe_found(&db, &links, &data_dir).await {
+                Ok(0) => {}
+                Ok(items) => {
+                    let _ = events.send(Event::Described { items });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read what the items found in storage hold")
+                }
             }
         }))
     }

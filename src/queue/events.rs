@@ -30,6 +30,11 @@ pub enum Event {
     },
     /// A look through a backend for what storage holds, as it goes.
     Scan(ScanProgress),
+    /// Items found in storage were described (what they hold, their pictures): a library shown
+    /// should be listed again.
+    Described {
+        items: usize,
+    },
     /// Uploads held back by closed upload windows: said when that changes, and with `jobs: 0`
     /// when nothing waits any more.
     Held(Held),

@@ -19,12 +19,29 @@ use crate::probe::{self, MediaInfo, ReadAt};
 /// so a pass never holds the daemon's follow-ups up for long.
 const PER_PASS: usize = 50;
 
-/// A stored object read by Range requests through its stream URL.
-struct UrlSource {
+/// A stored object read by Range requests through a URL (its stream URL, or the presigned URL
+/// it redirects to), on `runtime` from a blocking thread.
+pub struct UrlSource {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
     url: String,
     size: u64,
+}
+
+impl UrlSource {
+    pub fn new(
+        client: reqwest::Client,
+        runtime: tokio::runtime::Handle,
+        url: String,
+        size: u64,
+    ) -> UrlSource {
+        UrlSource {
+            client,
+            runtime,
+            url,
+            size,
+        }
+    }
 }
 
 impl ReadAt for UrlSource {
@@ -55,12 +72,15 @@ impl ReadAt for UrlSource {
 }
 
 /// Describes the items not described yet, [`PER_PASS`] at a time, until none is left or a pass
-/// could read none of them (storage out of reach: the next pass tries again).
-pub async fn describe_found(db: &Db, links: &Links, data_dir: &Path) -> Result<()> {
+/// could read none of them (storage out of reach: the next pass tries again); returns how many
+/// it described.
+pub async fn describe_found(db: &Db, links: &Links, data_dir: &Path) -> Result<usize> {
+    let mut total = 0;
     loop {
         let (looked, described) = describe_some(db, links, data_dir).await?;
+        total += described;
         if looked < PER_PASS || described == 0 {
-            return Ok(());
+            return Ok(total);
         }
     }
 }
@@ -135,12 +155,12 @@ async fn describe(
     name: &str,
 ) -> Option<Option<MediaInfo>> {
     let ask_ffprobe = probe::for_ffprobe(Path::new(name));
-    let source = UrlSource {
-        client: client.clone(),
-        runtime: tokio::runtime::Handle::current(),
-        url: url.to_owned(),
+    let source = UrlSource::new(
+        client.clone(),
+        tokio::runtime::Handle::current(),
+        url.to_owned(),
         size,
-    };
+    );
     let address = url.to_owned();
     let read =
         tokio::task::spawn_blocking(move || match probe::probe(source, probe::REMOTE_BLOCK) {

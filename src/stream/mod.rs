@@ -27,7 +27,7 @@ use crate::secrets::MasterKey;
 use crate::settings::Settings;
 use token::{Subject, TokenKey};
 
-pub use found::describe_found;
+pub use found::{describe_found, UrlSource};
 pub use playlist::playlist;
 pub use server::StreamServer;
 pub use strm::{export_strm, StrmReport, MANIFEST};

@@ -217,31 +217,41 @@ pub fn sparse_mp4(small: &Path, data: u64, out: &Path) {
 
 /// What `offload`'s probe finds in `path`, with how many reads and bytes it took.
 pub fn probe_counted(path: &Path) -> (offload::probe::MediaInfo, usize, u64) {
-    use offload::probe::{FileSource, ReadAt};
+    let file = offload::probe::FileSource::open(path).unwrap();
+    probe_counted_from(file, offload::probe::LOCAL_BLOCK)
+}
 
-    struct Counted {
-        file: FileSource,
+/// What `offload`'s probe finds in `source`, read `block` bytes at a time, with how many reads
+/// and bytes it took.
+pub fn probe_counted_from(
+    source: impl offload::probe::ReadAt,
+    block: usize,
+) -> (offload::probe::MediaInfo, usize, u64) {
+    use offload::probe::ReadAt;
+
+    struct Counted<S> {
+        source: S,
         reads: usize,
         bytes: u64,
     }
-    impl ReadAt for &mut Counted {
+    impl<S: ReadAt> ReadAt for &mut Counted<S> {
         fn size(&self) -> u64 {
-            self.file.size()
+            self.source.size()
         }
         fn read_at(&mut self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
             self.reads += 1;
-            let data = self.file.read_at(offset, len)?;
+            let data = self.source.read_at(offset, len)?;
             self.bytes += data.len() as u64;
             Ok(data)
         }
     }
 
     let mut counted = Counted {
-        file: FileSource::open(path).unwrap(),
+        source,
         reads: 0,
         bytes: 0,
     };
-    let info = offload::probe::probe(&mut counted, offload::probe::LOCAL_BLOCK)
-        .unwrap_or_else(|error| panic!("probe {}: {error}", path.display()));
+    let info =
+        offload::probe::probe(&mut counted, block).unwrap_or_else(|error| panic!("probe: {error}"));
     (info, counted.reads, counted.bytes)
 }

@@ -239,7 +239,7 @@ async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) 
                     "note: waiting for the profile's upload window{}; Ctrl-C leaves the files queued",
                     held.opens_at.map(|at| format!(", which opens at {}", at.format("%H:%M"))).unwrap_or_default()
                 )),
-                Event::Queued { .. } | Event::Scan(_) | Event::Held(_) => {}
+                Event::Queued { .. } | Event::Scan(_) | Event::Described { .. } | Event::Held(_) => {}
             },
         }
     };

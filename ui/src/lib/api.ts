@@ -124,6 +124,9 @@ export const events = {
   /** A look through a backend as it goes, whoever started it (the window, the daemon's rounds). */
   scan: (handler: (progress: ScanProgress) => void): Promise<UnlistenFn> =>
     listen<ScanProgress>("library-scan", (event) => handler(event.payload)),
+  /** Items found in storage were described (their length, picture size, pictures). */
+  described: (handler: (items: number) => void): Promise<UnlistenFn> =>
+    listen<number>("library-described", (event) => handler(event.payload)),
   /** Something changed the profiles, backends or library outside the window (CLI, deep link). */
   changed: (handler: () => void): Promise<UnlistenFn> => listen("data-changed", () => handler()),
 };

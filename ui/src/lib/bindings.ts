@@ -237,7 +237,7 @@ export type Event = { "type": "queued", job_id: number, local_path: string, } | 
 /**
  * What a person can do about `message`, where the engine knows.
  */
-action: Action | null, } | { "type": "notice", message: string, } | { "type": "scan" } & ScanProgress | { "type": "held" } & Held;
+action: Action | null, } | { "type": "notice", message: string, } | { "type": "scan" } & ScanProgress | { "type": "described", items: number, } | { "type": "held" } & Held;
 
 export type Held = { jobs: number, opens_at: string | null, };
 

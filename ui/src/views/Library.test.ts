@@ -146,4 +146,14 @@ describe("Library", () => {
     expect(vi.mocked(api.listLibrary).mock.calls.length).toBeGreaterThan(listed);
     expect(screen.queryByTestId("library-scan-progress")).toBeNull();
   });
+
+  it("lists again when items found in storage were described, to show their pictures", async () => {
+    render(Library, { jobs: new JobsStore() });
+    await screen.findAllByTestId("library-item");
+    vi.mocked(api.listLibrary).mockResolvedValue([
+      entry(1, "Arrival", { poster_url: "http://127.0.0.1:8765/api/media/1/poster.jpg?token=t" }),
+    ]);
+    handlerOf<number>(events.described)(1);
+    expect(await screen.findByTestId("library-poster")).toBeInTheDocument();
+  });
 });
