@@ -173,6 +173,25 @@ fn mpeg_ts_with_a_cropped_1080p_picture() {
     assert_eq!((video.width, video.height), (Some(1920), Some(1080)));
 }
 
+/// HEVC in a transport stream (as TV recordings are now), at a size that is no multiple of the
+/// coding block: the sequence parameter set codes the padded size and a conformance window.
+#[test]
+fn mpeg_ts_with_hevc_video_at_an_odd_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Recording.ts");
+    clip(
+        &path,
+        2,
+        "318x238",
+        &[],
+        &["-c:v", "libx265", "-x265-params", "log-level=error"],
+    );
+    let info = agrees_with_ffprobe(&path);
+    let video = info.video.unwrap();
+    assert_eq!(video.codec, "hevc");
+    assert_eq!((video.width, video.height), (Some(318), Some(238)));
+}
+
 /// A film over 4 GiB as a camera or a long remux writes it: a 64-bit `mdat` size and a
 /// version 1 (64-bit) movie header, the data sparse so the test writes megabytes, not gigabytes.
 #[test]

@@ -291,7 +291,7 @@ fn pts(payload: &[u8]) -> Option<u64> {
     )
 }
 
-/// The width and height the video's first sequence header gives (H.264 and MPEG-2 video).
+/// The width and height the video's first sequence header gives (H.264, HEVC and MPEG-2 video).
 fn picture_size(head: &[Payload<'_>], pid: u16, codec: &str) -> Option<(u32, u32)> {
     // The elementary stream's first bytes: the first PES packet's data and what follows it.
     let mut stream = Vec::new();
@@ -315,6 +315,8 @@ fn picture_size(head: &[Payload<'_>], pid: u16, codec: &str) -> Option<(u32, u32
         let unit = &stream[at..];
         match codec {
             "h264" if unit.first()? & 0x1F == 7 => return h264_size(&unit[1..]),
+            // HEVC's two-byte NAL header: type 33 is the sequence parameter set.
+            "hevc" if (unit.first()? >> 1) & 0x3F == 33 => return hevc_size(unit.get(2..)?),
             "mpeg2video" | "mpeg1video" if unit.first()? == &0xB3 => {
                 let width = (be(unit, 1, 2)? >> 4) as u32;
                 let height = (be(unit, 2, 2)? & 0x0FFF) as u32;
@@ -394,6 +396,50 @@ fn h264_size(sps: &[u8]) -> Option<(u32, u32)> {
     let width = (width_mbs * 16).checked_sub(crop_x * (left + right))?;
     let height = (field_factor * height_units * 16).checked_sub(crop_y * (top + bottom))?;
     Some((width, height))
+}
+
+/// The picture size an HEVC sequence parameter set gives (ITU-T H.265 7.3.2.2), after its
+/// conformance window.
+fn hevc_size(sps: &[u8]) -> Option<(u32, u32)> {
+    let mut bits = Bits::unescaped(sps);
+    bits.skip(4)?; // sps_video_parameter_set_id
+    let sub_layers = bits.bits(3)? as usize; // sps_max_sub_layers_minus1
+    bits.skip(1)?; // sps_temporal_id_nesting_flag
+                   // profile_tier_level: the general profile (88 bits) and level (8), then which sub-layers
+                   // carry their own, padded to eight entries, then those.
+    bits.skip(96)?;
+    let mut present = Vec::with_capacity(sub_layers);
+    for _ in 0..sub_layers {
+        present.push((bits.bit()?, bits.bit()?));
+    }
+    if sub_layers > 0 {
+        bits.skip(2 * (8 - sub_layers))?;
+    }
+    for (profile, level) in present {
+        bits.skip(88 * profile as usize + 8 * level as usize)?;
+    }
+    bits.ue()?; // sps_seq_parameter_set_id
+    let chroma_format = bits.ue()?;
+    let separate_planes = chroma_format == 3 && bits.bit()? == 1;
+    let width = bits.ue()?;
+    let height = bits.ue()?;
+    let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
+    if bits.bit()? == 1 {
+        left = bits.ue()?;
+        right = bits.ue()?;
+        top = bits.ue()?;
+        bottom = bits.ue()?;
+    }
+    // The window is in chroma samples: SubWidthC and SubHeightC (H.265 table 6-1).
+    let (unit_x, unit_y) = match chroma_format {
+        1 if !separate_planes => (2, 2),
+        2 if !separate_planes => (2, 1),
+        _ => (1, 1),
+    };
+    Some((
+        width.checked_sub(unit_x * (left + right))?,
+        height.checked_sub(unit_y * (top + bottom))?,
+    ))
 }
 
 fn skip_scaling_list(bits: &mut Bits, size: usize) -> Option<()> {
