@@ -23,6 +23,20 @@ fn median(mut runs: Vec<Duration>) -> Duration {
     runs[runs.len() / 2]
 }
 
+/// Offload's probe (its median, reads and bytes) beside ffprobe's time.
+fn report(ours: Duration, reads: usize, bytes: u64, ffprobe: Duration) {
+    println!(
+        "  Offload    {:8.3} ms   {reads} reads, {} KiB read",
+        ours.as_secs_f64() * 1000.0,
+        bytes / 1024
+    );
+    println!(
+        "  ffprobe    {:8.2} ms   (Offload {:.1}x faster; ffprobe starts a process and opens its decoders)",
+        ffprobe.as_secs_f64() * 1000.0,
+        ffprobe.as_secs_f64() / ours.as_secs_f64()
+    );
+}
+
 /// ffprobe's time to say how long `input` (a file or a URL) is, median of 5.
 fn ffprobe_time(input: &std::ffi::OsStr) -> Duration {
     median(
@@ -83,16 +97,7 @@ fn main() {
         "Probing a 10 GB MP4 with its {} KiB index at the end, median:",
         moov / 1024
     );
-    println!(
-        "  Offload    {:8.3} ms   {reads} reads, {} KiB read",
-        ours.as_secs_f64() * 1000.0,
-        bytes / 1024
-    );
-    println!(
-        "  ffprobe    {:8.2} ms   (Offload {:.0}x faster; ffprobe starts a process and opens its decoders)",
-        ffprobe.as_secs_f64() * 1000.0,
-        ffprobe.as_secs_f64() / ours.as_secs_f64()
-    );
+    report(ours, reads, bytes, ffprobe);
 
     through_s3(dir.path(), &film);
 }
@@ -149,14 +154,5 @@ fn through_s3(dir: &std::path::Path, film: &std::path::Path) {
     );
     let ffprobe = ffprobe_time(std::ffi::OsStr::new(&url));
     println!("The same film in Garage (index at the end), through a presigned URL, median:");
-    println!(
-        "  Offload    {:8.2} ms   {reads} Range requests, {} KiB read",
-        ours.as_secs_f64() * 1000.0,
-        bytes / 1024
-    );
-    println!(
-        "  ffprobe    {:8.2} ms   (Offload {:.1}x faster)",
-        ffprobe.as_secs_f64() * 1000.0,
-        ffprobe.as_secs_f64() / ours.as_secs_f64()
-    );
+    report(ours, reads, bytes, ffprobe);
 }

@@ -90,6 +90,16 @@ pub async fn take(
     Ok(out)
 }
 
+/// The items that have a picture, by one listing of the folder (not a look per item).
+pub fn taken(data_dir: &Path) -> std::collections::HashSet<PathBuf> {
+    std::fs::read_dir(data_dir.join(POSTERS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .collect()
+}
+
 /// Forgets the picture of an item that left the library.
 pub fn remove(data_dir: &Path, item: LibraryItem) {
     let path = path(data_dir, item);

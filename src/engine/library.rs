@@ -33,6 +33,7 @@ impl Engine {
     /// listed.
     pub fn library(&self, profile_id: Option<i64>) -> Result<Vec<LibraryRow>> {
         let links = self.stream_links().ok();
+        let pictures = crate::posters::taken(&self.data_dir);
         Ok(library::list(&self.db, profile_id)?
             .into_iter()
             .filter(|entry| entry.status == "uploaded")
@@ -40,7 +41,9 @@ impl Engine {
                 stream_url: links.as_ref().map(|links| links.item_url(entry.item)),
                 poster_url: links
                     .as_ref()
-                    .filter(|_| crate::posters::path(&self.data_dir, entry.item).is_file())
+                    .filter(|_| {
+                        pictures.contains(&crate::posters::path(&self.data_dir, entry.item))
+                    })
                     .map(|links| links.poster_url(entry.item)),
                 entry,
             })

@@ -380,13 +380,7 @@ fn h264_size(sps: &[u8]) -> Option<(u32, u32)> {
         bits.skip(1)?; // mb_adaptive_frame_field_flag
     }
     bits.skip(1)?; // direct_8x8_inference_flag
-    let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
-    if bits.bit()? == 1 {
-        left = bits.ue()?;
-        right = bits.ue()?;
-        top = bits.ue()?;
-        bottom = bits.ue()?;
-    }
+    let (left, right, top, bottom) = cropping(&mut bits)?;
     let field_factor = 2 - frame_mbs_only;
     let (crop_x, crop_y) = match chroma_format {
         0 | 3 => (1, field_factor),
@@ -405,8 +399,9 @@ fn hevc_size(sps: &[u8]) -> Option<(u32, u32)> {
     bits.skip(4)?; // sps_video_parameter_set_id
     let sub_layers = bits.bits(3)? as usize; // sps_max_sub_layers_minus1
     bits.skip(1)?; // sps_temporal_id_nesting_flag
-                   // profile_tier_level: the general profile (88 bits) and level (8), then which sub-layers
-                   // carry their own, padded to eight entries, then those.
+
+    // profile_tier_level: the general profile (88 bits) and level (8), then which sub-layers
+    // carry their own, padded to eight entries, then those.
     bits.skip(96)?;
     let mut present = Vec::with_capacity(sub_layers);
     for _ in 0..sub_layers {
@@ -423,13 +418,7 @@ fn hevc_size(sps: &[u8]) -> Option<(u32, u32)> {
     let separate_planes = chroma_format == 3 && bits.bit()? == 1;
     let width = bits.ue()?;
     let height = bits.ue()?;
-    let (mut left, mut right, mut top, mut bottom) = (0, 0, 0, 0);
-    if bits.bit()? == 1 {
-        left = bits.ue()?;
-        right = bits.ue()?;
-        top = bits.ue()?;
-        bottom = bits.ue()?;
-    }
+    let (left, right, top, bottom) = cropping(&mut bits)?;
     // The window is in chroma samples: SubWidthC and SubHeightC (H.265 table 6-1).
     let (unit_x, unit_y) = match chroma_format {
         1 if !separate_planes => (2, 2),
@@ -440,6 +429,15 @@ fn hevc_size(sps: &[u8]) -> Option<(u32, u32)> {
         width.checked_sub(unit_x * (left + right))?,
         height.checked_sub(unit_y * (top + bottom))?,
     ))
+}
+
+/// A sequence parameter set's cropping (H.264's frame cropping, HEVC's conformance window): a
+/// flag, then left, right, top and bottom offsets where it is set.
+fn cropping(bits: &mut Bits) -> Option<(u32, u32, u32, u32)> {
+    if bits.bit()? == 0 {
+        return Some((0, 0, 0, 0));
+    }
+    Some((bits.ue()?, bits.ue()?, bits.ue()?, bits.ue()?))
 }
 
 fn skip_scaling_list(bits: &mut Bits, size: usize) -> Option<()> {
