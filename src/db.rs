@@ -51,6 +51,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_faststart.sql",
         include_str!("../migrations/0010_faststart.sql"),
     ),
+    (
+        "0011_remux.sql",
+        include_str!("../migrations/0011_remux.sql"),
+    ),
 ];
 
 /// How long a connection waits for another process's write lock before giving up.

@@ -69,6 +69,9 @@ pub struct Profile {
     /// Whether its MP4s with the index after the media data are rewritten index-first before
     /// upload, so players start them from the first bytes.
     pub faststart: bool,
+    /// Whether its MPEG-TS, AVI and FLV files are remuxed into MP4 before upload (where ffmpeg
+    /// is installed).
+    pub remux: bool,
     pub created_at: i64,
 }
 
@@ -103,7 +106,7 @@ impl NewWatchFolder {
 }
 
 const PROFILE_COLUMNS: &str =
-    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window, strm_dir, faststart";
+    "id, name, remote_template, after_upload, after_upload_dir, created_at, upload_window, strm_dir, faststart, remux";
 
 fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
     let policy: String = row.get(3)?;
@@ -121,6 +124,7 @@ fn profile_from_row(row: &Row<'_>) -> rusqlite::Result<Profile> {
         upload_window: row.get(6)?,
         strm_dir: row.get::<_, Option<String>>(7)?.map(PathBuf::from),
         faststart: row.get(8)?,
+        remux: row.get(9)?,
         created_at: row.get(5)?,
     })
 }
@@ -272,7 +276,7 @@ pub fn update(
         params![id, remote_template, policy, dir],
     )?;
     if changed == 0 {
-        return Err(Error::NotFound(format!("no profile with id {id}")));
+        return Err(missing(id));
     }
     get(db, id)
 }
@@ -292,9 +296,28 @@ pub fn set_strm_dir(db: &Db, id: i64, dir: Option<&Path>) -> Result<Profile> {
     set(db, id, "strm_dir", &dir.map(crate::db::path_text))
 }
 
-/// Whether profile `id` rewrites late-index MP4s index-first before uploading them.
-pub fn set_faststart(db: &Db, id: i64, on: bool) -> Result<Profile> {
-    set(db, id, "faststart", &on)
+/// The error of asking for profile `id` where there is none.
+pub fn missing(id: i64) -> Error {
+    Error::NotFound(format!("no profile with id {id}"))
+}
+
+/// A profile's settings that are on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    /// Late-index MP4s rewritten index-first before upload.
+    Faststart,
+    /// MPEG-TS, AVI and FLV remuxed into MP4 before upload.
+    Remux,
+}
+
+/// Turns one of profile `id`'s switches on or off.
+pub fn set_switch(db: &Db, id: i64, switch: Switch, on: bool) -> Result<Profile> {
+    let column = match switch {
+        Switch::Faststart => "faststart",
+        Switch::Remux => "remux",
+    };
+    set(db, id, column, &on)
 }
 
 /// Sets one of profile `id`'s settings (`column` is one of the names above, never input).
@@ -304,7 +327,7 @@ fn set(db: &Db, id: i64, column: &str, value: &dyn rusqlite::ToSql) -> Result<Pr
         params![id, value],
     )?;
     if changed == 0 {
-        return Err(Error::NotFound(format!("no profile with id {id}")));
+        return Err(missing(id));
     }
     get(db, id)
 }
@@ -365,7 +388,7 @@ pub fn get(db: &Db, id: i64) -> Result<Profile> {
             profile_from_row,
         )
         .optional()?
-        .ok_or_else(|| Error::NotFound(format!("no profile with id {id}")))
+        .ok_or_else(|| missing(id))
 }
 
 pub fn by_name(db: &Db, name: &str) -> Result<Profile> {

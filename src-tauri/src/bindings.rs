@@ -48,6 +48,7 @@ mod tests {
             offload::engine::BackendView,
             offload::profiles::AfterUpload,
             offload::profiles::Profile,
+            offload::profiles::Switch,
             offload::profiles::WatchFolder,
             offload::engine::ProfileView,
             offload::probe::Container,

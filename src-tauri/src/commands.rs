@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use offload::backends::BackendForm;
 use offload::engine::{BackendView, LibraryRow, NewBackend, ProfileView, Saved};
 use offload::library::LibraryItem;
-use offload::profiles::{AfterUpload, NewWatchFolder};
+use offload::profiles::{AfterUpload, NewWatchFolder, Switch};
 use offload::queue::Job;
 use offload::settings::Settings;
 use offload::storage::s3::{Preset, Provider as S3Provider};
@@ -222,10 +222,10 @@ pub fn set_strm_dir(state: State<'_, AppState>, id: i64, dir: Option<PathBuf>) -
     Ok(())
 }
 
-/// Whether a profile uploads its late-index MP4s as a copy with the index first.
+/// Turns one of a profile's switches (faststart, remux) on or off.
 #[tauri::command]
-pub fn set_faststart(state: State<'_, AppState>, id: i64, on: bool) -> Answer {
-    state.engine.set_faststart(id, on)?;
+pub fn set_switch(state: State<'_, AppState>, id: i64, switch: Switch, on: bool) -> Answer {
+    state.engine.set_switch(id, switch, on)?;
     Ok(())
 }
 

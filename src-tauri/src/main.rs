@@ -164,7 +164,7 @@ fn main() {
             commands::held_back,
             commands::set_upload_window,
             commands::set_strm_dir,
-            commands::set_faststart,
+            commands::set_switch,
             commands::client_id_configured,
             commands::save_settings,
         ])

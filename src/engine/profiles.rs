@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::profiles::{self, AfterUpload, NewWatchFolder, Profile, WatchFolder};
+use crate::profiles::{self, AfterUpload, NewWatchFolder, Profile, Switch, WatchFolder};
 use crate::schedule::Window;
 
 /// A profile as the shells show it: with its watched folders, and the URL of its library as a
@@ -15,6 +15,9 @@ pub struct ProfileView {
     pub profile: Profile,
     pub folders: Vec<WatchFolder>,
     pub playlist_url: Option<String>,
+    /// Whether ffmpeg is installed where Offload looks for it: the remux needs it (and the
+    /// Library's pictures).
+    pub ffmpeg: bool,
 }
 
 impl Engine {
@@ -22,6 +25,7 @@ impl Engine {
     pub fn profiles(&self) -> Result<Vec<ProfileView>> {
         let folders = profiles::watch_folders(&self.db, None)?;
         let links = self.stream_links().ok();
+        let ffmpeg = crate::transmux::remux::ffmpeg().is_some();
         Ok(profiles::list(&self.db)?
             .into_iter()
             .map(|profile| ProfileView {
@@ -31,6 +35,7 @@ impl Engine {
                     .cloned()
                     .collect(),
                 playlist_url: links.as_ref().map(|links| links.playlist_url(profile.id)),
+                ffmpeg,
                 profile,
             })
             .collect())
@@ -48,19 +53,18 @@ impl Engine {
         Ok(profile)
     }
 
-    /// Whether profile `id` makes its late-index MP4s ready to stream (index first) before
-    /// uploading them; the next upload to start follows it.
-    pub fn set_faststart(&self, id: i64, on: bool) -> Result<Profile> {
-        profiles::set_faststart(&self.db, id, on)
+    /// Turns one of profile `id`'s switches (making its media ready to stream before upload)
+    /// on or off; the next upload to start follows it.
+    pub fn set_switch(&self, id: i64, switch: Switch, on: bool) -> Result<Profile> {
+        profiles::set_switch(&self.db, id, switch, on)
     }
 
     pub fn profile(&self, id: i64) -> Result<ProfileView> {
-        let profile = profiles::get(&self.db, id)?;
-        Ok(ProfileView {
-            folders: profiles::watch_folders(&self.db, Some(id))?,
-            playlist_url: self.stream_links().ok().map(|links| links.playlist_url(id)),
-            profile,
-        })
+        // Profiles are few: one way of putting a view together beats a second copy of it.
+        self.profiles()?
+            .into_iter()
+            .find(|view| view.profile.id == id)
+            .ok_or_else(|| profiles::missing(id))
     }
 
     pub fn profile_named(&self, name: &str) -> Result<Profile> {

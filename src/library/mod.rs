@@ -83,7 +83,7 @@ pub fn record_upload(tx: &Transaction<'_>, file: &UploadedFile<'_>) -> Result<Li
             name: &file_name,
             remote_path: file.remote_path,
             size: file.size,
-            content_type: content_type_of(file.local_path),
+            content_type: stored_content_type(file.remote_path, file.local_path),
             checksum: Some(file.checksum.as_str()),
             source_checksum: file.source_checksum.map(Checksum::as_str),
             file_path: Some(path_text(file.local_path)),
@@ -225,6 +225,17 @@ pub(crate) fn table_of(item: LibraryItem) -> (&'static str, i64) {
 }
 
 /// The MIME type players expect for a file of this name.
+/// The content type of a file stored at `remote` from `local`: by the stored name (a remux
+/// stores an MP4 under its own), or by the local one where a template left the extension off.
+pub fn stored_content_type(remote: &RemotePath, local: &Path) -> String {
+    let stored = Path::new(remote.file_name());
+    content_type_of(if stored.extension().is_some() {
+        stored
+    } else {
+        local
+    })
+}
+
 pub fn content_type_of(path: &Path) -> String {
     let ext = path
         .extension()

@@ -445,7 +445,7 @@ pub fn release_reservations(db: &Db, owner: &str) -> Result<usize> {
 }
 
 /// For the start-up sweep of one backend: the resume records of its live jobs, and every remote
-/// path any of its jobs uploads to.
+/// path any of its jobs uploads to (or may, through a remux).
 pub fn uploads_of_backend(
     db: &Db,
     backend_id: i64,
@@ -471,8 +471,13 @@ pub fn uploads_of_backend(
         ) {
             keep.push(record);
         }
-        if let Ok(remote) = RemotePath::parse(&remote) {
-            ours.push(remote);
+        // A remux stores a live job's file under its `.mp4` name; both are the job's.
+        let remuxed = crate::transmux::remux::applies(std::path::Path::new(&remote))
+            .then(|| crate::transmux::remux::stored_name(&remote));
+        for remote in std::iter::once(remote).chain(remuxed) {
+            if let Ok(remote) = RemotePath::parse(&remote) {
+                ours.push(remote);
+            }
         }
     }
     Ok((keep, ours))

@@ -45,7 +45,7 @@ pub use job::{
 pub use owner::{recover_orphans, OwnerLock};
 
 use job::{job_from_row, JOB_COLUMNS};
-use settle::Outcome;
+use settle::{Outcome, Verified};
 use transfer::{JobControl, JobTransfer, Stop};
 
 /// Tuning of the queue; the defaults suit a home connection.
@@ -489,23 +489,28 @@ impl Inner {
             )?
             .and_then(|text| serde_json::from_str(&text).ok());
         // Held until the attempt ends: dropping it removes the rewritten copy.
-        let source = match self.prepare(job, control).await? {
+        let source = match self.prepare(job, &remote, control).await? {
             prepare::Source::Stopped => return Ok(Outcome::Stopped(control.requested())),
             source => source,
         };
-        let (local_path, size, source_checksum) = match &source {
+        let (local_path, size, source_checksum, remuxed) = match &source {
             prepare::Source::Rewritten(rewrite) => (
                 rewrite.path.clone(),
                 rewrite.size,
                 Some(rewrite.source_checksum.clone()),
+                rewrite.remuxed.clone(),
             ),
-            _ => (job.local_path.clone(), job.size, None),
+            _ => (job.local_path.clone(), job.size, None, None),
+        };
+        let (remote, stored_info) = match remuxed {
+            Some((stored_as, info)) => (stored_as, Some(info)),
+            None => (remote, None),
         };
         let request = UploadRequest {
             local_path,
             remote_path: remote.clone(),
             size,
-            content_type: library::content_type_of(&job.local_path),
+            content_type: library::stored_content_type(&remote, &job.local_path),
             resume,
         };
         let transfer = JobTransfer::new(self.clone(), job, backend.kind(), control.clone());
@@ -527,8 +532,16 @@ impl Inner {
         if !job.file_unchanged() {
             return Ok(Outcome::Stopped(Stop::Changed));
         }
+        let verified = |stored| {
+            Outcome::Verified(Box::new(Verified {
+                stored,
+                remote: remote.clone(),
+                source_checksum,
+                stored_info,
+            }))
+        };
         if stored.verified && stored.size == size {
-            return Ok(Outcome::Verified(stored, source_checksum));
+            return Ok(verified(stored));
         }
         match backend.stat(&remote).await {
             Ok(Some(meta))
@@ -536,7 +549,7 @@ impl Inner {
                     && stored.size == size
                     && meta.checksum.as_ref().is_none_or(|c| *c == stored.checksum) =>
             {
-                Ok(Outcome::Verified(stored, source_checksum))
+                Ok(verified(stored))
             }
             Ok(found) => Ok(Outcome::Failed(StorageError::new(
                 backend.kind(),

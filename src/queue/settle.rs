@@ -17,15 +17,26 @@ use crate::storage::{Checksum, ErrorKind, RemotePath, StorageError, StoredObject
 
 /// How one attempt ended.
 pub enum Outcome {
-    /// Stored and checked; with the local file's own checksum where what was stored is a
-    /// rewrite of it.
-    Verified(StoredObject, Option<Checksum>),
+    /// Stored and checked.
+    Verified(Box<Verified>),
     Stopped(Stop),
     Failed(StorageError),
     /// Not a transfer failure: the job cannot run as configured (a removed backend, a bad path).
     Broken(Error),
     /// The file was deleted before it was uploaded.
     LocalGone,
+}
+
+/// A stored and checked upload.
+#[derive(Debug)]
+pub struct Verified {
+    pub stored: StoredObject,
+    /// Where it was stored: the job's path, or for a remux the `.mp4` beside it.
+    pub remote: RemotePath,
+    /// The local file's own checksum, where what was stored is a rewrite of it.
+    pub source_checksum: Option<Checksum>,
+    /// What the stored file holds, where a remux made it other than what the local file holds.
+    pub stored_info: Option<crate::probe::MediaInfo>,
 }
 
 /// What an outcome other than a verified upload makes of the job.
@@ -175,10 +186,8 @@ impl Inner {
     /// Applies the outcome of an attempt to the job's row.
     pub(super) async fn settle(&self, job: &Job, outcome: Result<Outcome>) -> Result<()> {
         let outcome = outcome.unwrap_or_else(Outcome::Broken);
-        if let Outcome::Verified(stored, source_checksum) = &outcome {
-            return self
-                .record_verified(job, stored, source_checksum.as_ref())
-                .await;
+        if let Outcome::Verified(verified) = outcome {
+            return self.record_verified(job, *verified).await;
         }
         let transition = decide(job, &outcome, &self.options, rand::random::<f64>());
         self.write(job, &transition)?;
@@ -308,15 +317,18 @@ impl Inner {
     }
 
     /// A verified upload and its library row land together, then the after-upload policy runs.
-    async fn record_verified(
-        &self,
-        job: &Job,
-        stored: &StoredObject,
-        source_checksum: Option<&Checksum>,
-    ) -> Result<()> {
+    async fn record_verified(&self, job: &Job, verified: Verified) -> Result<()> {
         let now = now_ms();
-        let remote = RemotePath::parse(&job.remote_path)?;
-        let media_info = probe_uploaded(job).await;
+        let Verified {
+            stored,
+            remote,
+            source_checksum,
+            stored_info,
+        } = verified;
+        let media_info = match stored_info {
+            Some(info) => Some(info),
+            None => probe_uploaded(job).await,
+        };
         let item = self.db.transaction(|tx| {
             let item = library::record_upload(
                 tx,
@@ -327,7 +339,7 @@ impl Inner {
                     remote_path: &remote,
                     size: stored.size,
                     checksum: &stored.checksum,
-                    source_checksum,
+                    source_checksum: source_checksum.as_ref(),
                     remote_id: stored.id.as_deref(),
                     remote_tag: stored.tag.as_deref(),
                     media_info: media_info.as_ref(),
@@ -339,9 +351,10 @@ impl Inner {
             };
             tx.execute(
                 "UPDATE upload_jobs SET state = 'done', bytes_done = size, checksum = ?2, media_id = ?3, episode_id = ?4,
-                     owner = NULL, resume = NULL, last_error = NULL, action = NULL, finished_at = ?5, updated_at = ?5
+                     remote_path = ?6, owner = NULL, resume = NULL, last_error = NULL, action = NULL, finished_at = ?5,
+                     updated_at = ?5
                  WHERE id = ?1",
-                params![job.id, stored.checksum.as_str(), media, episode, now],
+                params![job.id, stored.checksum.as_str(), media, episode, now, remote.as_str()],
             )?;
             Ok::<_, Error>(item)
         })?;

@@ -15,8 +15,6 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sha2::{Digest, Sha256};
-
 use crate::probe::{self, BoxHeader, FileSource, Reader};
 
 /// The largest index rewritten. A three-hour film's is a few megabytes; far more is damage, and
@@ -193,7 +191,7 @@ pub fn rewrite(
     }
     let failed = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| hash(source, &failed));
+        let hashing = scope.spawn(|| super::sha256_of(source, &failed));
         let written = copy(&file, plan, out, stop);
         if written.is_err() {
             failed.store(true, Ordering::Relaxed);
@@ -264,21 +262,6 @@ fn copy_range(
         at += step;
     }
     Ok(())
-}
-
-fn hash(source: &Path, failed: &AtomicBool) -> io::Result<[u8; 32]> {
-    let mut file = File::open(source)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        if failed.load(Ordering::Relaxed) {
-            return Err(io::Error::other("the rewrite failed"));
-        }
-        match file.read(&mut buffer)? {
-            0 => return Ok(hasher.finalize().into()),
-            read => hasher.update(&buffer[..read]),
-        }
-    }
 }
 
 /// Where the boxes of the original file are, and where they go.
@@ -546,6 +529,7 @@ fn self_contained(body: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
         let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();

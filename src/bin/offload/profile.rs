@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use offload::profiles::{AfterUpload, NewWatchFolder};
+use offload::profiles::{AfterUpload, NewWatchFolder, Switch};
 use offload::{template, Engine};
 
 use crate::{print_json, CliResult};
@@ -54,6 +54,11 @@ pub enum ProfileCommand {
     /// with the index first, so players start them at once (on by default). The local file is
     /// never changed.
     Faststart { name: String, setting: OnOff },
+    /// Whether MPEG-TS, AVI and FLV files are uploaded remuxed into MP4 (every packet copied,
+    /// nothing re-encoded; stored as NAME.mp4), so any player or browser starts and seeks them
+    /// from a URL (off by default). Needs ffmpeg; a file with subtitles or audio MP4 cannot carry
+    /// is uploaded as it is.
+    Remux { name: String, setting: OnOff },
 }
 
 /// A setting's two values.
@@ -131,8 +136,15 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
                     } else {
                         "  MP4s uploaded as they are"
                     };
+                    let remux = match (view.profile.remux, view.ffmpeg) {
+                        (false, _) => "",
+                        (true, true) => "  TS, AVI and FLV remuxed into MP4",
+                        (true, false) => {
+                            "  TS, AVI and FLV remuxed into MP4 once ffmpeg is installed"
+                        }
+                    };
                     println!(
-                        "{}  template {}  after upload: {}{window}{strm}{faststart}",
+                        "{}  template {}  after upload: {}{window}{strm}{faststart}{remux}",
                         view.profile.name, view.profile.remote_template, view.profile.after_upload
                     );
                     for folder in &view.folders {
@@ -189,14 +201,9 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
             }
         }
         ProfileCommand::Faststart { name, setting } => {
-            let profile = engine.profile_named(&name)?;
-            let profile = engine.set_faststart(profile.id, matches!(setting, OnOff::On))?;
-            if profile.faststart {
-                println!("{name:?} uploads MP4s with their index first, ready to stream");
-            } else {
-                println!("{name:?} uploads MP4s as they are");
-            }
+            switch(engine, &name, Switch::Faststart, setting)?
         }
+        ProfileCommand::Remux { name, setting } => switch(engine, &name, Switch::Remux, setting)?,
         ProfileCommand::Remove { name } => {
             let profile = engine.profile_named(&name)?;
             engine.delete_profile(profile.id)?;
@@ -204,4 +211,26 @@ pub fn profile(engine: &Engine, command: ProfileCommand, json: bool) -> CliResul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Turns one of a profile's switches on or off and says what the profile now does.
+fn switch(engine: &Engine, name: &str, switch: Switch, setting: OnOff) -> CliResult<()> {
+    let id = engine.profile_named(name)?.id;
+    let profile = engine.set_switch(id, switch, matches!(setting, OnOff::On))?;
+    match (switch, setting) {
+        (Switch::Faststart, OnOff::On) => {
+            println!("{name:?} uploads MP4s with their index first, ready to stream")
+        }
+        (Switch::Faststart, OnOff::Off) => println!("{name:?} uploads MP4s as they are"),
+        (Switch::Remux, OnOff::On) => {
+            println!("{name:?} uploads MPEG-TS, AVI and FLV files remuxed into MP4 (packets copied, nothing re-encoded)");
+            if !engine.profile(profile.id)?.ffmpeg {
+                println!("ffmpeg is not installed, so they are uploaded as they are until it is: install it from your system's packages (apt install ffmpeg, brew install ffmpeg, winget install ffmpeg) or https://ffmpeg.org/download.html, then nothing else needs doing");
+            }
+        }
+        (Switch::Remux, OnOff::Off) => {
+            println!("{name:?} uploads MPEG-TS, AVI and FLV files as they are")
+        }
+    }
+    Ok(())
 }

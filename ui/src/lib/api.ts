@@ -25,6 +25,7 @@ import type {
   ScanProgress,
   ScanView,
   Settings,
+  Switch,
 } from "./bindings";
 
 // The shapes are generated from the engine's and the shell's Rust types (./bindings.ts); the
@@ -75,7 +76,7 @@ export const api = {
   /** `window` like "01:00-07:00" (local time); null: at any time. */
   setUploadWindow: (id: number, window: string | null) => invoke<void>("set_upload_window", { id, window }),
   setStrmDir: (id: number, dir: string | null) => invoke<void>("set_strm_dir", { id, dir }),
-  setFaststart: (id: number, on: boolean) => invoke<void>("set_faststart", { id, on }),
+  setSwitch: (id: number, which: Switch, on: boolean) => invoke<void>("set_switch", { id, switch: which, on }),
   updateProfile: (id: number, remote_template: string, after_upload: AfterUpload) =>
     invoke<void>("update_profile", { id, remote_template, after_upload }),
   /** Where `sample` (a file name like "Show.S01E02.mkv") would go; rejects a bad template with its reason. */

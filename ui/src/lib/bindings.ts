@@ -116,11 +116,23 @@ strm_dir: string | null,
  * Whether its MP4s with the index after the media data are rewritten index-first before
  * upload, so players start them from the first bytes.
  */
-faststart: boolean, created_at: number, };
+faststart: boolean, 
+/**
+ * Whether its MPEG-TS, AVI and FLV files are remuxed into MP4 before upload (where ffmpeg
+ * is installed).
+ */
+remux: boolean, created_at: number, };
+
+export type Switch = "faststart" | "remux";
 
 export type WatchFolder = { id: number, profile_id: number, path: string, recursive: boolean, include: Array<string>, exclude: Array<string>, };
 
-export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | null, id: number, name: string, remote_template: string, after_upload: AfterUpload, 
+export type ProfileView = { folders: Array<WatchFolder>, playlist_url: string | null, 
+/**
+ * Whether ffmpeg is installed where Offload looks for it: the remux needs it (and the
+ * Library's pictures).
+ */
+ffmpeg: boolean, id: number, name: string, remote_template: string, after_upload: AfterUpload, 
 /**
  * The hours its uploads may run, as `01:00-07:00` (local time); `None`: any time.
  */
@@ -133,7 +145,12 @@ strm_dir: string | null,
  * Whether its MP4s with the index after the media data are rewritten index-first before
  * upload, so players start them from the first bytes.
  */
-faststart: boolean, created_at: number, };
+faststart: boolean, 
+/**
+ * Whether its MPEG-TS, AVI and FLV files are remuxed into MP4 before upload (where ffmpeg
+ * is installed).
+ */
+remux: boolean, created_at: number, };
 
 export type Container = "mp4" | "matroska" | "webm" | "mpegts" | "avi" | "flv" | "other";
 

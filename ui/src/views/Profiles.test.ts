@@ -13,10 +13,12 @@ const SHOWS: Profile = {
   upload_window: null,
   strm_dir: null,
   faststart: true,
+  remux: false,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [{ id: 9, profile_id: 2, path: "/dl/shows", recursive: true, include: ["*.mkv"], exclude: [] }],
   playlist_url: "http://127.0.0.1:8765/p/2.m3u",
+  ffmpeg: false,
 };
 
 beforeEach(() => {
@@ -86,10 +88,26 @@ describe("Profiles", () => {
     const toggle = within(section).getByTestId("faststart");
     expect(toggle).toBeChecked();
     await user.click(within(section).getByTestId("save-profile"));
-    expect(api.setFaststart).not.toHaveBeenCalled();
+    expect(api.setSwitch).not.toHaveBeenCalled();
     await user.click(toggle);
     await user.click(within(section).getByTestId("save-profile"));
-    expect(api.setFaststart).toHaveBeenCalledWith(2, false);
+    expect(api.setSwitch).toHaveBeenCalledWith(2, "faststart", false);
+  });
+
+  it("turns the remux on, and says what to install where ffmpeg is missing", async () => {
+    const user = userEvent.setup();
+    render(Profiles);
+    const section = await screen.findByTestId("profile-Shows");
+    const toggle = within(section).getByTestId("remux");
+    expect(toggle).not.toBeChecked();
+    expect(within(section).queryByTestId("remux-needs-ffmpeg")).toBeNull();
+    await user.click(toggle);
+    expect(within(section).getByTestId("remux-needs-ffmpeg")).toHaveTextContent("needs ffmpeg, which is not installed");
+    await user.click(within(section).getByRole("button", { name: "ffmpeg.org" }));
+    expect(api.openUrl).toHaveBeenCalledWith("https://ffmpeg.org/download.html");
+    await user.click(within(section).getByTestId("save-profile"));
+    expect(api.setSwitch).toHaveBeenCalledWith(2, "remux", true);
+    expect(api.setSwitch).toHaveBeenCalledTimes(1);
   });
 
   it("saves the move policy with its folder", async () => {

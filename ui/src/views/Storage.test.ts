@@ -14,10 +14,12 @@ const PROFILE: Profile = {
   upload_window: null,
   strm_dir: null,
   faststart: true,
+  remux: false,
   after_upload: { policy: "keep" },
   created_at: 0,
   folders: [],
   playlist_url: "http://127.0.0.1:8765/p/1.m3u",
+  ffmpeg: true,
 };
 const PRESETS: S3Preset[] = [
   { provider: "aws", label: "Amazon S3", endpoint_template: null, default_region: "us-east-1", path_style: false, needs_endpoint: false },

@@ -1,7 +1,9 @@
 //! The transmux step as a person meets it: an MP4 whose index comes after its media data is
 //! stored with the index first (the media data byte for byte the same, the local file
 //! untouched), so a player starts it with one request; what the rewrite does not understand is
-//! stored as it is; a copy left by a killed Offload is gone after the next start.
+//! stored as it is; a copy left by a killed Offload is gone after the next start. With the
+//! remux turned on, an MPEG-TS is stored as an MP4 holding the same pictures and sounds; what
+//! MP4 cannot carry, and everything where ffmpeg is missing, is stored as it is.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -251,4 +253,219 @@ fn a_copy_left_by_a_killed_offload_is_removed_at_the_next_start() {
     assert_eq!(media_data(&stored), media_data(&original));
     daemon.stop();
     assert!(files_left(&sandbox.data_dir()).is_empty());
+}
+
+/// The MD5 of what a file's video, or audio, decodes to: equal for two files only when neither
+/// was re-encoded from the other.
+fn decoded(path: &Path, streams: &str) -> String {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", streams, "-f", "md5", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        output.status.success(),
+        "ffmpeg decoding {}",
+        path.display()
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A broadcast-like recording: H.264 with an English and a French AAC track, in MPEG-TS.
+fn recording(path: &Path) -> Vec<u8> {
+    clip(
+        path,
+        3,
+        "320x240",
+        &["-f", "lavfi", "-i", "sine=frequency=660:duration=3"],
+        &[
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
+            "2",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=fra",
+            "-f",
+            "mpegts",
+        ],
+    );
+    std::fs::read(path).unwrap()
+}
+
+fn languages(entry: &serde_json::Value) -> Vec<String> {
+    entry["media"]["audio"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|track| track["language"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_recording_is_stored_as_an_mp4_of_the_same_frames_once_the_remux_is_turned_on() {
+    let sandbox = Sandbox::new();
+    let (watch, library) = sandbox.home_profile(&[]);
+    let daemon = sandbox.daemon(&[]);
+    let original = recording(&sandbox.path("recording.ts"));
+
+    // Off by default: stored as it is.
+    std::fs::copy(sandbox.path("recording.ts"), watch.join("Before (2021).ts")).unwrap();
+    item(&sandbox, "Before (2021)");
+    assert_eq!(
+        std::fs::read(library.join("Before (2021).ts")).unwrap(),
+        original
+    );
+
+    // Turned on while Offload runs: the next one is an MP4, index first, of the same frames
+    // and sounds in both languages.
+    let said = sandbox.ok(&["profile", "remux", "Home", "on"]);
+    assert!(said.contains("remuxed into MP4"), "{said}");
+    assert!(!said.contains("not installed"), "{said}");
+    let local = watch.join("Broadcast (2021).ts");
+    std::fs::copy(sandbox.path("recording.ts"), &local).unwrap();
+    let entry = item(&sandbox, "Broadcast (2021)");
+    let stored_path = library.join("Broadcast (2021).mp4");
+    let stored = std::fs::read(&stored_path).unwrap();
+    assert!(!library.join("Broadcast (2021).ts").exists());
+    let top = layout(&stored);
+    let at = |kind: &str| top.iter().position(|box_kind| box_kind == kind).unwrap();
+    assert!(at("moov") < at("mdat"), "{top:?}");
+    for streams in ["0:v", "0:a"] {
+        assert_eq!(
+            decoded(&stored_path, streams),
+            decoded(&local, streams),
+            "{streams}: copied, not re-encoded"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&local).unwrap(),
+        original,
+        "the local file is never altered"
+    );
+    assert_eq!(entry["media"]["container"], "mp4", "{entry}");
+    assert_eq!(languages(&entry), ["eng", "fra"], "{entry}");
+    assert_eq!(entry["checksum"], sha256(&stored), "{entry}");
+    assert_eq!(entry["source_checksum"], sha256(&original), "{entry}");
+    assert_eq!(entry["content_type"], "video/mp4", "{entry}");
+    let job = sandbox
+        .jobs()
+        .into_iter()
+        .find(|job| job["local_path"] == local.to_str().unwrap())
+        .unwrap();
+    assert_eq!(job["remote_path"], "Broadcast (2021).mp4", "{job}");
+    let url = url_of(&sandbox, &entry);
+    assert_decodes(&url);
+    assert_eq!(requests_to_start(&url), 1);
+
+    // An MP4 of that name from another file is not overwritten: this one goes as it is.
+    clip(
+        &watch.join("Twin (2020).mp4"),
+        2,
+        "160x120",
+        &[],
+        &["-movflags", "+faststart"],
+    );
+    item(&sandbox, "Twin (2020)");
+    let twin = std::fs::read(library.join("Twin (2020).mp4")).unwrap();
+    std::fs::copy(sandbox.path("recording.ts"), watch.join("Twin (2020).ts")).unwrap();
+    wait_for("the other Twin to be stored", || {
+        library.join("Twin (2020).ts").exists()
+    });
+    wait_for("its upload to be done", || {
+        sandbox
+            .jobs()
+            .iter()
+            .any(|job| job["remote_path"] == "Twin (2020).ts" && job["state"] == "done")
+    });
+    assert_eq!(
+        std::fs::read(library.join("Twin (2020).ts")).unwrap(),
+        original
+    );
+    assert_eq!(
+        std::fs::read(library.join("Twin (2020).mp4")).unwrap(),
+        twin
+    );
+
+    // Sound MP4 cannot carry as it is (PCM, in an old camera's AVI): stored as it is, and the
+    // log says why.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=duration=2:size=160x120:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "pcm_s16le",
+        sandbox.path("camera.avi").to_str().unwrap(),
+    ]);
+    std::fs::copy(sandbox.path("camera.avi"), watch.join("Old Camera.avi")).unwrap();
+    item(&sandbox, "Old Camera");
+    assert_eq!(
+        std::fs::read(library.join("Old Camera.avi")).unwrap(),
+        std::fs::read(sandbox.path("camera.avi")).unwrap()
+    );
+    assert!(!library.join("Old Camera.mp4").exists());
+    let log = daemon.log();
+    assert!(log.contains("not remuxed into MP4"), "{log}");
+    assert!(
+        log.contains("Could not find tag for codec pcm_s16le"),
+        "{log}"
+    );
+    assert!(
+        files_left(&sandbox.data_dir()).is_empty(),
+        "the MP4s written are removed once stored"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn without_ffmpeg_the_remux_says_what_to_install_and_recordings_go_as_they_are() {
+    let sandbox = Sandbox::new();
+    let (_, library) = sandbox.home_profile(&[]);
+    let original = recording(&sandbox.path("Evening News.ts"));
+    let nowhere = sandbox.path("no-programs");
+    std::fs::create_dir_all(&nowhere).unwrap();
+    let without_ffmpeg = |args: &[&str]| {
+        let output = sandbox
+            .offload()
+            .env("PATH", &nowhere)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let said = without_ffmpeg(&["profile", "remux", "Home", "on"]);
+    assert!(said.contains("ffmpeg is not installed"), "{said}");
+    assert!(said.contains("https://ffmpeg.org/download.html"), "{said}");
+    common::assert_sentence(said.lines().last().unwrap());
+    let listed = without_ffmpeg(&["profile", "list"]);
+    assert!(
+        listed.contains("remuxed into MP4 once ffmpeg is installed"),
+        "{listed}"
+    );
+    assert_eq!(
+        sandbox.json(&["profile", "list"])[0]["remux"],
+        true,
+        "the setting is kept for when ffmpeg arrives"
+    );
+
+    let film = sandbox.path("Evening News.ts");
+    without_ffmpeg(&["upload", "--profile", "Home", film.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(library.join("Evening News.ts")).unwrap(),
+        original
+    );
+    assert!(!library.join("Evening News.mp4").exists());
 }
