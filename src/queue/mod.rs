@@ -513,7 +513,7 @@ impl Inner {
             content_type: library::stored_content_type(&remote, &job.local_path),
             resume,
         };
-        let transfer = JobTransfer::new(self.clone(), job, backend.kind(), control.clone());
+        let transfer = JobTransfer::new(self.clone(), job, size, backend.kind(), control.clone());
         let uploaded = backend.upload(&request, &transfer).await;
         transfer.flush_progress();
         let stored = match uploaded {

@@ -67,6 +67,8 @@ pub struct JobTransfer {
     inner: Arc<Inner>,
     service: BackendKind,
     job: Job,
+    /// The bytes this attempt sends: the file's size, or its rewritten copy's.
+    total: u64,
     control: Arc<JobControl>,
     done: AtomicU64,
     marks: Mutex<Marks>,
@@ -81,15 +83,17 @@ impl JobTransfer {
     pub fn new(
         inner: Arc<Inner>,
         job: &Job,
+        total: u64,
         service: BackendKind,
         control: Arc<JobControl>,
     ) -> JobTransfer {
         let now = Instant::now();
-        let meter = Meter::new(job.size, inner.options.progress_interval, now);
+        let meter = Meter::new(total, inner.options.progress_interval, now);
         JobTransfer {
             inner,
             service,
             job: job.clone(),
+            total,
             control,
             done: AtomicU64::new(0),
             marks: Mutex::new(Marks {
@@ -166,7 +170,7 @@ impl Transfer for JobTransfer {
             self.inner.emit(Event::Progress(Progress {
                 job_id: self.job.id,
                 bytes_done: done,
-                total: self.job.size,
+                total: self.total,
                 rate: reading.rate,
                 eta_seconds: reading.eta_seconds,
             }));
