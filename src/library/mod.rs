@@ -224,7 +224,6 @@ pub(crate) fn table_of(item: LibraryItem) -> (&'static str, i64) {
     }
 }
 
-/// The MIME type players expect for a file of this name.
 /// The content type of a file stored at `remote` from `local`: by the stored name (a remux
 /// stores an MP4 under its own), or by the local one where a template left the extension off.
 pub fn stored_content_type(remote: &RemotePath, local: &Path) -> String {
@@ -236,6 +235,7 @@ pub fn stored_content_type(remote: &RemotePath, local: &Path) -> String {
     })
 }
 
+/// The MIME type players expect for a file of this name.
 pub fn content_type_of(path: &Path) -> String {
     let ext = path
         .extension()
