@@ -1,6 +1,8 @@
 //! Upload throughput to S3 against the tools a user would pick instead, in one run, against the
-//! same Garage on loopback: one 2 GiB file, and 1,000 files of 1 MiB, with Offload, rclone and
-//! the AWS CLI, all with 10 MiB parts and 4 requests at once. Reports median wall time,
+//! same Garage on loopback: one 1 GiB file, and 1,000 files of 1 MiB, with Offload, rclone and
+//! the AWS CLI, all with 10 MiB parts and 4 requests at once. Beside them, the server-bound
+//! limit: the same bytes sent by curl as presigned PUTs (UploadPart for the big file, from parts
+//! split beforehand), 4 at once, hashing and signing nothing. Reports median wall time,
 //! throughput and peak RSS (GNU time's maximum resident set size), and the ratios to Offload.
 //! Run with `scripts/bench s3`.
 
@@ -8,8 +10,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
 
 use common::{measure, median, s3};
 
@@ -33,6 +38,122 @@ fn write_file(path: &Path, len: usize, seed: u8) {
     }
 }
 
+const PART: usize = 10 * MIB;
+
+/// A curl config that PUTs each file to its URL: `--parallel --parallel-max 4` sends them four
+/// at once, as the other tools do.
+fn curl(config: &Path, uploads: &[(PathBuf, String)]) -> Command {
+    let mut text = String::new();
+    for (file, url) in uploads {
+        text.push_str(&format!(
+            "upload-file = \"{}\"\nurl = \"{url}\"\noutput = \"/dev/null\"\n",
+            file.display()
+        ));
+    }
+    std::fs::write(config, text).unwrap();
+    let mut command = Command::new("curl");
+    command
+        .args([
+            "--parallel",
+            "--parallel-max",
+            "4",
+            "--fail",
+            "--silent",
+            "--show-error",
+        ])
+        .arg("--config")
+        .arg(config);
+    command
+}
+
+fn presigned(expiry: Duration) -> PresigningConfig {
+    PresigningConfig::expires_in(expiry).unwrap()
+}
+
+/// The big file's parts, uploaded by curl to presigned UploadPart URLs of a new multipart
+/// upload (aborted afterwards: only the sending is timed).
+fn curl_multipart(
+    runtime: &tokio::runtime::Runtime,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    parts: &[PathBuf],
+    config: &Path,
+) -> Option<common::Measure> {
+    let (upload_id, uploads) = runtime.block_on(async {
+        let created = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let upload_id = created.upload_id().unwrap().to_owned();
+        let mut uploads = Vec::new();
+        for (index, part) in parts.iter().enumerate() {
+            let request = client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(index as i32 + 1)
+                .presigned(presigned(Duration::from_secs(3600)))
+                .await
+                .unwrap();
+            uploads.push((part.clone(), request.uri().to_owned()));
+        }
+        (upload_id, uploads)
+    });
+    let measured = measure(curl(config, &uploads));
+    runtime.block_on(async {
+        let listed = client
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.parts().len(), parts.len(), "curl sent every part");
+        client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await
+            .unwrap();
+    });
+    measured
+}
+
+/// Each file PUT by curl to a presigned PutObject URL.
+fn curl_objects(
+    runtime: &tokio::runtime::Runtime,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    files: &[PathBuf],
+    config: &Path,
+) -> Option<common::Measure> {
+    let uploads = runtime.block_on(async {
+        let mut uploads = Vec::new();
+        for file in files {
+            let name = file.file_name().unwrap().to_string_lossy();
+            let request = client
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/{name}"))
+                .presigned(presigned(Duration::from_secs(3600)))
+                .await
+                .unwrap();
+            uploads.push((file.clone(), request.uri().to_owned()));
+        }
+        uploads
+    });
+    measure(curl(config, &uploads))
+}
+
 fn main() {
     if !common::wanted(&["s3", "upload"]) {
         return;
@@ -40,7 +161,22 @@ fn main() {
     let server = s3::garage();
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.mkv");
-    write_file(&big, 2048 * MIB, 1);
+    write_file(&big, 1024 * MIB, 1);
+    // The big file's parts as curl sends them, split beforehand (that is not timed).
+    let parts_dir = dir.path().join("parts");
+    std::fs::create_dir_all(&parts_dir).unwrap();
+    let parts: Vec<PathBuf> = {
+        let bytes = std::fs::read(&big).unwrap();
+        bytes
+            .chunks(PART)
+            .enumerate()
+            .map(|(index, chunk)| {
+                let path = parts_dir.join(format!("part-{:05}", index + 1));
+                std::fs::write(&path, chunk).unwrap();
+                path
+            })
+            .collect()
+    };
     let small = dir.path().join("small");
     std::fs::create_dir_all(&small).unwrap();
     for i in 0..1000 {
@@ -50,9 +186,16 @@ fn main() {
             (i % 250) as u8 + 2,
         );
     }
-    let small_files: Vec<String> = (0..1000)
-        .map(|i| small.join(format!("clip-{i:04}.mp4")).display().to_string())
+    let small_paths: Vec<PathBuf> = (0..1000)
+        .map(|i| small.join(format!("clip-{i:04}.mp4")))
         .collect();
+    let small_files: Vec<String> = small_paths
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    let curl_config = dir.path().join("curl-config");
 
     // Offload: a profile whose S3 backend is this Garage.
     let data = dir.path().join("data");
@@ -84,12 +227,13 @@ fn main() {
     let bucket = &server.bucket;
     let mut rows = Vec::new();
     for (case, bytes) in [
-        ("one 2 GiB file", 2048 * MIB),
+        ("one 1 GiB file", 1024 * MIB),
         ("1,000 files of 1 MiB", 1000 * MIB),
     ] {
         let mut ours = Vec::new();
         let mut theirs_rclone = Vec::new();
         let mut theirs_aws = Vec::new();
+        let mut limit = Vec::new();
         for run in 0..RUNS {
             // A new job each run: Offload does not upload an unchanged file twice.
             let _ = Command::new("touch").arg(&big).status();
@@ -123,6 +267,14 @@ fn main() {
                     &big_text,
                     &format!("s3://{bucket}/{target}/aws-big.mkv"),
                 ])));
+                limit.extend(curl_multipart(
+                    &runtime,
+                    &client,
+                    bucket,
+                    &format!("{target}/curl-big.mkv"),
+                    &parts,
+                    &curl_config,
+                ));
             } else {
                 let mut args: Vec<&str> = vec!["upload", "--profile", "Bench", "--workers", "4"];
                 args.extend(small_files.iter().map(String::as_str));
@@ -143,6 +295,14 @@ fn main() {
                     &format!("s3://{bucket}/{target}/aws-small"),
                     "--recursive",
                 ])));
+                limit.extend(curl_objects(
+                    &runtime,
+                    &client,
+                    bucket,
+                    &format!("{target}/curl-small"),
+                    &small_paths,
+                    &curl_config,
+                ));
             }
         }
         rows.push((
@@ -151,14 +311,27 @@ fn main() {
             median(ours),
             median(theirs_rclone),
             median(theirs_aws),
+            median(limit),
         ));
     }
 
     println!("| case | tool | median time | throughput | peak RSS | time ÷ Offload's |");
     println!("|---|---|---|---|---|---|");
-    for (case, bytes, ours, rclone, aws) in rows {
+    let mut against_limit = Vec::new();
+    for (case, bytes, ours, rclone, aws, limit) in rows {
         let ours_seconds = ours.as_ref().map(|m| m.seconds);
-        for (tool, result) in [("Offload", ours), ("rclone", rclone), ("AWS CLI", aws)] {
+        if let (Some(ours), Some(limit)) = (ours_seconds, limit.as_ref()) {
+            against_limit.push(format!(
+                "{case}: Offload takes {:.2}× the limit's time (target 1.25×)",
+                ours / limit.seconds
+            ));
+        }
+        for (tool, result) in [
+            ("Offload", ours),
+            ("rclone", rclone),
+            ("AWS CLI", aws),
+            ("curl, presigned PUTs (the limit)", limit),
+        ] {
             match result {
                 Some(m) => println!(
                     "| {case} | {tool} | {:.2} s | {:.0} MiB/s | {:.0} MiB | {} |",
@@ -170,5 +343,8 @@ fn main() {
                 None => println!("| {case} | {tool} | failed or not installed | | | |"),
             }
         }
+    }
+    for line in against_limit {
+        println!("{line}");
     }
 }

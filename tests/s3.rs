@@ -449,3 +449,60 @@ async fn garage_rejects_a_wrong_crc32c_so_offload_may_rely_on_it() {
         Some("InvalidDigest")
     );
 }
+
+/// Parts go up with CRC32C where the service checks it (Garage does, for parts as for single
+/// PUTs), and the object Offload assembles carries the composite CRC32C the server computed
+/// from the parts it checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garage_checks_the_crc32c_of_each_part_offload_sends() {
+    let server = garage();
+    let client = server.client();
+    let created = client
+        .create_multipart_upload()
+        .bucket(&server.bucket)
+        .key("parts.mkv")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+        .send()
+        .await
+        .unwrap();
+    let wrong = client
+        .upload_part()
+        .bucket(&server.bucket)
+        .key("parts.mkv")
+        .upload_id(created.upload_id().unwrap())
+        .part_number(1)
+        .checksum_crc32_c("AAAAAA==")
+        .body(aws_sdk_s3::primitives::ByteStream::from(vec![7u8; 1024]))
+        .send()
+        .await;
+    let error = wrong.expect_err("a part with a wrong CRC32C must be refused");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&error),
+        Some("InvalidDigest")
+    );
+
+    let scratch = tempfile::tempdir().unwrap();
+    let local = scratch.path().join("big.mkv");
+    let size = 25 * MIB;
+    common::write_random(&local, size as usize);
+    let recorder = Recorder::default();
+    server
+        .backend()
+        .upload(&request(&local, "big.mkv", size, None), &recorder)
+        .await
+        .unwrap();
+    let record = recorder.resume_record().unwrap();
+    assert_eq!(record["check"], "crc32c", "{record}");
+    let head = client
+        .head_object()
+        .bucket(&server.bucket)
+        .key("big.mkv")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    let composite = head
+        .checksum_crc32_c()
+        .expect("the object has the CRC32C of its parts");
+    assert!(composite.ends_with("-3"), "three parts: {composite}");
+}

@@ -67,6 +67,7 @@ impl Engine {
         }
         let options = &options;
         let watched = profiles::watch_folders(&self.db, None)?;
+        let writers = crate::platform::Writers::now();
         let mut outcomes = Vec::new();
         for given in paths {
             let path = std::path::absolute(given)
@@ -83,8 +84,12 @@ impl Engine {
                 false => vec![path],
             };
             for file in files {
-                outcomes
-                    .push(self.hand_over_file(&profile, &backend, folder, &base, file, options)?);
+                outcomes.push(match refusal(&file, &writers) {
+                    Some(reason) => HandedOver::Refused { path: file, reason },
+                    None => {
+                        self.hand_over_file(&profile, &backend, folder, &base, file, options)?
+                    }
+                });
             }
         }
         // Listeners hear of them before the daemon, woken, can start them.
@@ -135,7 +140,7 @@ impl Engine {
         }
     }
 
-    /// One file into the queue. Its remote path is rendered from its path relative to the
+    /// One finished file into the queue. Its remote path is rendered from its path relative to the
     /// profile's watched folder holding it, as the watcher would, else relative to `base` (the
     /// handed-over folder's parent, so a torrent's folder name is kept).
     fn hand_over_file(
@@ -147,20 +152,6 @@ impl Engine {
         path: PathBuf,
         options: &HandOver,
     ) -> Result<HandedOver> {
-        if !path.is_file() {
-            let reason = if path.exists() {
-                "it is not a file"
-            } else {
-                "it does not exist"
-            };
-            return Ok(HandedOver::Refused {
-                path,
-                reason: reason.into(),
-            });
-        }
-        if let Some(reason) = crate::watch::unfinished(&path) {
-            return Ok(HandedOver::Refused { path, reason });
-        }
         let relative = match folder {
             Some(folder) => path.strip_prefix(&folder.path),
             None => path.strip_prefix(base),
@@ -191,6 +182,19 @@ impl Engine {
             },
         )
     }
+}
+
+/// Why `path` cannot be taken now, if it cannot: it is not a file, or not finished.
+fn refusal(path: &Path, writers: &crate::platform::Writers) -> Option<String> {
+    if !path.is_file() {
+        let reason = if path.exists() {
+            "it is not a file"
+        } else {
+            "it does not exist"
+        };
+        return Some(reason.into());
+    }
+    crate::watch::unfinished(path, writers)
 }
 
 /// The innermost of `watched` (of `profile`'s, if given) holding `path`: nested watched folders

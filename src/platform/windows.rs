@@ -18,19 +18,29 @@ pub fn link_count(path: &Path) -> std::io::Result<u64> {
     Ok(winapi_util::file::information(&file)?.number_of_links())
 }
 
-/// Whether another process has the file at `path` open for writing: opening it while sharing
-/// only reading (and deletion) is refused with a sharing violation exactly then (or when another
-/// process shares nothing at all, which says the same: it is not done with the file).
-pub fn open_for_writing_elsewhere(path: &Path) -> bool {
-    use std::os::windows::fs::OpenOptionsExt;
-    const FILE_SHARE_READ: u32 = 0x1;
-    const FILE_SHARE_DELETE: u32 = 0x4;
-    const ERROR_SHARING_VIOLATION: i32 = 32;
-    File::options()
-        .read(true)
-        .share_mode(FILE_SHARE_READ | FILE_SHARE_DELETE)
-        .open(path)
-        .is_err_and(|error| error.raw_os_error() == Some(ERROR_SHARING_VIOLATION))
+/// Who has files open for writing. Windows lists nothing: each file is asked by itself.
+pub struct Writers;
+
+impl Writers {
+    pub fn now() -> Writers {
+        Writers
+    }
+
+    /// Whether another process has the file at `path` open for writing: opening it while
+    /// sharing only reading (and deletion) is refused with a sharing violation exactly then (or
+    /// when another process shares nothing at all, which says the same: it is not done with
+    /// the file).
+    pub fn writing(&self, path: &Path) -> bool {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_SHARE_READ: u32 = 0x1;
+        const FILE_SHARE_DELETE: u32 = 0x4;
+        const ERROR_SHARING_VIOLATION: i32 = 32;
+        File::options()
+            .read(true)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_DELETE)
+            .open(path)
+            .is_err_and(|error| error.raw_os_error() == Some(ERROR_SHARING_VIOLATION))
+    }
 }
 
 /// The program that hands a URL or a file to the desktop's default handler.

@@ -46,7 +46,7 @@ fn in_use(path: &Path) -> Option<&'static str> {
             "the file has another name (a hard link, as torrent clients and media servers make), so it was kept; remove it there to free the space",
         );
     }
-    if crate::platform::open_for_writing_elsewhere(path) {
+    if crate::platform::Writers::now().writing(path) {
         return Some("another program still has the file open for writing, so it was kept");
     }
     None

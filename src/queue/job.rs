@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::db::{now_ms, to_ns, Db};
+use crate::db::{now_ms, to_ns, Cached, Db};
 use crate::error::{is_unique_violation, Action, Error, Result};
 use crate::library::LibraryItem;
 use crate::profiles::AfterUpload;
@@ -202,7 +202,7 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
     let after_upload = job.after_upload.as_ref().map(AfterUpload::to_string);
     db.transaction(|tx| {
         let live: Option<(i64, String, i64, i64)> = tx
-            .query_row(
+            .one(
                 "SELECT id, state, size, mtime_ns FROM upload_jobs
                  WHERE profile_id = ?1 AND backend_id = ?2 AND local_path = ?3
                    AND state IN ('queued', 'running', 'verifying', 'paused')",
@@ -212,14 +212,14 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
             .optional()?;
         if let Some((id, state, old_size, old_mtime)) = live {
             if (old_size, old_mtime) != (size, mtime) && matches!(state.as_str(), "queued" | "paused") {
-                tx.execute(
+                tx.run(
                     "UPDATE upload_jobs SET size = ?2, mtime_ns = ?3, remote_path = ?4, bytes_done = 0, resume = NULL, updated_at = ?5
                      WHERE id = ?1",
                     params![id, size, mtime, job.remote_path.as_str(), now],
                 )?;
             }
             if after_upload.is_some() {
-                tx.execute(
+                tx.run(
                     "UPDATE upload_jobs SET after_upload = ?2 WHERE id = ?1",
                     params![id, after_upload],
                 )?;
@@ -227,7 +227,7 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
             return Ok(Enqueued::AlreadyQueued(id));
         }
         let handled: Option<(i64, String)> = tx
-            .query_row(
+            .one(
                 "SELECT id, state FROM upload_jobs
                  WHERE profile_id = ?1 AND backend_id = ?2 AND local_path = ?3 AND size = ?4 AND mtime_ns = ?5
                  ORDER BY id DESC LIMIT 1",
@@ -240,7 +240,7 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
                 return Ok(Enqueued::AlreadyHandled(id, state));
             }
         }
-        tx.execute(
+        tx.run(
             "INSERT INTO upload_jobs (profile_id, backend_id, watch_folder_id, local_path, size, mtime_ns, remote_path, state,
                                       owner, next_attempt_at, created_at, updated_at, after_upload)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, 0, ?9, ?9, ?10)",
@@ -255,7 +255,7 @@ pub fn enqueue(db: &Db, job: &NewJob, reserve_for: Option<&str>) -> Result<Enque
 /// What to do with `job`'s file once uploaded: the policy it was handed over with, else its
 /// profile's.
 pub fn after_upload_of(db: &Db, job: &Job) -> Result<AfterUpload> {
-    let own: Option<String> = db.lock().query_row(
+    let own: Option<String> = db.lock().one(
         "SELECT after_upload FROM upload_jobs WHERE id = ?1",
         [job.id],
         |row| row.get(0),
@@ -268,7 +268,7 @@ pub fn after_upload_of(db: &Db, job: &Job) -> Result<AfterUpload> {
 
 pub fn get(db: &Db, id: i64) -> Result<Job> {
     db.lock()
-        .query_row(
+        .one(
             &format!("SELECT {JOB_COLUMNS} FROM upload_jobs WHERE id = ?1"),
             [id],
             job_from_row,
@@ -298,7 +298,7 @@ pub fn list(db: &Db, states: &[JobState]) -> Result<Vec<Job>> {
 
 /// How many jobs wait for an account to be signed in again.
 pub fn waiting_for_sign_in(db: &Db) -> Result<usize> {
-    Ok(db.lock().query_row(
+    Ok(db.lock().one(
         "SELECT count(*) FROM upload_jobs WHERE state = 'paused' AND waiting_for = 'sign-in'",
         [],
         |row| row.get::<_, i64>(0),
@@ -321,7 +321,7 @@ pub fn pause(db: &Db, job: Option<i64>) -> Result<usize> {
                     job.state
                 )));
             }
-            Ok(db.lock().execute(
+            Ok(db.lock().run(
                 "UPDATE upload_jobs SET state = 'paused', updated_at = ?2 WHERE id = ?1 AND state IN ('queued', 'running', 'verifying')",
                 params![id, now_ms()],
             )?)
@@ -345,14 +345,14 @@ pub fn resume(db: &Db, job: Option<i64>) -> Result<usize> {
                     job.state
                 )));
             }
-            Ok(db.lock().execute(
+            Ok(db.lock().run(
                 "UPDATE upload_jobs SET state = 'queued', next_attempt_at = 0, updated_at = ?2 WHERE id = ?1 AND state = 'paused'",
                 params![id, now],
             )?)
         }
         None => {
             db.set_setting(SETTING_PAUSED, "0")?;
-            Ok(db.lock().execute(
+            Ok(db.lock().run(
                 "UPDATE upload_jobs SET state = 'queued', next_attempt_at = 0, updated_at = ?1 WHERE state = 'paused'",
                 [now],
             )?)
@@ -366,17 +366,17 @@ pub fn resume(db: &Db, job: Option<i64>) -> Result<usize> {
 /// lands with the change that caused it.
 pub fn backend_changed(conn: &rusqlite::Connection, backend_id: i64) -> Result<usize> {
     let now = now_ms();
-    let waiting = conn.execute(
+    let waiting = conn.run(
         "UPDATE upload_jobs SET state = 'queued', waiting_for = NULL, next_attempt_at = 0, last_error = NULL, action = NULL, updated_at = ?2
          WHERE backend_id = ?1 AND state = 'paused' AND waiting_for = 'sign-in'",
         params![backend_id, now],
     )?;
-    let retrying = conn.execute(
+    let retrying = conn.run(
         "UPDATE upload_jobs SET next_attempt_at = 0, updated_at = ?2
          WHERE backend_id = ?1 AND state = 'queued' AND attempts > 0 AND next_attempt_at > 0",
         params![backend_id, now],
     )?;
-    let failed = conn.execute(
+    let failed = conn.run(
         "UPDATE upload_jobs SET state = 'queued', attempts = 0, next_attempt_at = 0, last_error = NULL, action = NULL, finished_at = NULL,
              updated_at = ?2
          WHERE backend_id = ?1 AND state = 'failed'
@@ -398,7 +398,7 @@ pub fn retry(db: &Db, id: i64) -> Result<()> {
         )));
     }
     db.lock()
-        .execute(
+        .run(
             "UPDATE upload_jobs SET state = 'queued', attempts = 0, next_attempt_at = 0, last_error = NULL, action = NULL, updated_at = ?2
              WHERE id = ?1",
             params![id, now_ms()],
@@ -420,7 +420,7 @@ pub fn cancel(db: &Db, id: i64) -> Result<()> {
     if job.state.is_terminal() {
         return Err(Error::Invalid(format!("job {id} is already {}", job.state)));
     }
-    db.lock().execute(
+    db.lock().run(
         "UPDATE upload_jobs SET state = 'cancelled', last_error = 'cancelled by you', action = NULL, finished_at = ?2, updated_at = ?2
          WHERE id = ?1 AND state NOT IN ('done', 'failed', 'cancelled')",
         params![id, now_ms()],
@@ -430,7 +430,7 @@ pub fn cancel(db: &Db, id: i64) -> Result<()> {
 
 /// Takes a queued job no process holds for `owner` (a one-off upload of a file already queued).
 pub fn reserve(db: &Db, id: i64, owner: &str) -> Result<bool> {
-    Ok(db.lock().execute(
+    Ok(db.lock().run(
         "UPDATE upload_jobs SET owner = ?2, updated_at = ?3 WHERE id = ?1 AND state IN ('queued', 'paused') AND owner IS NULL",
         params![id, owner, now_ms()],
     )? == 1)
@@ -438,7 +438,7 @@ pub fn reserve(db: &Db, id: i64, owner: &str) -> Result<bool> {
 
 /// Lets go of every job `owner` reserved but did not finish, so the daemon can take them.
 pub fn release_reservations(db: &Db, owner: &str) -> Result<usize> {
-    Ok(db.lock().execute(
+    Ok(db.lock().run(
         "UPDATE upload_jobs SET owner = NULL, updated_at = ?2 WHERE owner = ?1 AND state IN ('queued', 'paused', 'failed', 'cancelled')",
         params![owner, now_ms()],
     )?)

@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::OpenBackends;
-use crate::db::{now_ms, to_ns, Db};
+use crate::db::{now_ms, to_ns, Cached, Db};
 use crate::error::{Action, Result};
 use crate::library;
 use crate::playback::Playback;
@@ -96,7 +96,7 @@ fn count_held(db: &Db, closed: &[i64], opens: Option<chrono::NaiveDateTime>) -> 
     if closed.is_empty() {
         return Ok(Held::default());
     }
-    let jobs: usize = db.lock().query_row(
+    let jobs: usize = db.lock().one(
         "SELECT count(*) FROM upload_jobs WHERE state = 'queued' AND profile_id IN (SELECT value FROM json_each(?1))",
         [ids_json(closed)],
         |row| row.get(0),
@@ -396,7 +396,7 @@ impl Inner {
         let running = self.running_json();
         self.db.transaction(|tx| {
             let job = tx
-                .query_row(
+                .one(
                     &format!(
                         "SELECT {JOB_COLUMNS} FROM upload_jobs
                          WHERE state = 'queued' AND next_attempt_at <= ?1
@@ -410,7 +410,7 @@ impl Inner {
                 )
                 .optional()?;
             let Some(mut job) = job else { return Ok(None) };
-            tx.execute(
+            tx.run(
                 "UPDATE upload_jobs SET state = 'running', owner = ?2, bytes_done = 0, updated_at = ?3 WHERE id = ?1",
                 params![job.id, owner, now],
             )?;
@@ -442,7 +442,7 @@ impl Inner {
     fn next_due(&self, closed: &str) -> Result<Option<i64>> {
         let reserved_only = self.mode == ClaimMode::Reserved;
         let running = self.running_json();
-        Ok(self.db.lock().query_row(
+        Ok(self.db.lock().one(
             "SELECT min(next_attempt_at) FROM upload_jobs WHERE state = 'queued' AND (owner = ?1 OR (owner IS NULL AND NOT ?2))
                  AND id NOT IN (SELECT value FROM json_each(?3))
                  AND profile_id NOT IN (SELECT value FROM json_each(?4))",
@@ -482,7 +482,7 @@ impl Inner {
         let resume: Option<serde_json::Value> = self
             .db
             .lock()
-            .query_row(
+            .one(
                 "SELECT resume FROM upload_jobs WHERE id = ?1",
                 [job.id],
                 |row| row.get::<_, Option<String>>(0),
@@ -570,7 +570,7 @@ impl Inner {
     }
 
     fn set_verifying(&self, id: i64) -> Result<()> {
-        self.db.lock().execute(
+        self.db.lock().run(
             "UPDATE upload_jobs SET state = 'verifying', updated_at = ?2 WHERE id = ?1 AND state = 'running'",
             params![id, now_ms()],
         )?;

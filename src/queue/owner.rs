@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use crate::db::{now_ms, Db};
+use crate::db::{now_ms, Cached, Db};
 use crate::error::{Error, Result};
 
 /// A process's claim on the jobs it runs: a lock file that the OS releases when the process
@@ -121,7 +121,7 @@ pub fn recover_orphans(db: &Db, owners_dir: &Path) -> Result<usize> {
         if owner_alive {
             continue;
         }
-        recovered += db.lock().execute(
+        recovered += db.lock().run(
             "UPDATE upload_jobs SET owner = NULL, updated_at = ?3,
                  state = CASE WHEN state IN ('running', 'verifying') THEN 'queued' ELSE state END
              WHERE id = ?1 AND owner = ?2",

@@ -4,6 +4,7 @@
 //! process's scratch folder for one attempt and is removed when the attempt ends, however it
 //! ends.
 
+use crate::db::Cached;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -83,7 +84,7 @@ impl Inner {
         let Ok(stored_as) = RemotePath::parse(&remux::stored_name(remote.as_str())) else {
             return Ok(None);
         };
-        let taken: bool = self.db.lock().query_row(
+        let taken: bool = self.db.lock().one(
             "SELECT EXISTS (SELECT 1 FROM library_entries
                             WHERE storage_backend_id = ?1 AND storage_path = ?2 AND file_path IS NOT ?3)
                  OR EXISTS (SELECT 1 FROM upload_jobs

@@ -10,7 +10,7 @@ use rusqlite::params;
 use super::after_upload;
 use super::transfer::Stop;
 use super::{backoff, Inner, Job, JobState, QueueOptions};
-use crate::db::{now_ms, to_ns};
+use crate::db::{now_ms, to_ns, Cached};
 use crate::error::{Action, Error, Result};
 use crate::library::{self, LibraryItem, UploadedFile};
 use crate::storage::{Checksum, ErrorKind, RemotePath, StorageError, StoredObject};
@@ -239,7 +239,7 @@ impl Inner {
             .action()
             .and_then(|action| serde_json::to_string(&action).ok());
         let update_live = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<usize> {
-            Ok(self.db.lock().execute(
+            Ok(self.db.lock().run(
                 &format!(
                     "{sql} WHERE id = {} AND state IN ('running', 'verifying')",
                     job.id
@@ -250,7 +250,7 @@ impl Inner {
         match transition {
             Transition::LetGo { .. } => {
                 // Pause and cancel were written by whoever asked.
-                self.db.lock().execute(
+                self.db.lock().run(
                     "UPDATE upload_jobs SET owner = ?2 WHERE id = ?1 AND state IN ('paused', 'cancelled')",
                     params![job.id, reserve],
                 )?;
@@ -349,7 +349,7 @@ impl Inner {
                 LibraryItem::Media(id) => (Some(id), None),
                 LibraryItem::Episode(id) => (None, Some(id)),
             };
-            tx.execute(
+            tx.run(
                 "UPDATE upload_jobs SET state = 'done', bytes_done = size, checksum = ?2, media_id = ?3, episode_id = ?4,
                      remote_path = ?6, owner = NULL, resume = NULL, last_error = NULL, action = NULL, finished_at = ?5,
                      updated_at = ?5
@@ -413,7 +413,7 @@ impl Inner {
         let resume: Option<String> = self
             .db
             .lock()
-            .query_row(
+            .one(
                 "SELECT resume FROM upload_jobs WHERE id = ?1",
                 [job.id],
                 |row| row.get(0),
@@ -430,7 +430,7 @@ impl Inner {
         if let Err(error) = cleaned {
             tracing::warn!(job = job.id, %error, "could not clean up a cancelled upload");
         }
-        let _ = self.db.lock().execute(
+        let _ = self.db.lock().run(
             "UPDATE upload_jobs SET resume = NULL WHERE id = ?1",
             [job.id],
         );
@@ -439,7 +439,7 @@ impl Inner {
     /// Something a person should know about a finished job (a policy that could not run).
     fn notice(&self, job: &Job, message: &str) {
         tracing::warn!(job = job.id, path = %job.local_path.display(), "{message}");
-        let _ = self.db.lock().execute(
+        let _ = self.db.lock().run(
             "UPDATE upload_jobs SET last_error = ?2 WHERE id = ?1",
             params![job.id, message],
         );

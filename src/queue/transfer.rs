@@ -11,7 +11,7 @@ use rusqlite::params;
 
 use super::progress::Meter;
 use super::{is_paused_globally, Event, Inner, Job, Progress};
-use crate::db::now_ms;
+use crate::db::{now_ms, Cached};
 use crate::storage::{BackendKind, ErrorKind, Operation, StorageError, Transfer};
 
 /// Why a running transfer was asked to stop.
@@ -115,11 +115,11 @@ impl JobTransfer {
         let db = &self.inner.db;
         let state: Option<String> = {
             let conn = db.lock();
-            let _ = conn.execute(
+            let _ = conn.run(
                 "UPDATE upload_jobs SET bytes_done = ?2 WHERE id = ?1",
                 params![self.job.id, self.done.load(Ordering::Relaxed) as i64],
             );
-            conn.query_row(
+            conn.one(
                 "SELECT state FROM upload_jobs WHERE id = ?1",
                 [self.job.id],
                 |row| row.get(0),
@@ -144,7 +144,7 @@ impl JobTransfer {
 
     /// Saves how far the upload got, when it stops.
     pub fn flush_progress(&self) {
-        let _ = self.inner.db.lock().execute(
+        let _ = self.inner.db.lock().run(
             "UPDATE upload_jobs SET bytes_done = ?2 WHERE id = ?1",
             params![self.job.id, self.done.load(Ordering::Relaxed) as i64],
         );
@@ -196,7 +196,7 @@ impl Transfer for JobTransfer {
         self.inner
             .db
             .lock()
-            .execute(
+            .run(
                 "UPDATE upload_jobs SET resume = ?2, updated_at = ?3 WHERE id = ?1",
                 params![self.job.id, text, now_ms()],
             )

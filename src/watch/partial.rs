@@ -56,8 +56,8 @@ fn companion_of(path: &Path) -> Option<PathBuf> {
 }
 
 /// Why the file at `path` is not finished yet, when anything says so: its name, a downloader's
-/// companion file beside it, or another program still writing it.
-pub fn unfinished(path: &Path) -> Option<String> {
+/// companion file beside it, or another program still writing it (as `writers` saw).
+pub fn unfinished(path: &Path, writers: &crate::platform::Writers) -> Option<String> {
     let name = path.file_name()?.to_string_lossy();
     if is_partial_name(&name) {
         return Some(
@@ -70,7 +70,7 @@ pub fn unfinished(path: &Path) -> Option<String> {
             "{companion} beside it says a downloader is still writing it"
         ));
     }
-    if crate::platform::open_for_writing_elsewhere(path) {
+    if writers.writing(path) {
         return Some("another program still has it open for writing".into());
     }
     None
