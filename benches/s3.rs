@@ -66,92 +66,91 @@ fn curl(config: &Path, uploads: &[(PathBuf, String)]) -> Command {
     command
 }
 
-fn presigned(expiry: Duration) -> PresigningConfig {
-    PresigningConfig::expires_in(expiry).unwrap()
+fn presigned() -> PresigningConfig {
+    PresigningConfig::expires_in(Duration::from_secs(3600)).unwrap()
 }
 
-/// The big file's parts, uploaded by curl to presigned UploadPart URLs of a new multipart
-/// upload (aborted afterwards: only the sending is timed).
-fn curl_multipart(
-    runtime: &tokio::runtime::Runtime,
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    parts: &[PathBuf],
-    config: &Path,
-) -> Option<common::Measure> {
-    let (upload_id, uploads) = runtime.block_on(async {
-        let created = client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-        let upload_id = created.upload_id().unwrap().to_owned();
-        let mut uploads = Vec::new();
-        for (index, part) in parts.iter().enumerate() {
-            let request = client
-                .upload_part()
+/// The server-bound limit: curl PUTting to URLs the SDK presigns for this bucket.
+struct Limit {
+    runtime: tokio::runtime::Runtime,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    /// Where the curl config of each run is written.
+    config: PathBuf,
+}
+
+impl Limit {
+    /// The big file's parts, uploaded to presigned UploadPart URLs of a new multipart upload
+    /// (aborted afterwards: only the sending is timed).
+    fn multipart(&self, key: &str, parts: &[PathBuf]) -> Option<common::Measure> {
+        let (client, bucket) = (&self.client, self.bucket.as_str());
+        let (upload_id, uploads) = self.runtime.block_on(async {
+            let created = client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let upload_id = created.upload_id().unwrap().to_owned();
+            let mut uploads = Vec::new();
+            for (index, part) in parts.iter().enumerate() {
+                let request = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(index as i32 + 1)
+                    .presigned(presigned())
+                    .await
+                    .unwrap();
+                uploads.push((part.clone(), request.uri().to_owned()));
+            }
+            (upload_id, uploads)
+        });
+        let measured = measure(curl(&self.config, &uploads));
+        self.runtime.block_on(async {
+            let listed = client
+                .list_parts()
                 .bucket(bucket)
                 .key(key)
                 .upload_id(&upload_id)
-                .part_number(index as i32 + 1)
-                .presigned(presigned(Duration::from_secs(3600)))
+                .send()
                 .await
                 .unwrap();
-            uploads.push((part.clone(), request.uri().to_owned()));
-        }
-        (upload_id, uploads)
-    });
-    let measured = measure(curl(config, &uploads));
-    runtime.block_on(async {
-        let listed = client
-            .list_parts()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(listed.parts().len(), parts.len(), "curl sent every part");
-        client
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .send()
-            .await
-            .unwrap();
-    });
-    measured
-}
-
-/// Each file PUT by curl to a presigned PutObject URL.
-fn curl_objects(
-    runtime: &tokio::runtime::Runtime,
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    files: &[PathBuf],
-    config: &Path,
-) -> Option<common::Measure> {
-    let uploads = runtime.block_on(async {
-        let mut uploads = Vec::new();
-        for file in files {
-            let name = file.file_name().unwrap().to_string_lossy();
-            let request = client
-                .put_object()
+            assert_eq!(listed.parts().len(), parts.len(), "curl sent every part");
+            client
+                .abort_multipart_upload()
                 .bucket(bucket)
-                .key(format!("{prefix}/{name}"))
-                .presigned(presigned(Duration::from_secs(3600)))
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
                 .await
                 .unwrap();
-            uploads.push((file.clone(), request.uri().to_owned()));
-        }
-        uploads
-    });
-    measure(curl(config, &uploads))
+        });
+        measured
+    }
+
+    /// Each file PUT to a presigned PutObject URL under `prefix`.
+    fn objects(&self, prefix: &str, files: &[PathBuf]) -> Option<common::Measure> {
+        let uploads = self.runtime.block_on(async {
+            let mut uploads = Vec::new();
+            for file in files {
+                let name = file.file_name().unwrap().to_string_lossy();
+                let request = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(format!("{prefix}/{name}"))
+                    .presigned(presigned())
+                    .await
+                    .unwrap();
+                uploads.push((file.clone(), request.uri().to_owned()));
+            }
+            uploads
+        });
+        measure(curl(&self.config, &uploads))
+    }
 }
 
 fn main() {
@@ -193,9 +192,12 @@ fn main() {
         .iter()
         .map(|path| path.display().to_string())
         .collect();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = server.client();
-    let curl_config = dir.path().join("curl-config");
+    let curl_limit = Limit {
+        runtime: tokio::runtime::Runtime::new().unwrap(),
+        client: server.client(),
+        bucket: server.bucket.clone(),
+        config: dir.path().join("curl-config"),
+    };
 
     // Offload: a profile whose S3 backend is this Garage.
     let data = dir.path().join("data");
@@ -267,14 +269,7 @@ fn main() {
                     &big_text,
                     &format!("s3://{bucket}/{target}/aws-big.mkv"),
                 ])));
-                limit.extend(curl_multipart(
-                    &runtime,
-                    &client,
-                    bucket,
-                    &format!("{target}/curl-big.mkv"),
-                    &parts,
-                    &curl_config,
-                ));
+                limit.extend(curl_limit.multipart(&format!("{target}/curl-big.mkv"), &parts));
             } else {
                 let mut args: Vec<&str> = vec!["upload", "--profile", "Bench", "--workers", "4"];
                 args.extend(small_files.iter().map(String::as_str));
@@ -295,14 +290,7 @@ fn main() {
                     &format!("s3://{bucket}/{target}/aws-small"),
                     "--recursive",
                 ])));
-                limit.extend(curl_objects(
-                    &runtime,
-                    &client,
-                    bucket,
-                    &format!("{target}/curl-small"),
-                    &small_paths,
-                    &curl_config,
-                ));
+                limit.extend(curl_limit.objects(&format!("{target}/curl-small"), &small_paths));
             }
         }
         rows.push((
