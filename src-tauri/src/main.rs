@@ -95,6 +95,7 @@ pub fn quit(app: &AppHandle) {
 }
 
 fn main() {
+    platform::before_display();
     init_logging();
     let data_dir = std::env::var_os("OFFLOAD_DATA_DIR")
         .map(std::path::PathBuf::from)

@@ -4,11 +4,11 @@
 //! the digests at the end cover the whole file); and keeping the session in the job's resume
 //! record, sealed.
 
-use std::io::SeekFrom;
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::task::JoinHandle;
 
 use zeroize::Zeroizing;
 
@@ -17,7 +17,7 @@ use super::json_api::JsonApi;
 use super::{BackendKind, Checksum, ChecksumHasher, Operation, RemotePath, StorageError, Transfer};
 
 /// The digest a provider keeps for a file (MD5 for Drive, QuickXorHash for OneDrive).
-pub trait ProviderDigest: Default {
+pub trait ProviderDigest: Default + Send + 'static {
     fn absorb(&mut self, bytes: &[u8]);
 }
 
@@ -27,16 +27,63 @@ impl ProviderDigest for md5::Md5 {
     }
 }
 
-pub struct ChunkReader<'a, D: ProviderDigest> {
-    service: BackendKind,
-    remote: &'a RemotePath,
-    file: tokio::fs::File,
-    size: u64,
-    buffer: Vec<u8>,
-    /// Bytes of the file hashed so far, from the start.
+/// The file and the digests of its bytes from the start up to `hashed`; it moves into each read
+/// on the blocking pool and comes back with the bytes read, or with what went wrong.
+struct Hashed<D> {
+    file: std::fs::File,
     hashed: u64,
     digest: D,
     sha: ChecksumHasher,
+}
+
+impl<D: ProviderDigest> Hashed<D> {
+    fn absorb(&mut self, bytes: &[u8]) {
+        self.digest.absorb(bytes);
+        self.sha.update(bytes);
+        self.hashed += bytes.len() as u64;
+    }
+
+    /// Reads `length` bytes at `offset`: first hashes, from disk, the bytes before `offset` not
+    /// hashed yet (the provider holds them from an earlier attempt), then the chunk's bytes not
+    /// hashed yet. One pass, in order, whatever was read ahead before.
+    fn read_at(&mut self, offset: u64, length: usize, chunk: usize) -> std::io::Result<Vec<u8>> {
+        let mut buffer = vec![0u8; chunk.max(length)];
+        if offset > self.hashed {
+            self.file.seek(SeekFrom::Start(self.hashed))?;
+            while self.hashed < offset {
+                let take = (offset - self.hashed).min(buffer.len() as u64) as usize;
+                self.file.read_exact(&mut buffer[..take])?;
+                self.absorb(&buffer[..take]);
+            }
+        }
+        buffer.truncate(length);
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_exact(&mut buffer)?;
+        // `hashed` is at least `offset` now; hash what lies beyond it.
+        if offset + length as u64 > self.hashed {
+            self.absorb(&buffer[(self.hashed - offset) as usize..]);
+        }
+        Ok(buffer)
+    }
+}
+
+type Reading<D> = JoinHandle<(Hashed<D>, std::io::Result<Vec<u8>>)>;
+
+/// Reads a file chunk by chunk for an upload session, each chunk on the blocking pool, and the
+/// next one while the last is sent: the link is never idle while the disk and the hashes work.
+pub struct ChunkReader<'a, D: ProviderDigest> {
+    service: BackendKind,
+    remote: &'a RemotePath,
+    size: u64,
+    chunk: u64,
+    /// The file and its digests, while no read is under way.
+    idle: Option<Hashed<D>>,
+    /// The read under way, and the offset it reads at.
+    ahead: Option<(u64, Reading<D>)>,
+    /// Bytes of the file counted to the transfer so far, from the start.
+    counted: u64,
+    /// The session was replaced: the digests start again from the first byte.
+    restart: bool,
 }
 
 impl<'a, D: ProviderDigest> ChunkReader<'a, D> {
@@ -49,85 +96,122 @@ impl<'a, D: ProviderDigest> ChunkReader<'a, D> {
     ) -> Result<ChunkReader<'a, D>, StorageError> {
         let file = tokio::fs::File::open(path)
             .await
-            .map_err(|error| StorageError::from_io(service, Operation::Upload, remote, &error))?;
+            .map_err(|error| StorageError::from_io(service, Operation::Upload, remote, &error))?
+            .into_std()
+            .await;
         Ok(ChunkReader {
             service,
             remote,
-            file,
             size,
-            buffer: vec![0u8; chunk as usize],
-            hashed: 0,
-            digest: D::default(),
-            sha: ChecksumHasher::default(),
+            chunk,
+            idle: Some(Hashed {
+                file,
+                hashed: 0,
+                digest: D::default(),
+                sha: ChecksumHasher::default(),
+            }),
+            ahead: None,
+            counted: 0,
+            restart: false,
         })
     }
 
-    fn io(&self, error: std::io::Error) -> StorageError {
-        StorageError::from_io(self.service, Operation::Upload, self.remote, &error)
+    fn io(&self, error: &std::io::Error) -> StorageError {
+        StorageError::from_io(self.service, Operation::Upload, self.remote, error)
     }
 
     /// The session was replaced: everything goes again, from the first byte.
     pub fn restart(&mut self) {
-        self.hashed = 0;
-        self.digest = D::default();
-        self.sha = ChecksumHasher::default();
+        self.restart = true;
     }
 
-    /// The chunk starting at `offset`, where the provider's copy ends. Bytes before `offset`
-    /// not hashed yet (held from an earlier attempt) are hashed from disk and counted as
-    /// resumed; bytes of this chunk not hashed yet count against the transfer (progress,
-    /// bandwidth, pause and cancel).
+    fn length_at(&self, offset: u64) -> usize {
+        self.size.saturating_sub(offset).min(self.chunk) as usize
+    }
+
+    fn read(&self, mut hashed: Hashed<D>, offset: u64) -> Reading<D> {
+        let (length, chunk) = (self.length_at(offset), self.chunk as usize);
+        tokio::task::spawn_blocking(move || {
+            let read = hashed.read_at(offset, length, chunk);
+            (hashed, read)
+        })
+    }
+
+    /// The file and its digests back from the read under way, with what it read and where.
+    async fn settle(&mut self) -> Result<(Hashed<D>, Option<(u64, Vec<u8>)>), StorageError> {
+        let Some((offset, reading)) = self.ahead.take() else {
+            let idle = self.idle.take().ok_or_else(|| {
+                self.io(&std::io::Error::other(
+                    "an earlier read of the file failed; the upload has to start again",
+                ))
+            })?;
+            return Ok((idle, None));
+        };
+        let (hashed, read) = reading
+            .await
+            .map_err(|error| self.io(&std::io::Error::other(error)))?;
+        match read {
+            Ok(bytes) => Ok((hashed, Some((offset, bytes)))),
+            Err(error) => {
+                self.idle = Some(hashed);
+                Err(self.io(&error))
+            }
+        }
+    }
+
+    /// The chunk starting at `offset`, where the provider's copy ends. Bytes before `offset` not
+    /// counted yet (held from an earlier attempt) count as resumed; bytes of this chunk not
+    /// counted yet count against the transfer (progress, bandwidth, pause and cancel). The
+    /// chunk after it is read while this one is sent.
     pub async fn chunk_at(
         &mut self,
         offset: u64,
         transfer: &dyn Transfer,
     ) -> Result<Bytes, StorageError> {
-        if offset > self.hashed {
-            self.file
-                .seek(SeekFrom::Start(self.hashed))
-                .await
-                .map_err(|error| self.io(error))?;
-            let mut remaining = offset - self.hashed;
-            while remaining > 0 {
-                let take = remaining.min(self.buffer.len() as u64) as usize;
-                if let Err(error) = self.file.read_exact(&mut self.buffer[..take]).await {
-                    return Err(self.io(error));
-                }
-                self.digest.absorb(&self.buffer[..take]);
-                self.sha.update(&self.buffer[..take]);
-                remaining -= take as u64;
+        let (mut hashed, ahead) = self.settle().await?;
+        if std::mem::take(&mut self.restart) {
+            hashed.hashed = 0;
+            hashed.digest = D::default();
+            hashed.sha = ChecksumHasher::default();
+            self.counted = 0;
+        }
+        let length = self.length_at(offset);
+        let bytes = match ahead {
+            Some((at, bytes)) if at == offset && bytes.len() == length => {
+                self.idle = Some(hashed);
+                bytes
             }
-            transfer.resumed(offset - self.hashed).await;
-            self.hashed = offset;
-        }
-        let length = self
-            .size
-            .saturating_sub(offset)
-            .min(self.buffer.len() as u64);
-        self.file
-            .seek(SeekFrom::Start(offset))
-            .await
-            .map_err(|error| self.io(error))?;
-        if let Err(error) = self
-            .file
-            .read_exact(&mut self.buffer[..length as usize])
-            .await
+            _ => {
+                let (back, read) = self
+                    .read(hashed, offset)
+                    .await
+                    .map_err(|error| self.io(&std::io::Error::other(error)))?;
+                self.idle = Some(back);
+                read.map_err(|error| self.io(&error))?
+            }
+        };
+        let end = offset + length as u64;
+        if let Some(hashed) = self
+            .idle
+            .take_if(|hashed| hashed.hashed == end && end < self.size)
         {
-            return Err(self.io(error));
+            self.ahead = Some((end, self.read(hashed, end)));
         }
-        if offset + length > self.hashed {
-            let fresh = &self.buffer[(self.hashed - offset) as usize..length as usize];
-            self.digest.absorb(fresh);
-            self.sha.update(fresh);
-            transfer.advance(fresh.len() as u64).await?;
-            self.hashed = offset + length;
+        if offset > self.counted {
+            transfer.resumed(offset - self.counted).await;
+            self.counted = offset;
         }
-        Ok(Bytes::copy_from_slice(&self.buffer[..length as usize]))
+        if end > self.counted {
+            transfer.advance(end - self.counted).await?;
+            self.counted = end;
+        }
+        Ok(Bytes::from(bytes))
     }
 
     /// The provider's digest and Offload's SHA-256 of the whole file.
-    pub fn finish(self) -> (D, Checksum) {
-        (self.digest, self.sha.finish())
+    pub async fn finish(mut self) -> Result<(D, Checksum), StorageError> {
+        let (hashed, _) = self.settle().await?;
+        Ok((hashed.digest, hashed.sha.finish()))
     }
 }
 
@@ -252,7 +336,7 @@ pub(crate) async fn upload_in_sessions<P: SessionProtocol>(
     loop {
         let offset = match state {
             SessionState::Finished(finished) => {
-                let (digest, checksum) = reader.finish();
+                let (digest, checksum) = reader.finish().await?;
                 return Ok((finished, digest, checksum));
             }
             SessionState::Gone => {

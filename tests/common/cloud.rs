@@ -108,9 +108,16 @@ pub struct Setup {
 impl Setup {
     pub async fn new(kind: &str) -> Setup {
         let fake = FakeIdentity::start();
+        let base = fake.base.clone();
+        Setup::reached_at(fake, &base, kind).await
+    }
+
+    /// The same, with Offload reaching `fake` at `base` (a proxy in front of it, say).
+    pub async fn reached_at(fake: FakeIdentity, base: &str, kind: &str) -> Setup {
         let sandbox = Sandbox::new();
         sandbox.ok(&["profile", "add", "Home"]);
-        add_cloud_backend(&sandbox, &fake.backend_args(), kind, None);
+        let endpoints = super::oauth_fake::endpoint_args(base, super::oauth_fake::CLIENT_ID);
+        add_cloud_backend(&sandbox, &endpoints, kind, None);
         sandbox.ok(&["backend", "default", "Cloud", "--profile", "Home"]);
         let (db, vault, record) = engine_parts(&sandbox);
         sign_in(&db, &vault, &record).await;

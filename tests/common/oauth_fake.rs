@@ -430,6 +430,8 @@ struct DriveFile {
     parents: Vec<String>,
     mime: String,
     content: Vec<u8>,
+    /// `md5Checksum`, kept as Drive keeps it rather than worked out at every answer.
+    md5: String,
     /// Created through this OAuth client. Under the `drive.file` scope (the only one this fake
     /// grants) Drive shows an app only such files: the others are absent from every answer.
     by_this_app: bool,
@@ -443,7 +445,45 @@ struct Session {
     parents: Vec<String>,
     total: usize,
     held: Vec<u8>,
+    md5: RunningMd5,
     expired: bool,
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+/// The MD5 of a session's bytes, worked out on a thread of its own as the chunks arrive: Drive
+/// answers the last chunk with the file's `md5Checksum` at once, and hashing a large file only
+/// then would time the fake instead of the client.
+struct RunningMd5 {
+    chunks: std::sync::mpsc::Sender<axum::body::Bytes>,
+    hasher: std::thread::JoinHandle<String>,
+}
+
+impl RunningMd5 {
+    fn start() -> RunningMd5 {
+        let (chunks, arriving) = std::sync::mpsc::channel::<axum::body::Bytes>();
+        let hasher = std::thread::spawn(move || {
+            use md5::Digest as _;
+            let mut md5 = md5::Md5::new();
+            for chunk in arriving {
+                md5.update(&chunk);
+            }
+            hex::encode(md5.finalize())
+        });
+        RunningMd5 { chunks, hasher }
+    }
+
+    fn add(&self, chunk: axum::body::Bytes) {
+        let _ = self.chunks.send(chunk);
+    }
+
+    fn finish(self) -> String {
+        drop(self.chunks);
+        self.hasher.join().unwrap()
+    }
 }
 
 impl FakeIdentity {
@@ -497,6 +537,7 @@ impl FakeIdentity {
                 parents: vec![parent.into()],
                 mime: "video/x-matroska".into(),
                 content: content.to_vec(),
+                md5: md5_hex(content),
                 by_this_app: false,
                 app_properties: Default::default(),
             }),
@@ -523,7 +564,6 @@ impl FakeIdentity {
 }
 
 fn drive_resource(id: &str, file: &DriveFile) -> serde_json::Value {
-    use md5::Digest as _;
     let mut resource = serde_json::json!({
         "kind": "drive#file",
         "id": id,
@@ -538,7 +578,7 @@ fn drive_resource(id: &str, file: &DriveFile) -> serde_json::Value {
     }
     if file.mime != FOLDER_MIME {
         resource["size"] = file.content.len().to_string().into();
-        resource["md5Checksum"] = hex::encode(md5::Md5::digest(&file.content)).into();
+        resource["md5Checksum"] = file.md5.clone().into();
     }
     resource
 }
@@ -655,6 +695,7 @@ async fn drive_create(
             .unwrap_or("application/octet-stream")
             .to_owned(),
         content: Vec::new(),
+        md5: md5_hex(&[]),
         by_this_app: true,
         app_properties: Default::default(),
     };
@@ -910,7 +951,8 @@ fn open_session(
             name,
             parents,
             total,
-            held: Vec::new(),
+            held: Vec::with_capacity(total),
+            md5: RunningMd5::start(),
             expired: false,
         },
     );
@@ -1075,6 +1117,7 @@ async fn drive_put(
             body.len()
         };
         session.held.extend_from_slice(&body[..keep]);
+        session.md5.add(body.slice(..keep));
         rules.drive.received += keep as u64;
         if session.held.len() < session.total {
             return incomplete(session.held.len());
@@ -1098,6 +1141,7 @@ async fn drive_put(
         parents: session.parents,
         mime: "video/x-matroska".into(),
         content: session.held,
+        md5: session.md5.finish(),
         by_this_app: true,
         app_properties,
     };
@@ -1577,6 +1621,9 @@ async fn graph_session(
             "Content-Range bytes a-b/total required",
         );
     };
+    if session.held.is_empty() {
+        session.held.reserve(total.min(4 << 30));
+    }
     if *session.total.get_or_insert(total) != total {
         return graph_error(StatusCode::BAD_REQUEST, "invalidRange", "the total changed");
     }
@@ -1664,6 +1711,7 @@ impl FakeIdentity {
                             name,
                             parents: vec!["root".into()],
                             mime: "video/x-matroska".into(),
+                            md5: md5_hex(&content),
                             content,
                             by_this_app: true,
                             app_properties: Default::default(),
