@@ -2,6 +2,7 @@
 //! Every path from a template or the command line passes through [`RemotePath::parse`] before a
 //! backend sees it, so no backend has to defend against `..`, absolute paths or NUL bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
@@ -25,23 +26,29 @@ pub enum PathError {
 /// Percent-encodes everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`), as
 /// SigV4 canonical requests and path-addressed APIs (Graph) want.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    encoded(text, b"")
 }
 
 /// `a/b c/d` → `a/b%20c/d`: each segment encoded, the slashes kept.
 pub fn percent_encode_path(path: &str) -> String {
-    path.split('/')
-        .map(percent_encode)
-        .collect::<Vec<_>>()
-        .join("/")
+    encoded(path, b"/")
+}
+
+/// `text` percent-encoded but for the unreserved characters and `kept`, into one string: the
+/// stream server encodes a key for every redirect it mints.
+fn encoded(text: &str, kept: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || kept.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0xf)] as char);
+        }
+    }
+    out
 }
 
 /// A validated remote path: relative, `/`-separated, no empty, `.` or `..` segments, NFC.
@@ -56,15 +63,26 @@ impl RemotePath {
         if raw.chars().any(char::is_control) {
             return Err(PathError::Control(raw.to_owned()));
         }
-        let normalized: String = raw.nfc().collect();
-        let unified = normalized.replace('\\', "/");
+        // A stored path is parsed again at every stream request: one that already is a remote
+        // path is taken as it is, without rebuilding it.
+        let normalized: Cow<'_, str> = if unicode_normalization::is_nfc(raw) {
+            Cow::Borrowed(raw)
+        } else {
+            Cow::Owned(raw.nfc().collect())
+        };
+        let unified = if normalized.contains('\\') {
+            Cow::Owned(normalized.replace('\\', "/"))
+        } else {
+            normalized
+        };
         if unified.starts_with('/') || has_drive_prefix(&unified) {
             return Err(PathError::Absolute(raw.to_owned()));
         }
         let mut segments = Vec::new();
+        let mut skipped = false;
         for segment in unified.split('/') {
             match segment {
-                "" | "." => continue,
+                "" | "." => skipped = true,
                 ".." => return Err(PathError::ParentSegment(raw.to_owned())),
                 _ => segments.push(segment),
             }
@@ -72,7 +90,10 @@ impl RemotePath {
         if segments.is_empty() {
             return Err(PathError::Empty);
         }
-        Ok(RemotePath(segments.join("/")))
+        if skipped {
+            return Ok(RemotePath(segments.join("/")));
+        }
+        Ok(RemotePath(unified.into_owned()))
     }
 
     /// `raw` as a remote path only when it already is one exactly: a listed name that parsing

@@ -191,7 +191,8 @@ fn bind_error(address: SocketAddr, error: std::io::Error) -> Error {
 async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // A `Uri` shares its bytes with the request: cloned, not copied.
+    let uri = request.uri().clone();
     let response = if host_allowed(request.headers(), state.port) {
         next.run(request).await
     } else {
@@ -208,7 +209,7 @@ async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Ne
     tracing::info!(
         target: "offload::stream",
         %method,
-        path,
+        path = uri.path(),
         status = response.status().as_u16(),
         bytes,
         micros = started.elapsed().as_micros() as u64,
@@ -281,13 +282,20 @@ async fn stream_route(
     State(state): State<Arc<ServerState>>,
     Path((kind, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    method: Method,
-    headers: HeaderMap,
+    // The request itself, not its `HeaderMap`, which as an extractor is a copy of the headers.
+    request: Request,
 ) -> Response {
     let Some(item) = item_of(&kind, &id) else {
         return not_found().await;
     };
-    stream(&state, item, query.as_deref(), &method, &headers).await
+    stream(
+        &state,
+        item,
+        query.as_deref(),
+        request.method(),
+        request.headers(),
+    )
+    .await
 }
 
 /// `/api/media/{id}/poster.jpg`: an item's picture, with the token of its stream URL.
@@ -377,7 +385,7 @@ async fn stream(
         }
         Ok(Ok(StreamTarget::Redirect { url, .. })) => {
             state.playback.touch();
-            redirect(&url)
+            redirect(url)
         }
         Ok(Ok(StreamTarget::LocalFile(path))) => {
             file::serve(method, headers, path, content_type).await
@@ -469,8 +477,9 @@ async fn profile_playlist(
     }
 }
 
-fn redirect(url: &str) -> Response {
-    let Ok(location) = HeaderValue::from_str(url) else {
+fn redirect(url: String) -> Response {
+    // The URL's own bytes become the header, without a copy.
+    let Ok(location) = HeaderValue::from_maybe_shared(bytes::Bytes::from(url)) else {
         return plain(
             StatusCode::BAD_GATEWAY,
             "The storage provider gave an unusable address.",

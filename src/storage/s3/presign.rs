@@ -96,9 +96,9 @@ impl Presigner {
         );
         let string_to_sign = format!(
             "{ALGORITHM}\n{timestamp}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+            hex_of(&Sha256::digest(canonical_request.as_bytes()).into())
         );
-        let signature = hex::encode(hmac(
+        let signature = hex_of(&hmac(
             &self.signing_key(&date)[..],
             string_to_sign.as_bytes(),
         ));
@@ -134,6 +134,16 @@ impl Presigner {
         ));
         *cached = Some((date.to_owned(), key.clone()));
         key
+    }
+}
+
+/// Lower-case hex of a digest, written at once (`hex::encode` builds its string a character at a
+/// time, growing it as it goes).
+fn hex_of(digest: &[u8; 32]) -> String {
+    let mut text = [0u8; 64];
+    match hex::encode_to_slice(digest, &mut text) {
+        Ok(()) => String::from_utf8_lossy(&text).into_owned(),
+        Err(_) => unreachable!("64 hex digits hold 32 bytes"),
     }
 }
 
