@@ -26,19 +26,22 @@ pub enum PathError {
 /// Percent-encodes everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`), as
 /// SigV4 canonical requests and path-addressed APIs (Graph) want.
 pub fn percent_encode(text: &str) -> String {
-    encoded(text, b"")
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    encode_onto(&mut out, text, b"");
+    out
 }
 
 /// `a/b c/d` → `a/b%20c/d`: each segment encoded, the slashes kept.
 pub fn percent_encode_path(path: &str) -> String {
-    encoded(path, b"/")
+    let mut out = String::with_capacity(path.len() + path.len() / 4);
+    encode_onto(&mut out, path, b"/");
+    out
 }
 
-/// `text` percent-encoded but for the unreserved characters and `kept`, into one string: the
-/// stream server encodes a key for every redirect it mints.
-fn encoded(text: &str, kept: &[u8]) -> String {
+/// Appends `text` percent-encoded but for the unreserved characters and `kept`: the stream server
+/// writes a key into every redirect it mints, so into the URL itself rather than a string of its own.
+pub fn encode_onto(out: &mut String, text: &str, kept: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || kept.contains(&byte) {
             out.push(byte as char);
@@ -48,7 +51,6 @@ fn encoded(text: &str, kept: &[u8]) -> String {
             out.push(HEX[usize::from(byte & 0xf)] as char);
         }
     }
-    out
 }
 
 /// A validated remote path: relative, `/`-separated, no empty, `.` or `..` segments, NFC.

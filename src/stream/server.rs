@@ -206,15 +206,14 @@ async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Ne
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    tracing::info!(
-        target: "offload::stream",
-        %method,
-        path = uri.path(),
-        status = response.status().as_u16(),
+    crate::logging::RequestLine {
+        method: method.as_str(),
+        path: uri.path(),
+        status: response.status().as_u16(),
         bytes,
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+        micros: started.elapsed().as_micros() as u64,
+    }
+    .write();
     response
 }
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::S3Config;
-use crate::storage::path::{percent_encode as encode, percent_encode_path};
+use crate::storage::path::{encode_onto, percent_encode as encode};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -71,44 +71,88 @@ impl Presigner {
     }
 
     /// A URL that lets its holder `GET` `key` (with any `Range`) for `lifetime` from `now`.
+    ///
+    /// The URL is written once, in order, and the canonical request and the string to sign are
+    /// hashed from its pieces rather than built: minted per playback request, every string it
+    /// allocated showed in the stream server's profile.
     pub fn presign_get(&self, key: &str, lifetime: Duration, now: SystemTime) -> String {
         use chrono::{Datelike, Timelike};
+        use std::fmt::Write as _;
         let now = chrono::DateTime::<chrono::Utc>::from(now);
+        let mut url = String::with_capacity(
+            self.origin.len()
+                + self.bucket_path.len()
+                + key.len() * 2
+                + self.access_key_id.len()
+                + 256,
+        );
+        url.push_str(&self.origin);
+        let path_start = url.len();
+        url.push_str(&self.bucket_path);
+        url.push('/');
+        encode_onto(&mut url, key, b"/");
+        let path_end = url.len();
+        // The SDK puts `x-id` first; any order is valid, this one keeps URLs comparable. The
+        // canonical query is sorted by name (upper case first), so there it comes last.
+        url.push_str("?x-id=GetObject&");
+        let query_start = url.len();
+        url.push_str("X-Amz-Algorithm=");
+        url.push_str(ALGORITHM);
+        url.push_str("&X-Amz-Credential=");
+        encode_onto(&mut url, &self.access_key_id, b"");
         // Formatted by hand: strftime patterns are parsed on every call, once per playback.
         let date = format!("{:04}{:02}{:02}", now.year(), now.month(), now.day());
-        let timestamp = format!(
+        url.push_str("%2F");
+        url.push_str(&date);
+        url.push_str("%2F");
+        encode_onto(&mut url, &self.region, b"");
+        url.push_str("%2Fs3%2Faws4_request&X-Amz-Date=");
+        let timestamp_start = url.len();
+        let _ = write!(
+            url,
             "{date}T{:02}{:02}{:02}Z",
             now.hour(),
             now.minute(),
             now.second()
         );
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let path = format!("{}/{}", self.bucket_path, percent_encode_path(key));
-        // Sorted by name, as the canonical query string must be (upper case sorts first).
-        let query = format!(
-            "X-Amz-Algorithm={ALGORITHM}&X-Amz-Credential={}&X-Amz-Date={timestamp}&X-Amz-Expires={}&X-Amz-SignedHeaders=host&x-id=GetObject",
-            encode(&format!("{}/{scope}", self.access_key_id)),
+        let timestamp_end = url.len();
+        let _ = write!(
+            url,
+            "&X-Amz-Expires={}&X-Amz-SignedHeaders=host",
             lifetime.as_secs()
         );
-        let canonical_request = format!(
-            "GET\n{path}\n{query}\nhost:{}\n\nhost\nUNSIGNED-PAYLOAD",
-            self.host
-        );
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{timestamp}\n{scope}\n{}",
-            hex_of(&Sha256::digest(canonical_request.as_bytes()).into())
-        );
-        let signature = hex_of(&hmac(
-            &self.signing_key(&date)[..],
-            string_to_sign.as_bytes(),
-        ));
-        // The SDK puts `x-id` first; any order is valid, this one keeps URLs comparable.
-        let (signed, x_id) = query.split_at(query.len() - "&x-id=GetObject".len());
-        format!(
-            "{}{path}?{}&{signed}&X-Amz-Signature={signature}",
-            self.origin,
-            &x_id[1..]
-        )
+        let query_end = url.len();
+
+        let canonical_request = Sha256::new()
+            .chain_update("GET\n")
+            .chain_update(&url[path_start..path_end])
+            .chain_update("\n")
+            .chain_update(&url[query_start..query_end])
+            .chain_update("&x-id=GetObject\nhost:")
+            .chain_update(&self.host)
+            .chain_update("\n\nhost\nUNSIGNED-PAYLOAD")
+            .finalize();
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.signing_key(&date)[..]) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        for piece in [
+            ALGORITHM.as_bytes(),
+            b"\n",
+            &url.as_bytes()[timestamp_start..timestamp_end],
+            b"\n",
+            date.as_bytes(),
+            b"/",
+            self.region.as_bytes(),
+            b"/s3/aws4_request\n",
+            &hex_of(&canonical_request.into()),
+        ] {
+            mac.update(piece);
+        }
+        url.push_str("&X-Amz-Signature=");
+        let signature = hex_of(&mac.finalize().into_bytes().into());
+        url.extend(signature.iter().map(|&digit| char::from(digit)));
+        url
     }
 
     fn signing_key(&self, date: &str) -> Zeroizing<[u8; 32]> {
@@ -137,12 +181,12 @@ impl Presigner {
     }
 }
 
-/// Lower-case hex of a digest, written at once (`hex::encode` builds its string a character at a
+/// Lower-case hex of a digest, written at once (`hex::encode` builds a string a character at a
 /// time, growing it as it goes).
-fn hex_of(digest: &[u8; 32]) -> String {
+fn hex_of(digest: &[u8; 32]) -> [u8; 64] {
     let mut text = [0u8; 64];
     match hex::encode_to_slice(digest, &mut text) {
-        Ok(()) => String::from_utf8_lossy(&text).into_owned(),
+        Ok(()) => text,
         Err(_) => unreachable!("64 hex digits hold 32 bytes"),
     }
 }
