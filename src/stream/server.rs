@@ -2,19 +2,23 @@
 //! passes (the `Host` check and the request log).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Router, ServiceExt as _};
 use tokio_util::sync::CancellationToken;
+use tower_service::Service;
 
 use super::token::Subject;
 use super::{file, plain, playlist, proxy, Links, StreamSettings};
@@ -127,25 +131,26 @@ impl StreamServer {
     /// Serves until `shutdown` fires, then lets open streams finish for a moment.
     pub async fn serve(self, shutdown: CancellationToken) {
         let address = self.local_addr();
+        // `/api/{kind}/{id}/stream` is answered by the guard itself (see [`Guard`]).
         let mut router = Router::new()
             .route("/health", get(health))
-            .route("/api/{kind}/{id}/stream", get(stream_route))
             .route("/api/{kind}/{id}/poster.jpg", get(poster_route))
             .route("/api/profiles/{id}/playlist.m3u8", get(profile_playlist))
             .with_state(self.state.clone());
         if let Some(extra) = self.extra {
             router = router.merge(extra);
         }
-        let router = router
-            .fallback(not_found)
-            .layer(middleware::from_fn_with_state(self.state, guard));
+        let guard = Guard {
+            state: self.state,
+            router: router.fallback(not_found),
+        };
         let listener = axum::serve::ListenerExt::tap_io(self.listener, |stream| {
             let _ = stream.set_nodelay(true);
         });
         if let Some(address) = address {
             tracing::info!(url = %format!("http://{address}"), "stream server listening");
         }
-        let server = axum::serve(listener, router)
+        let server = axum::serve(listener, guard.into_make_service())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         // A player that keeps a stream open would hold a graceful shutdown forever.
         let deadline = async {
@@ -187,34 +192,80 @@ fn bind_error(address: SocketAddr, error: std::io::Error) -> Error {
     Error::Setting { setting, message }
 }
 
-/// Every request: the `Host` check, then the log line (no query string, so no token).
-async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // A `Uri` shares its bytes with the request: cloned, not copied.
-    let uri = request.uri().clone();
-    let response = if host_allowed(request.headers(), state.port) {
-        next.run(request).await
-    } else {
-        plain(
-            StatusCode::MISDIRECTED_REQUEST,
-            "Address the stream server by 127.0.0.1 or localhost.",
-        )
-    };
-    let bytes = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    crate::logging::RequestLine {
-        method: method.as_str(),
-        path: uri.path(),
-        status: response.status().as_u16(),
-        bytes,
-        micros: started.elapsed().as_micros() as u64,
+/// What every request passes: the `Host` check, then the stream route or else the router, then
+/// the log line (no query string, so no token). The stream route is matched here, ahead of the
+/// router, and this is a service of its own rather than axum's `from_fn` middleware: a player
+/// asks that route for every file it opens, and the middleware's boxed copy of the router, the
+/// router's path parameters and the extractors' strings were, per redirect, a cost the size of
+/// the route's own work (token, lookup and signature).
+#[derive(Clone)]
+struct Guard {
+    state: Arc<ServerState>,
+    router: Router,
+}
+
+impl Service<Request> for Guard {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // A router is always ready.
+        Poll::Ready(Ok(()))
     }
-    .write();
-    response
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let guard = self.clone();
+        Box::pin(async move { Ok(guard.answer(request).await) })
+    }
+}
+
+impl Guard {
+    async fn answer(mut self, request: Request) -> Response {
+        let started = Instant::now();
+        let method = request.method().clone();
+        // A `Uri` shares its bytes with the request: cloned, not copied.
+        let uri = request.uri().clone();
+        let response = if !host_allowed(request.headers(), self.state.port) {
+            plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Address the stream server by 127.0.0.1 or localhost.",
+            )
+        } else if let Some(item) = stream_item(&method, uri.path()) {
+            stream(&self.state, item, uri.query(), &method, request.headers()).await
+        } else {
+            match self.router.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        };
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        crate::logging::RequestLine {
+            method: method.as_str(),
+            path: uri.path(),
+            status: response.status().as_u16(),
+            bytes,
+            micros: started.elapsed().as_micros() as u64,
+        }
+        .write();
+        response
+    }
+}
+
+/// The item of `/api/media/{id}/stream` or `/api/episodes/{id}/stream`, asked with GET or HEAD.
+fn stream_item(method: &Method, path: &str) -> Option<LibraryItem> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let (kind, id) = path
+        .strip_prefix("/api/")?
+        .strip_suffix("/stream")?
+        .split_once('/')?;
+    item_of(kind, id)
 }
 
 /// The `Host` must be an IP address or `localhost`, with our port. A web page that rebinds its
@@ -274,27 +325,6 @@ fn item_of(kind: &str, id: &str) -> Option<LibraryItem> {
         ("episodes", Ok(id)) => Some(LibraryItem::Episode(id)),
         _ => None,
     }
-}
-
-/// `/api/media/{id}/stream` and `/api/episodes/{id}/stream`.
-async fn stream_route(
-    State(state): State<Arc<ServerState>>,
-    Path((kind, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    // The request itself, not its `HeaderMap`, which as an extractor is a copy of the headers.
-    request: Request,
-) -> Response {
-    let Some(item) = item_of(&kind, &id) else {
-        return not_found().await;
-    };
-    stream(
-        &state,
-        item,
-        query.as_deref(),
-        request.method(),
-        request.headers(),
-    )
-    .await
 }
 
 /// `/api/media/{id}/poster.jpg`: an item's picture, with the token of its stream URL.
@@ -592,6 +622,30 @@ mod tests {
             host_allowed(&with_host("127.0.0.1"), 80),
             "the default port may be left out"
         );
+    }
+
+    #[test]
+    fn the_stream_route_names_an_item() {
+        let get = &Method::GET;
+        assert_eq!(
+            stream_item(get, "/api/media/12/stream"),
+            Some(LibraryItem::Media(12))
+        );
+        assert_eq!(
+            stream_item(&Method::HEAD, "/api/episodes/7/stream"),
+            Some(LibraryItem::Episode(7))
+        );
+        for other in [
+            "/api/media/12/poster.jpg",
+            "/api/media/1/2/stream",
+            "/api/media/x/stream",
+            "/api/films/12/stream",
+            "/api/media/12/stream/",
+            "/health",
+        ] {
+            assert_eq!(stream_item(get, other), None, "{other}");
+        }
+        assert_eq!(stream_item(&Method::POST, "/api/media/12/stream"), None);
     }
 
     #[test]
