@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -239,11 +239,13 @@ impl Guard {
                 Err(never) => match never {},
             }
         };
+        // The body's own size where no header says it, as hyper will send it (a redirect's 0).
         let bytes = response
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
+            .and_then(|value| value.parse::<u64>().ok())
+            .or_else(|| response.body().size_hint().exact());
         crate::logging::RequestLine {
             method: method.as_str(),
             path: uri.path(),
