@@ -26,15 +26,17 @@ pub enum PathError {
 /// Percent-encodes everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`), as
 /// SigV4 canonical requests and path-addressed APIs (Graph) want.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    encode_onto(&mut out, text, b"");
-    out
+    encoded(text, b"")
 }
 
 /// `a/b c/d` → `a/b%20c/d`: each segment encoded, the slashes kept.
 pub fn percent_encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + path.len() / 4);
-    encode_onto(&mut out, path, b"/");
+    encoded(path, b"/")
+}
+
+fn encoded(text: &str, kept: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    encode_onto(&mut out, text, kept);
     out
 }
 

@@ -132,10 +132,7 @@ impl Presigner {
             .chain_update(&self.host)
             .chain_update("\n\nhost\nUNSIGNED-PAYLOAD")
             .finalize();
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.signing_key(&date)[..]) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
+        let mut mac = keyed(&self.signing_key(&date)[..]);
         for piece in [
             ALGORITHM.as_bytes(),
             b"\n",
@@ -192,12 +189,16 @@ fn hex_of(digest: &[u8; 32]) -> [u8; 64] {
 }
 
 fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
+    let mut mac = keyed(key);
     mac.update(message);
     mac.finalize().into_bytes().into()
+}
+
+fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
 }
 
 /// A bucket name usable as one DNS label: 3–63 lower-case letters, digits and hyphens, starting
