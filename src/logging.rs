@@ -6,22 +6,35 @@
 //! when it fills or at most [`FLUSH_INTERVAL`] later, as nginx's `access_log … buffer= flush=`
 //! does; every other line is written at once, so warnings and errors are never held back.
 //!
+//! The batch is written by the `log-flush` thread, not by the request that fills it: a request
+//! only ever waits for another line's append, never for the disk (a write that stalls in the
+//! kernel held up every request behind it when the request threads wrote the batch themselves).
+//! A line that is written at once takes what is waiting with it, so lines keep their order.
+//!
 //! The request line itself is written here too ([`RequestLine`]), not by `tracing`'s formatter.
 
 use std::cell::RefCell;
-use std::io::{BufWriter, Stderr, Write};
-use std::sync::{LazyLock, Mutex, MutexGuard, Once};
+use std::io::Write;
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, Once};
 use std::time::{Duration, SystemTime};
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// A batch this large is handed to the `log-flush` thread at once.
 const BUFFER: usize = 64 * 1024;
+/// A batch this large (the disk far behind) is written by the request that adds to it, so a
+/// stalled log holds requests back instead of growing without bound.
+const LIMIT: usize = 16 * BUFFER;
 const BATCHED_TARGET: &str = "offload::stream";
 
-static OUTPUT: LazyLock<Mutex<BufWriter<Stderr>>> =
-    LazyLock::new(|| Mutex::new(BufWriter::with_capacity(BUFFER, std::io::stderr())));
+/// Lines not written yet, and the signal that a batch is full.
+static PENDING: LazyLock<(Mutex<Vec<u8>>, Condvar)> =
+    LazyLock::new(|| (Mutex::new(Vec::with_capacity(BUFFER)), Condvar::new()));
+/// Held while a batch is written, so batches reach the file in the order they were taken; the
+/// buffer the next batch is swapped into.
+static WRITING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static FLUSHER: Once = Once::new();
 
 /// Give this to `tracing_subscriber::fmt().with_writer(…)`.
@@ -32,29 +45,51 @@ pub struct LogLine {
     batched: bool,
 }
 
-fn output() -> MutexGuard<'static, BufWriter<Stderr>> {
-    OUTPUT
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Writes out what is buffered; call before the process exits.
+/// Writes out what is waiting; call before the process exits.
 pub fn flush() {
-    let _ = output().flush();
+    let _ = write_out();
+}
+
+fn write_out() -> std::io::Result<()> {
+    let mut batch = locked(&WRITING);
+    std::mem::swap(&mut *batch, &mut *locked(&PENDING.0));
+    let written = std::io::stderr().write_all(&batch);
+    batch.clear();
+    written
+}
+
+/// Adds one batched line's bytes: a full batch wakes the `log-flush` thread.
+fn append(write: impl FnOnce(&mut Vec<u8>)) {
+    let mut pending = locked(&PENDING.0);
+    write(&mut pending);
+    let len = pending.len();
+    drop(pending);
+    if len >= LIMIT {
+        flush();
+    } else if len >= BUFFER {
+        PENDING.1.notify_one();
+    }
 }
 
 impl Write for LogLine {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let mut output = output();
-        output.write_all(bytes)?;
-        if !self.batched {
-            output.flush()?;
+        if self.batched {
+            append(|pending| pending.extend_from_slice(bytes));
+        } else {
+            locked(&PENDING.0).extend_from_slice(bytes);
+            write_out()?;
         }
         Ok(bytes.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        output().flush()
+        write_out()
     }
 }
 
@@ -80,7 +115,13 @@ fn start_flusher() {
         let _ = std::thread::Builder::new()
             .name("log-flush".into())
             .spawn(|| loop {
-                std::thread::sleep(FLUSH_INTERVAL);
+                let (pending, full) = &*PENDING;
+                let waiting = full
+                    .wait_timeout_while(locked(pending), FLUSH_INTERVAL, |pending| {
+                        pending.len() < BUFFER
+                    })
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                drop(waiting);
                 flush();
             });
     });
@@ -107,8 +148,9 @@ impl RequestLine<'_> {
         }
         start_flusher();
         let now = SystemTime::now();
-        let mut output = output();
-        let _ = self.write_to(&mut *output, now);
+        append(|pending| {
+            let _ = self.write_to(pending, now);
+        });
     }
 
     fn write_to(&self, output: &mut impl Write, now: SystemTime) -> std::io::Result<()> {

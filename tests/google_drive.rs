@@ -76,6 +76,45 @@ async fn a_cut_off_upload_resumes_without_sending_confirmed_bytes_again() {
     assert_eq!(setup.fake.drive_file("Films/2024/film.mkv").unwrap(), bytes);
 }
 
+/// The answer to the last chunk lost, or the process stopped before the job recorded it: the
+/// next attempt finds the session finished, so it sends nothing, and still checks the whole
+/// file against Drive's MD5 (reading from disk what it did not send this time).
+#[tokio::test]
+async fn a_session_an_earlier_attempt_finished_completes_without_sending_again() {
+    let setup = Setup::new("google-drive").await;
+    let drive = drive(&setup);
+    let local = setup.sandbox.path("film.mkv");
+    let size = 3 * CHUNK as usize + 999;
+    let bytes = write_random(&local, size);
+    let first = Recorder::default();
+    let sent = drive
+        .upload(&request(&local, "film.mkv", size as u64, None), &first)
+        .await
+        .unwrap();
+    // The session as the job last saved it: before its last chunk was answered.
+    let record = first.resume_record().expect("a resume record");
+    let received = setup.fake.drive_received();
+
+    let again = Recorder::default();
+    let stored = drive
+        .upload(
+            &request(&local, "film.mkv", size as u64, Some(record)),
+            &again,
+        )
+        .await
+        .unwrap();
+    assert!(stored.verified);
+    assert_eq!(stored.checksum, sent.checksum, "the whole file was hashed");
+    assert_eq!(again.resumed.load(Ordering::SeqCst), size as u64);
+    assert_eq!(again.sent.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        setup.fake.drive_received(),
+        received,
+        "nothing was sent again"
+    );
+    assert_eq!(setup.fake.drive_file("film.mkv").unwrap(), bytes);
+}
+
 /// Uploads into a folder that does not exist yet, all at once (the queue runs several workers),
 /// make one folder: Drive would keep a second folder of the same name and split the files.
 #[tokio::test]

@@ -208,9 +208,26 @@ impl<'a, D: ProviderDigest> ChunkReader<'a, D> {
         Ok(Bytes::from(bytes))
     }
 
-    /// The provider's digest and Offload's SHA-256 of the whole file.
-    pub async fn finish(mut self) -> Result<(D, Checksum), StorageError> {
+    /// The provider's digest and Offload's SHA-256 of the whole file. Bytes not hashed yet are
+    /// read and hashed first, and count as resumed: a session that an earlier attempt finished
+    /// (the answer to its last chunk lost, or the process stopped before it was recorded) holds
+    /// the whole file before this attempt read any of it.
+    pub async fn finish(mut self, transfer: &dyn Transfer) -> Result<(D, Checksum), StorageError> {
         let (hashed, _) = self.settle().await?;
+        let hashed = if hashed.hashed < self.size {
+            // A read of no bytes at the end: it hashes everything before the end first.
+            let (back, read) = self
+                .read(hashed, self.size)
+                .await
+                .map_err(|error| self.io(&std::io::Error::other(error)))?;
+            read.map_err(|error| self.io(&error))?;
+            back
+        } else {
+            hashed
+        };
+        if self.size > self.counted {
+            transfer.resumed(self.size - self.counted).await;
+        }
         Ok((hashed.digest, hashed.sha.finish()))
     }
 }
@@ -336,7 +353,7 @@ pub(crate) async fn upload_in_sessions<P: SessionProtocol>(
     loop {
         let offset = match state {
             SessionState::Finished(finished) => {
-                let (digest, checksum) = reader.finish().await?;
+                let (digest, checksum) = reader.finish(transfer).await?;
                 return Ok((finished, digest, checksum));
             }
             SessionState::Gone => {

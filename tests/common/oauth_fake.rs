@@ -368,7 +368,8 @@ fn encode(text: &str) -> String {
 // - `308 Resume Incomplete` carries `Range: bytes=0-N` (none when nothing is held), and may hold
 //   fewer bytes than were sent, which the client must send again;
 // - `Content-Range: bytes */size` with no body asks where the session stands;
-// - an expired session answers `404`; a finished upload `200` with the file resource;
+// - an expired session answers `404`; a finished upload `200` with the file resource, to the
+//   last chunk and to any later request to its session ("the upload was completed");
 // - API calls need a current bearer token (`401` otherwise);
 // - `changes.getStartPageToken` and `changes.list` ("Retrieve changes"): each change names a
 //   file by `fileId` with its current resource, or `removed: true` once it is gone; pages end
@@ -386,6 +387,8 @@ struct Drive {
     /// Requests for a folder's children (listings), as opposed to finding one name.
     listings: u64,
     sessions: HashMap<String, Session>,
+    /// Sessions that completed, and the file each made: asked again, they answer with it.
+    finished: HashMap<String, String>,
     counter: u64,
     /// Bytes accepted into sessions, over all chunk requests.
     received: u64,
@@ -1021,6 +1024,12 @@ async fn drive_put(
 ) -> Response {
     let mut guard = rules.lock().unwrap();
     let rules = &mut *guard;
+    if let Some(file_id) = rules.drive.finished.get(&id) {
+        return match rules.drive.files.get(file_id) {
+            Some(file) => json(drive_resource(file_id, file)),
+            None => drive_error(StatusCode::NOT_FOUND, "notFound", "File not found."),
+        };
+    }
     let Some(session) = rules.drive.sessions.get_mut(&id) else {
         return drive_error(StatusCode::NOT_FOUND, "notFound", "No such upload session.");
     };
@@ -1146,6 +1155,7 @@ async fn drive_put(
         app_properties,
     };
     let resource = drive_resource(&file_id, &file);
+    rules.drive.finished.insert(id, file_id.clone());
     rules.drive.set(file_id, Some(file));
     json(resource)
 }
