@@ -208,26 +208,15 @@ impl<'a, D: ProviderDigest> ChunkReader<'a, D> {
         Ok(Bytes::from(bytes))
     }
 
-    /// The provider's digest and Offload's SHA-256 of the whole file. Bytes not hashed yet are
-    /// read and hashed first, and count as resumed: a session that an earlier attempt finished
-    /// (the answer to its last chunk lost, or the process stopped before it was recorded) holds
-    /// the whole file before this attempt read any of it.
+    /// The provider's digest and Offload's SHA-256 of the whole file. A session that an earlier
+    /// attempt finished (the answer to its last chunk lost, or the process stopped before it was
+    /// recorded) holds bytes this attempt never read: an empty chunk at the end reads and hashes
+    /// them from disk, and counts them as resumed.
     pub async fn finish(mut self, transfer: &dyn Transfer) -> Result<(D, Checksum), StorageError> {
-        let (hashed, _) = self.settle().await?;
-        let hashed = if hashed.hashed < self.size {
-            // A read of no bytes at the end: it hashes everything before the end first.
-            let (back, read) = self
-                .read(hashed, self.size)
-                .await
-                .map_err(|error| self.io(&std::io::Error::other(error)))?;
-            read.map_err(|error| self.io(&error))?;
-            back
-        } else {
-            hashed
-        };
-        if self.size > self.counted {
-            transfer.resumed(self.size - self.counted).await;
+        if self.counted < self.size {
+            self.chunk_at(self.size, transfer).await?;
         }
+        let (hashed, _) = self.settle().await?;
         Ok((hashed.digest, hashed.sha.finish()))
     }
 }
