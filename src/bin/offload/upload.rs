@@ -203,19 +203,25 @@ async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) 
     let bars = ProgressBars::new(engine, jobs)?;
     let mut pending: HashSet<i64> = jobs.iter().copied().collect();
     let mut poll = tokio::time::interval(POLL);
+    // The first tick is at once: every job is read once before any event arrives.
+    let mut read_back = false;
     let interrupted = loop {
-        // Jobs that finished before the subscription, or in another process, are read back.
-        pending.retain(|id| match queue::get(db, *id) {
-            Ok(job) if job.state.is_terminal() || job.state == JobState::Paused => {
-                bars.state(job.id, job.state, None, None);
-                false
-            }
-            Ok(job) => {
-                bars.position(job.id, job.bytes_done);
-                true
-            }
-            Err(_) => false,
-        });
+        // Jobs that finished before the subscription, or in another process, are read back at
+        // each poll, not at each event: reading every pending job per event made a thousand
+        // files a million reads.
+        if std::mem::take(&mut read_back) {
+            pending.retain(|id| match queue::get(db, *id) {
+                Ok(job) if settled(job.state) => {
+                    bars.state(job.id, job.state, None, None);
+                    false
+                }
+                Ok(job) => {
+                    bars.position(job.id, job.bytes_done);
+                    true
+                }
+                Err(_) => false,
+            });
+        }
         if pending.is_empty() {
             break false;
         }
@@ -227,12 +233,15 @@ async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) 
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break true,
-            _ = poll.tick() => {}
+            _ = poll.tick() => read_back = true,
             Some(event) = event => match event {
                 Event::Progress(progress) => bars.position(progress.job_id, progress.bytes_done),
                 Event::State { job_id, state, message, action } => {
                     let advice = action.map(|action| crate::words::advice(engine, &action));
                     bars.state(job_id, state, message.as_deref(), advice.as_deref());
+                    if settled(state) {
+                        pending.remove(&job_id);
+                    }
                 }
                 Event::Notice { message } => bars.println(&format!("note: {message}")),
                 Event::Held(held) if held.jobs > 0 => bars.println(&format!(
@@ -277,6 +286,11 @@ async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) 
         engine.wake_daemon();
     }
     Ok(!interrupted && finished.iter().all(|job| job.state == JobState::Done))
+}
+
+/// A job `follow` stops waiting for: done, failed, cancelled or paused.
+fn settled(state: JobState) -> bool {
+    state.is_terminal() || state == JobState::Paused
 }
 
 /// Progress bars on a terminal; plain lines otherwise.
