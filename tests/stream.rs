@@ -536,8 +536,16 @@ fn an_uploaded_film_has_a_picture_served_with_its_token_until_it_is_removed() {
 fn strm_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
     let mut tree = std::collections::BTreeMap::new();
     let mut folders = vec![dir.to_path_buf()];
+    // A running Offload removes the files and the folders it emptied while this walks: one gone
+    // by the time it is read holds nothing any more.
+    let gone = |error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound;
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if gone(&error) && folder != dir => continue,
+            Err(error) => panic!("{}: {error}", folder.display()),
+        };
+        for entry in entries {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 folders.push(path);
@@ -547,7 +555,13 @@ fn strm_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, String
                     .unwrap()
                     .to_string_lossy()
                     .replace('\\', "/");
-                tree.insert(relative, std::fs::read_to_string(&path).unwrap());
+                match std::fs::read_to_string(&path) {
+                    Ok(line) => {
+                        tree.insert(relative, line);
+                    }
+                    Err(error) if gone(&error) => {}
+                    Err(error) => panic!("{}: {error}", path.display()),
+                }
             }
         }
     }

@@ -207,8 +207,8 @@ async fn follow(engine: &Engine, jobs: &[i64], own: Option<&Queue>, json: bool) 
     let mut read_back = false;
     let interrupted = loop {
         // Jobs that finished before the subscription, or in another process, are read back at
-        // each poll, not at each event: reading every pending job per event made a thousand
-        // files a million reads.
+        // each poll, not at each event: every pending job read per event grew with the square
+        // of the number of files.
         if std::mem::take(&mut read_back) {
             pending.retain(|id| match queue::get(db, *id) {
                 Ok(job) if settled(job.state) => {
