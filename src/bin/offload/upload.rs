@@ -345,7 +345,7 @@ impl ProgressBars {
             } else if state == JobState::Done {
                 bar.set_position(bar.length().unwrap_or(0));
                 bar.finish();
-            } else if state.is_terminal() || state == JobState::Paused {
+            } else if settled(state) {
                 bar.abandon();
             }
         }
